@@ -1,0 +1,80 @@
+use async_trait::async_trait;
+
+use super::{
+    AdjustStockError, CreateProductError, DeleteProductError, NewProduct, Product, ProductChanges,
+    ProductId, StockAdjustment, UpdateProductError,
+};
+use crate::page::{Page, PageRequest};
+use crate::value::Version;
+
+/// What deleting a product did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProductDeletion {
+    /// No order used the product, so it is gone.
+    Deleted,
+    /// Orders use the product, so it was kept and deactivated instead.
+    Deactivated,
+}
+
+/// Storage of the catalog.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait ProductRepository: Send + Sync {
+    /// Stores a new product.
+    ///
+    /// # Errors
+    /// `SkuTaken` when the SKU is in use, also when two inserts race.
+    async fn insert(&self, product: NewProduct) -> Result<Product, CreateProductError>;
+
+    /// One product, or `None`.
+    ///
+    /// # Errors
+    /// When storage fails.
+    async fn find(&self, id: ProductId) -> anyhow::Result<Option<Product>>;
+
+    /// The products with these ids that exist, in no particular order, in one query.
+    ///
+    /// # Errors
+    /// When storage fails.
+    async fn find_many(&self, ids: &[ProductId]) -> anyhow::Result<Vec<Product>>;
+
+    /// A page of products, newest first.
+    ///
+    /// # Errors
+    /// When storage fails.
+    async fn list(&self, page: PageRequest) -> anyhow::Result<Page<Product>>;
+
+    /// Applies `changes` when the product is still at `expected` (any version when
+    /// `None`), and bumps its version.
+    ///
+    /// # Errors
+    /// `NotFound`, `SkuTaken`, or `VersionMismatch` when the stored version differs.
+    async fn update(
+        &self,
+        id: ProductId,
+        changes: ProductChanges,
+        expected: Option<Version>,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Product, UpdateProductError>;
+
+    /// Adds `adjustment.delta` to the stock and records the adjustment, atomically.
+    /// Stock never goes below zero, even when adjustments and orders race.
+    ///
+    /// # Errors
+    /// `NotFound`, `NotTracked`, or `InsufficientStock` with the units on hand.
+    async fn adjust_stock(
+        &self,
+        id: ProductId,
+        adjustment: StockAdjustment,
+    ) -> Result<Product, AdjustStockError>;
+
+    /// Deletes the product, or deactivates it when orders refer to it.
+    ///
+    /// # Errors
+    /// `NotFound` when there is no such product.
+    async fn delete(
+        &self,
+        id: ProductId,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<ProductDeletion, DeleteProductError>;
+}

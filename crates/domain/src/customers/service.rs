@@ -1,0 +1,76 @@
+use std::sync::Arc;
+
+use super::{
+    CreateCustomerError, Customer, CustomerChanges, CustomerId, CustomerRepository,
+    DeleteCustomerError, NewCustomer, UpdateCustomerError,
+};
+use crate::clock::Clock;
+use crate::page::{Page, PageRequest};
+use crate::value::Version;
+
+/// The customers' use cases.
+#[derive(Clone)]
+pub struct CustomerService {
+    customers: Arc<dyn CustomerRepository>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for CustomerService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CustomerService").finish_non_exhaustive()
+    }
+}
+
+impl CustomerService {
+    /// A service over the given ports.
+    pub fn new(customers: Arc<dyn CustomerRepository>, clock: Arc<dyn Clock>) -> Self {
+        Self { customers, clock }
+    }
+
+    /// Creates a customer.
+    ///
+    /// # Errors
+    /// `EmailTaken`.
+    pub async fn create(&self, customer: NewCustomer) -> Result<Customer, CreateCustomerError> {
+        self.customers.insert(customer, self.clock.now()).await
+    }
+
+    /// One customer, or `None`.
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn get(&self, id: CustomerId) -> anyhow::Result<Option<Customer>> {
+        self.customers.find(id).await
+    }
+
+    /// A page of customers, newest first.
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn list(&self, page: PageRequest) -> anyhow::Result<Page<Customer>> {
+        self.customers.list(page).await
+    }
+
+    /// Changes a customer, optionally only if still at `expected`.
+    ///
+    /// # Errors
+    /// `NotFound`, `EmailTaken`, `VersionMismatch`.
+    pub async fn update(
+        &self,
+        id: CustomerId,
+        changes: CustomerChanges,
+        expected: Option<Version>,
+    ) -> Result<Customer, UpdateCustomerError> {
+        self.customers
+            .update(id, changes, expected, self.clock.now())
+            .await
+    }
+
+    /// Deletes a customer without orders.
+    ///
+    /// # Errors
+    /// `NotFound`, `HasOrders`.
+    pub async fn delete(&self, id: CustomerId) -> Result<(), DeleteCustomerError> {
+        self.customers.delete(id).await
+    }
+}

@@ -1,0 +1,20 @@
+//! Ordo's business rules, free of any web framework, database driver or HTTP client.
+//!
+//! Each area (`catalog`, `customers`, `orders`) has the same shape: models that parse
+//! raw input into values that stay valid, the ports (traits) it needs from the
+//! outside world, a service with the use cases, and one error enum per use case.
+//! Adapters in other crates implement the ports; mocks of every port are available
+//! with the `mocks` feature.
+
+pub mod catalog;
+pub mod clock;
+pub mod customers;
+pub mod money;
+pub mod orders;
+pub mod page;
+pub mod value;
+
+pub use clock::{Clock, SystemClock};
+pub use money::{Currency, Money, MoneyOverflow};
+pub use page::{Page, PageLimit, PageRequest};
+pub use value::{InvalidValue, Version};

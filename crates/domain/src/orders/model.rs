@@ -1,0 +1,426 @@
+use std::collections::HashSet;
+use std::fmt;
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+
+use super::OrderStatus;
+use crate::catalog::{ProductId, ProductName, Sku};
+use crate::customers::CustomerId;
+use crate::money::Money;
+use crate::value::{InvalidValue, Version, id_newtype, text_newtype};
+
+id_newtype!(
+    /// Identifies an order.
+    OrderId
+);
+
+text_newtype!(
+    /// A free-text note on an order.
+    OrderNote,
+    "a note",
+    2000
+);
+
+/// Checks that an instant is one orders can be scheduled at: between the years 1970
+/// and 9999, which every storage and client represents without surprises.
+///
+/// # Errors
+/// Outside that range.
+pub fn check_schedulable(at: DateTime<Utc>) -> Result<(), InvalidValue> {
+    if (1970..=9999).contains(&at.year()) {
+        Ok(())
+    } else {
+        Err(InvalidValue::new("must lie between the years 1970 and 9999"))
+    }
+}
+
+/// A human-readable order number `ORD-YYYYMMDD-NNNNNN`: the day the order was placed
+/// (UTC) and its running number that day, from 1 without gaps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OrderNumber {
+    day: NaiveDate,
+    sequence: u32,
+}
+
+impl OrderNumber {
+    /// The largest running number of one day.
+    pub const MAX_SEQUENCE: u32 = 999_999;
+
+    /// The `sequence`-th order of `day`.
+    ///
+    /// # Errors
+    /// When `sequence` is 0 or above 999 999.
+    pub fn new(day: NaiveDate, sequence: u32) -> Result<Self, InvalidValue> {
+        if !(1..=Self::MAX_SEQUENCE).contains(&sequence) {
+            return Err(InvalidValue::new(
+                "an order number's running number is 1 to 999999",
+            ));
+        }
+        Ok(Self { day, sequence })
+    }
+
+    /// Parses `ORD-YYYYMMDD-NNNNNN`.
+    ///
+    /// # Errors
+    /// When `raw` is not of that form.
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        let invalid = || InvalidValue::new("an order number looks like ORD-20260101-000001");
+        let rest = raw.strip_prefix("ORD-").ok_or_else(invalid)?;
+        let (day, sequence) = rest.split_once('-').ok_or_else(invalid)?;
+        if day.len() != 8 || sequence.len() != 6 || !sequence.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(invalid());
+        }
+        let day = NaiveDate::parse_from_str(day, "%Y%m%d").map_err(|_| invalid())?;
+        let sequence = sequence.parse().map_err(|_| invalid())?;
+        Self::new(day, sequence).map_err(|_| invalid())
+    }
+
+    /// The day the order was placed.
+    pub fn day(&self) -> NaiveDate {
+        self.day
+    }
+
+    /// The running number within the day.
+    pub fn sequence(&self) -> u32 {
+        self.sequence
+    }
+}
+
+impl fmt::Display for OrderNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ORD-{}-{:06}", self.day.format("%Y%m%d"), self.sequence)
+    }
+}
+
+/// How an order is looked up: by id or by number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderRef {
+    /// By id.
+    Id(OrderId),
+    /// By order number.
+    Number(OrderNumber),
+}
+
+impl OrderRef {
+    /// Parses a UUID or an order number.
+    ///
+    /// # Errors
+    /// When `raw` is neither.
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        if let Ok(id) = uuid::Uuid::parse_str(raw) {
+            return Ok(Self::Id(OrderId::from_uuid(id)));
+        }
+        OrderNumber::parse(raw)
+            .map(Self::Number)
+            .map_err(|_| InvalidValue::new("must be an order id (UUID) or number (ORD-YYYYMMDD-NNNNNN)"))
+    }
+}
+
+/// How many units of a product a line holds: 1 to 1 000 000.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Quantity(u32);
+
+impl Quantity {
+    /// The largest quantity of one line.
+    pub const MAX: u32 = 1_000_000;
+
+    /// Parses a quantity.
+    ///
+    /// # Errors
+    /// When `raw` is below 1 or above 1 000 000.
+    pub fn parse(raw: i64) -> Result<Self, InvalidValue> {
+        match u32::try_from(raw) {
+            Ok(q) if (1..=Self::MAX).contains(&q) => Ok(Self(q)),
+            _ => Err(InvalidValue::new("quantity must be between 1 and 1000000")),
+        }
+    }
+
+    /// The number of units.
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+/// One requested line: a product and how many.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderItem {
+    /// The product.
+    pub product_id: ProductId,
+    /// How many units.
+    pub quantity: Quantity,
+}
+
+/// Why a list of items was refused; `index` points at the offending item, if one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{problem}")]
+pub struct InvalidItems {
+    /// The position of the offending item.
+    pub index: Option<usize>,
+    /// What is wrong.
+    pub problem: InvalidValue,
+}
+
+/// The requested lines of an order: 1 to 100 items, each product at most once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderItems(Vec<OrderItem>);
+
+impl OrderItems {
+    /// The largest number of lines of one order.
+    pub const MAX_LINES: usize = 100;
+
+    /// Checks a list of items.
+    ///
+    /// # Errors
+    /// When the list is empty, too long, or names a product twice.
+    pub fn new(items: Vec<OrderItem>) -> Result<Self, InvalidItems> {
+        if items.is_empty() {
+            return Err(InvalidItems {
+                index: None,
+                problem: InvalidValue::new("an order needs at least one item"),
+            });
+        }
+        if items.len() > Self::MAX_LINES {
+            return Err(InvalidItems {
+                index: None,
+                problem: InvalidValue::new("an order holds at most 100 items"),
+            });
+        }
+        let mut seen = HashSet::with_capacity(items.len());
+        if let Some(index) = items.iter().position(|i| !seen.insert(i.product_id)) {
+            return Err(InvalidItems {
+                index: Some(index),
+                problem: InvalidValue::new("this product already appears in an earlier item"),
+            });
+        }
+        Ok(Self(items))
+    }
+
+    /// The items, in the order they were given.
+    pub fn as_slice(&self) -> &[OrderItem] {
+        &self.0
+    }
+
+    /// The distinct products asked for.
+    pub fn product_ids(&self) -> Vec<ProductId> {
+        self.0.iter().map(|i| i.product_id).collect()
+    }
+}
+
+/// A priced line of an order: the product as it was when the order was priced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderLine {
+    /// The product.
+    pub product_id: ProductId,
+    /// Its SKU at pricing time.
+    pub sku: Sku,
+    /// Its name at pricing time.
+    pub name: ProductName,
+    /// How many units.
+    pub quantity: Quantity,
+    /// The unit price at pricing time.
+    pub unit_price: Money,
+    /// Whether the product tracks stock, so the line reserves units.
+    pub reserves_stock: bool,
+}
+
+impl OrderLine {
+    /// `unit_price × quantity`. Pricing has checked that this fits.
+    pub fn line_total(&self) -> Money {
+        self.unit_price
+            .times(self.quantity.get())
+            .unwrap_or_else(|_| Money::new(i64::MAX, self.unit_price.currency()))
+    }
+}
+
+/// The payment state of an order, once checkout has asked for payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentInfo {
+    /// The payment's status as the payment provider reports it.
+    pub status: String,
+    /// The provider's reference.
+    pub reference: Option<String>,
+}
+
+/// The fulfilment state of an order at the upstream order system.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FulfillmentInfo {
+    /// The status at the upstream system.
+    pub status: String,
+    /// The upstream system's reference.
+    pub reference: Option<String>,
+    /// How many delivery attempts were made.
+    pub attempts: i32,
+}
+
+/// An order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    /// The id.
+    pub id: OrderId,
+    /// The human-readable number.
+    pub number: OrderNumber,
+    /// Whom the order is for.
+    pub customer_id: CustomerId,
+    /// Where the order is in its life.
+    pub status: OrderStatus,
+    /// When the order is due.
+    pub scheduled_at: DateTime<Utc>,
+    /// The priced lines, in the order they were given.
+    pub lines: Vec<OrderLine>,
+    /// The sum of the line totals.
+    pub total: Money,
+    /// A free-text note.
+    pub note: Option<OrderNote>,
+    /// The payment, once checkout asked for one.
+    pub payment: Option<PaymentInfo>,
+    /// The upstream fulfilment, once requested.
+    pub fulfillment: Option<FulfillmentInfo>,
+    /// When the order was placed.
+    pub created_at: DateTime<Utc>,
+    /// When the order last changed.
+    pub updated_at: DateTime<Utc>,
+    /// The revision, for optimistic concurrency.
+    pub version: Version,
+}
+
+/// A request to place an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlaceOrder {
+    /// Whom the order is for.
+    pub customer_id: CustomerId,
+    /// When it is due; now when `None`.
+    pub scheduled_at: Option<DateTime<Utc>>,
+    /// What is ordered.
+    pub items: OrderItems,
+    /// A free-text note.
+    pub note: Option<OrderNote>,
+}
+
+/// A request to change a placed order's schedule, lines and note.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviseOrder {
+    /// The new due instant.
+    pub scheduled_at: DateTime<Utc>,
+    /// The new lines, replacing the old ones.
+    pub items: OrderItems,
+    /// The new note; `None` clears it.
+    pub note: Option<OrderNote>,
+}
+
+/// A priced order ready to be stored; storage assigns its number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOrder {
+    /// The new order's id.
+    pub id: OrderId,
+    /// Whom the order is for.
+    pub customer_id: CustomerId,
+    /// When it is due.
+    pub scheduled_at: DateTime<Utc>,
+    /// The priced lines.
+    pub lines: Vec<OrderLine>,
+    /// The sum of the line totals.
+    pub total: Money,
+    /// A free-text note.
+    pub note: Option<OrderNote>,
+    /// The instant of placing; its UTC day is the number's day.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A priced revision of an order, to store only if the order is still at `expected`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderRevision {
+    /// The order.
+    pub id: OrderId,
+    /// Whom the order is for (unchanged; needed for the spacing rule).
+    pub customer_id: CustomerId,
+    /// The version the revision was priced against.
+    pub expected: Version,
+    /// The new due instant.
+    pub scheduled_at: DateTime<Utc>,
+    /// The new lines.
+    pub lines: Vec<OrderLine>,
+    /// The new total.
+    pub total: Money,
+    /// The new note.
+    pub note: Option<OrderNote>,
+    /// When the revision is made.
+    pub at: DateTime<Utc>,
+}
+
+/// Which orders a list shows; all given conditions must hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OrderFilter {
+    /// Only this customer's orders.
+    pub customer_id: Option<CustomerId>,
+    /// Only orders in this status.
+    pub status: Option<OrderStatus>,
+    /// Only orders scheduled at or after this instant.
+    pub from: Option<DateTime<Utc>>,
+    /// Only orders scheduled before this instant.
+    pub to: Option<DateTime<Utc>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_numbers_round_trip() {
+        let day = NaiveDate::from_ymd_opt(2026, 11, 21).expect("valid date");
+        let number = OrderNumber::new(day, 42).expect("valid number");
+        assert_eq!(number.to_string(), "ORD-20261121-000042");
+        assert_eq!(OrderNumber::parse("ORD-20261121-000042"), Ok(number));
+    }
+
+    #[test]
+    fn malformed_order_numbers_are_refused() {
+        for bad in [
+            "ORD-20261121-42",
+            "ORD-20261321-000001",
+            "ORD-20261121-000000",
+            "ord-20261121-000001",
+            "ORD-20261121-+00001",
+            "ORD-2026112-0000001",
+        ] {
+            assert!(OrderNumber::parse(bad).is_err(), "{bad} should be refused");
+        }
+    }
+
+    #[test]
+    fn an_order_is_found_by_id_or_number() {
+        let id = uuid::Uuid::now_v7();
+        assert_eq!(OrderRef::parse(&id.to_string()), Ok(OrderRef::Id(OrderId::from_uuid(id))));
+        assert!(matches!(OrderRef::parse("ORD-20260101-000001"), Ok(OrderRef::Number(_))));
+        assert!(OrderRef::parse("42").is_err());
+    }
+
+    #[test]
+    fn quantities_are_between_one_and_a_million() {
+        assert!(Quantity::parse(0).is_err());
+        assert!(Quantity::parse(-5).is_err());
+        assert!(Quantity::parse(1_000_001).is_err());
+        assert!(Quantity::parse(i64::MAX).is_err());
+        assert_eq!(Quantity::parse(1_000_000).map(Quantity::get), Ok(1_000_000));
+    }
+
+    #[test]
+    fn item_lists_are_non_empty_bounded_and_without_repeats() {
+        let item = |id| OrderItem {
+            product_id: id,
+            quantity: Quantity::parse(1).expect("valid"),
+        };
+        assert!(OrderItems::new(vec![]).is_err());
+        let p = ProductId::generate();
+        let repeated = OrderItems::new(vec![item(p), item(ProductId::generate()), item(p)]);
+        assert_eq!(repeated.map_err(|e| e.index), Err(Some(2)));
+        let many = (0..101).map(|_| item(ProductId::generate())).collect();
+        assert!(OrderItems::new(many).is_err());
+    }
+
+    #[test]
+    fn schedules_outside_1970_to_9999_are_refused() {
+        use chrono::TimeZone;
+        assert!(check_schedulable(Utc.with_ymd_and_hms(1969, 12, 31, 0, 0, 0).unwrap()).is_err());
+        assert!(check_schedulable(Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()).is_ok());
+    }
+}

@@ -1,0 +1,244 @@
+use std::sync::Arc;
+
+use super::{
+    CancelOrderError, DeleteOrderError, NewOrder, Order, OrderFilter, OrderId, OrderItems,
+    OrderLine, OrderRef, OrderRepository, OrderRevision, OrderStatus, PlaceOrder, PlaceOrderError,
+    PricingError, ReviseOrder, SpacingWindow, UpdateOrderError, price_lines,
+};
+use crate::catalog::ProductRepository;
+use crate::clock::Clock;
+use crate::customers::CustomerRepository;
+use crate::money::Money;
+use crate::page::{Page, PageRequest};
+use crate::value::Version;
+
+/// How often a use case re-reads an order that changed under it before giving up.
+const OPTIMISTIC_ATTEMPTS: usize = 3;
+
+/// The knobs of the order rules.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OrderPolicy {
+    /// The minimum distance between two orders of one customer.
+    pub spacing: SpacingWindow,
+}
+
+/// The orders' use cases.
+#[derive(Clone)]
+pub struct OrderService {
+    orders: Arc<dyn OrderRepository>,
+    products: Arc<dyn ProductRepository>,
+    customers: Arc<dyn CustomerRepository>,
+    clock: Arc<dyn Clock>,
+    policy: OrderPolicy,
+}
+
+impl std::fmt::Debug for OrderService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OrderService")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OrderService {
+    /// A service over the given ports.
+    pub fn new(
+        orders: Arc<dyn OrderRepository>,
+        products: Arc<dyn ProductRepository>,
+        customers: Arc<dyn CustomerRepository>,
+        clock: Arc<dyn Clock>,
+        policy: OrderPolicy,
+    ) -> Self {
+        Self {
+            orders,
+            products,
+            customers,
+            clock,
+            policy,
+        }
+    }
+
+    /// The rules in force.
+    pub fn policy(&self) -> OrderPolicy {
+        self.policy
+    }
+
+    /// Places an order: checks the customer, prices the items from the catalog and
+    /// stores the order with its number, reserving stock.
+    ///
+    /// # Errors
+    /// `CustomerNotFound`, `Pricing`, `TooClose`, `InsufficientStock`.
+    pub async fn place(&self, request: PlaceOrder) -> Result<Order, PlaceOrderError> {
+        let now = self.clock.now();
+        if self.customers.find(request.customer_id).await?.is_none() {
+            return Err(PlaceOrderError::CustomerNotFound(request.customer_id));
+        }
+        let (lines, total) = self.price(&request.items).await?;
+        let order = NewOrder {
+            id: OrderId::generate(),
+            customer_id: request.customer_id,
+            scheduled_at: request.scheduled_at.unwrap_or(now),
+            lines,
+            total,
+            note: request.note,
+            created_at: now,
+        };
+        self.orders.insert(order, self.policy.spacing).await
+    }
+
+    /// One order by id or number, or `None`.
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn get(&self, order: OrderRef) -> anyhow::Result<Option<Order>> {
+        self.orders.find(order).await
+    }
+
+    /// A page of orders, newest first.
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn list(&self, filter: OrderFilter, page: PageRequest) -> anyhow::Result<Page<Order>> {
+        self.orders.list(filter, page).await
+    }
+
+    /// Replaces a placed order's schedule, items and note. With `if_match`, only
+    /// when the order is still at that version; without, a concurrent change is
+    /// retried against the fresh order.
+    ///
+    /// # Errors
+    /// `NotFound`, `NotEditable`, `VersionMismatch`, `Pricing`, `TooClose`,
+    /// `InsufficientStock`.
+    pub async fn revise(
+        &self,
+        id: OrderId,
+        revision: ReviseOrder,
+        if_match: Option<Version>,
+    ) -> Result<Order, UpdateOrderError> {
+        let (lines, total) = self.price(&revision.items).await?;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let current = self
+                .orders
+                .find(OrderRef::Id(id))
+                .await?
+                .ok_or(UpdateOrderError::NotFound(id))?;
+            if if_match.is_some_and(|expected| expected != current.version) {
+                return Err(UpdateOrderError::VersionMismatch(id));
+            }
+            if !current.status.is_editable() {
+                return Err(UpdateOrderError::NotEditable {
+                    id,
+                    status: current.status,
+                });
+            }
+            let stored = OrderRevision {
+                id,
+                customer_id: current.customer_id,
+                expected: current.version,
+                scheduled_at: revision.scheduled_at,
+                lines: lines.clone(),
+                total,
+                note: revision.note.clone(),
+                at: self.clock.now(),
+            };
+            match self.orders.revise(stored, self.policy.spacing).await {
+                Err(UpdateOrderError::VersionMismatch(_))
+                    if if_match.is_none() && attempts < OPTIMISTIC_ATTEMPTS => {}
+                result => return result,
+            }
+        }
+    }
+
+    /// Cancels an order and returns its reserved stock.
+    ///
+    /// # Errors
+    /// `NotFound`, `NotCancellable` (paid, pending payment or already cancelled),
+    /// `Contended` when the order kept changing.
+    pub async fn cancel(&self, id: OrderId) -> Result<Order, CancelOrderError> {
+        for _ in 0..OPTIMISTIC_ATTEMPTS {
+            let current = self
+                .orders
+                .find(OrderRef::Id(id))
+                .await?
+                .ok_or(CancelOrderError::NotFound(id))?;
+            if !current.status.can_transition_to(OrderStatus::Cancelled) {
+                return Err(CancelOrderError::NotCancellable {
+                    id,
+                    status: current.status,
+                });
+            }
+            let release = current.status.holds_stock();
+            let moved = self
+                .orders
+                .transition(id, current.version, OrderStatus::Cancelled, release, self.clock.now())
+                .await?;
+            if let Some(order) = moved {
+                return Ok(order);
+            }
+        }
+        Err(CancelOrderError::Contended(id))
+    }
+
+    /// Deletes an order that involves no money, returning its reserved stock.
+    ///
+    /// # Errors
+    /// `NotFound`, `NotDeletable`, `Contended`.
+    pub async fn delete(&self, id: OrderId) -> Result<(), DeleteOrderError> {
+        for _ in 0..OPTIMISTIC_ATTEMPTS {
+            let current = self
+                .orders
+                .find(OrderRef::Id(id))
+                .await?
+                .ok_or(DeleteOrderError::NotFound(id))?;
+            if !current.status.is_deletable() {
+                return Err(DeleteOrderError::NotDeletable {
+                    id,
+                    status: current.status,
+                });
+            }
+            let release = current.status.holds_stock();
+            if self.orders.delete(id, current.version, release).await? {
+                return Ok(());
+            }
+        }
+        Err(DeleteOrderError::Contended(id))
+    }
+
+    async fn price(&self, items: &OrderItems) -> Result<(Vec<OrderLine>, Money), PricingOrStorage> {
+        let products = self
+            .products
+            .find_many(&items.product_ids())
+            .await
+            .map_err(PricingOrStorage::Storage)?;
+        price_lines(items, &products).map_err(PricingOrStorage::Pricing)
+    }
+}
+
+/// Pricing fails either on the rules or on storage; both use-case errors take both.
+enum PricingOrStorage {
+    Pricing(PricingError),
+    Storage(anyhow::Error),
+}
+
+impl From<PricingOrStorage> for PlaceOrderError {
+    fn from(e: PricingOrStorage) -> Self {
+        match e {
+            PricingOrStorage::Pricing(e) => e.into(),
+            PricingOrStorage::Storage(e) => e.into(),
+        }
+    }
+}
+
+impl From<PricingOrStorage> for UpdateOrderError {
+    fn from(e: PricingOrStorage) -> Self {
+        match e {
+            PricingOrStorage::Pricing(e) => e.into(),
+            PricingOrStorage::Storage(e) => e.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
