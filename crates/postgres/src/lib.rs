@@ -1,0 +1,20 @@
+//! PostgreSQL adapters for Ordo's repository ports (diesel + diesel-async), the
+//! embedded migrations, a connection pool, and a launcher for a private local
+//! cluster used by `ordo serve` without `DATABASE_URL` and by the tests.
+
+pub mod cluster;
+mod customers;
+mod errors;
+mod migrate;
+mod orders;
+mod pool;
+mod products;
+mod schema;
+pub mod testing;
+
+pub use cluster::{ClusterError, Durability, LocalCluster, LocalClusterConfig};
+pub use customers::PgCustomerRepository;
+pub use migrate::run_migrations;
+pub use orders::PgOrderRepository;
+pub use pool::{PgPool, connect_pool, ping};
+pub use products::PgProductRepository;

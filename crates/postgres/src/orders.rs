@@ -1,0 +1,615 @@
+//! Orders in PostgreSQL.
+//!
+//! Lock order, the same in every transaction so that writers queue instead of
+//! deadlocking: the customer's advisory lock, then the order row, then the product
+//! rows in id order, then the day's number counter.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Text, Timestamptz};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use ordo_domain::catalog::{ProductId, ProductName, Sku};
+use ordo_domain::customers::CustomerId;
+use ordo_domain::orders::{
+    FulfillmentInfo, NewOrder, Order, OrderFilter, OrderId, OrderLine, OrderNote, OrderNumber,
+    OrderRef, OrderRepository, OrderRevision, OrderStatus, PaymentInfo, PlaceOrderError,
+    PricingError, Quantity, ScheduledOrder, SpacingConflict, SpacingWindow, StockShortage,
+    UpdateOrderError, find_conflict,
+};
+use ordo_domain::{Currency, Money, Page, PageRequest, Version};
+use uuid::Uuid;
+
+use crate::errors::{TxError, unexpected};
+use crate::pool::{PgPool, checkout};
+use crate::schema::{order_lines, order_number_counters, orders, products};
+
+/// [`OrderRepository`] over PostgreSQL.
+#[derive(Clone)]
+pub struct PgOrderRepository {
+    pool: PgPool,
+}
+
+impl std::fmt::Debug for PgOrderRepository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgOrderRepository").finish_non_exhaustive()
+    }
+}
+
+impl PgOrderRepository {
+    /// A repository using connections from `pool`.
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = orders, check_for_backend(diesel::pg::Pg))]
+struct OrderRow {
+    id: Uuid,
+    number: String,
+    customer_id: Uuid,
+    status: String,
+    scheduled_at: DateTime<Utc>,
+    total_minor: i64,
+    currency: String,
+    note: Option<String>,
+    payment_status: Option<String>,
+    payment_reference: Option<String>,
+    fulfillment_status: Option<String>,
+    fulfillment_reference: Option<String>,
+    fulfillment_attempts: i32,
+    version: i32,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = order_lines, check_for_backend(diesel::pg::Pg))]
+struct OrderLineRow {
+    order_id: Uuid,
+    line_no: i32,
+    product_id: Uuid,
+    sku: String,
+    name: String,
+    quantity: i32,
+    unit_price_minor: i64,
+    reserves_stock: bool,
+}
+
+fn line_rows(order_id: OrderId, lines: &[OrderLine]) -> Vec<OrderLineRow> {
+    lines
+        .iter()
+        .zip(1..)
+        .map(|(line, line_no)| OrderLineRow {
+            order_id: order_id.as_uuid(),
+            line_no,
+            product_id: line.product_id.as_uuid(),
+            sku: line.sku.as_str().to_owned(),
+            name: line.name.as_str().to_owned(),
+            quantity: i32::try_from(line.quantity.get()).unwrap_or(i32::MAX),
+            unit_price_minor: line.unit_price.minor(),
+            reserves_stock: line.reserves_stock,
+        })
+        .collect()
+}
+
+/// Rebuilds an order from its rows; rows only hold values written from domain
+/// types, so a failure means the database was edited by hand.
+fn assemble(row: OrderRow, lines: Vec<OrderLineRow>) -> anyhow::Result<Order> {
+    let id = row.id;
+    let build = || -> anyhow::Result<Order> {
+        let currency = Currency::parse(&row.currency)?;
+        let lines = lines
+            .into_iter()
+            .map(|l| -> anyhow::Result<OrderLine> {
+                Ok(OrderLine {
+                    product_id: ProductId::from_uuid(l.product_id),
+                    sku: Sku::parse(&l.sku)?,
+                    name: ProductName::parse(&l.name)?,
+                    quantity: Quantity::parse(i64::from(l.quantity))?,
+                    unit_price: Money::price(l.unit_price_minor, currency)?,
+                    reserves_stock: l.reserves_stock,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Order {
+            id: OrderId::from_uuid(row.id),
+            number: OrderNumber::parse(&row.number)?,
+            customer_id: CustomerId::from_uuid(row.customer_id),
+            status: OrderStatus::parse(&row.status)?,
+            scheduled_at: row.scheduled_at,
+            lines,
+            total: Money::new(row.total_minor, currency),
+            note: row.note.as_deref().map(OrderNote::parse).transpose()?,
+            payment: row.payment_status.clone().map(|status| PaymentInfo {
+                status,
+                reference: row.payment_reference.clone(),
+            }),
+            fulfillment: row.fulfillment_status.clone().map(|status| FulfillmentInfo {
+                status,
+                reference: row.fulfillment_reference.clone(),
+                attempts: row.fulfillment_attempts,
+            }),
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            version: Version::new(row.version)?,
+        })
+    };
+    build().with_context(|| format!("order {id} holds values Ordo never writes"))
+}
+
+/// Loads the lines of `order_ids` and attaches them to their orders, keeping the
+/// orders' order: two queries for any number of orders.
+async fn with_lines(conn: &mut AsyncPgConnection, rows: Vec<OrderRow>) -> anyhow::Result<Vec<Order>> {
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let lines: Vec<OrderLineRow> = order_lines::table
+        .filter(order_lines::order_id.eq_any(&ids))
+        .order((order_lines::order_id, order_lines::line_no))
+        .select(OrderLineRow::as_select())
+        .load(conn)
+        .await
+        .context("loading order lines")?;
+    let mut by_order: BTreeMap<Uuid, Vec<OrderLineRow>> = BTreeMap::new();
+    for line in lines {
+        by_order.entry(line.order_id).or_default().push(line);
+    }
+    rows.into_iter()
+        .map(|row| {
+            let lines = by_order.remove(&row.id).unwrap_or_default();
+            assemble(row, lines)
+        })
+        .collect()
+}
+
+/// Serialises writes to one customer's schedule until the transaction ends, so
+/// that the spacing check and the write that follows act as one step even when
+/// requests race.
+///
+/// An advisory lock rather than an exclusion constraint because the spacing window
+/// is configuration, not schema: changing it must not need a migration, and an
+/// exclusion constraint would also reject legacy rows the moment the window grew.
+async fn lock_customer_schedule(conn: &mut AsyncPgConnection, customer: CustomerId) -> QueryResult<()> {
+    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended('ordo.order-spacing:' || $1, 0))")
+        .bind::<Text, _>(customer.as_uuid().to_string())
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// The spacing rule, checked while holding the customer's schedule lock.
+async fn check_spacing(
+    conn: &mut AsyncPgConnection,
+    customer: CustomerId,
+    at: DateTime<Utc>,
+    exclude: Option<OrderId>,
+    window: SpacingWindow,
+) -> Result<(), TxError<SpacingConflict>> {
+    let (from, to) = window.neighbourhood(at);
+    let nearby: Vec<(Uuid, DateTime<Utc>, String)> = orders::table
+        .filter(orders::customer_id.eq(customer.as_uuid()))
+        .filter(orders::status.ne(OrderStatus::Cancelled.as_str()))
+        .filter(orders::scheduled_at.gt(from))
+        .filter(orders::scheduled_at.lt(to))
+        .select((orders::id, orders::scheduled_at, orders::status))
+        .load(conn)
+        .await?;
+    let nearby: Vec<ScheduledOrder> = nearby
+        .into_iter()
+        .map(|(id, scheduled_at, status)| ScheduledOrder {
+            id: OrderId::from_uuid(id),
+            scheduled_at,
+            status: OrderStatus::parse(&status).unwrap_or(OrderStatus::Placed),
+        })
+        .collect();
+    match find_conflict(at, exclude, &nearby, window) {
+        Some(conflict) => Err(TxError::Rule(SpacingConflict {
+            conflicting: conflict.id,
+            window,
+        })),
+        None => Ok(()),
+    }
+}
+
+/// Units each product's stock must give (positive) or get back (negative).
+type StockMoves = BTreeMap<Uuid, i64>;
+
+fn reservations(lines: &[OrderLine]) -> StockMoves {
+    lines
+        .iter()
+        .filter(|l| l.reserves_stock)
+        .map(|l| (l.product_id.as_uuid(), i64::from(l.quantity.get())))
+        .collect()
+}
+
+fn stored_reservations(lines: &[OrderLineRow]) -> StockMoves {
+    lines
+        .iter()
+        .filter(|l| l.reserves_stock)
+        .map(|l| (l.product_id, i64::from(l.quantity)))
+        .collect()
+}
+
+/// Applies `moves` to the stock of the products that track it. Rows are locked in
+/// id order first (every stock writer does the same), then checked, then updated in
+/// one statement; the CHECK (stock >= 0) stays as the last line of defence.
+async fn move_stock(
+    conn: &mut AsyncPgConnection,
+    moves: &StockMoves,
+    at: DateTime<Utc>,
+) -> Result<(), TxError<StockShortage>> {
+    let moves: StockMoves = moves.iter().filter(|(_, n)| **n != 0).map(|(k, v)| (*k, *v)).collect();
+    if moves.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = moves.keys().copied().collect();
+    let locked: Vec<(Uuid, Option<i64>)> = products::table
+        .filter(products::id.eq_any(&ids))
+        .order(products::id)
+        .select((products::id, products::stock))
+        .for_update()
+        .load(conn)
+        .await?;
+    let mut tracked_ids = Vec::with_capacity(locked.len());
+    let mut takes = Vec::with_capacity(locked.len());
+    for (id, stock) in locked {
+        let (Some(stock), Some(take)) = (stock, moves.get(&id).copied()) else {
+            continue;
+        };
+        if take > stock {
+            return Err(TxError::Rule(StockShortage {
+                product_id: ProductId::from_uuid(id),
+                available: stock,
+            }));
+        }
+        tracked_ids.push(id);
+        takes.push(take);
+    }
+    if tracked_ids.is_empty() {
+        return Ok(());
+    }
+    diesel::sql_query(
+        "UPDATE products AS p \
+         SET stock = p.stock - d.take, version = p.version + 1, updated_at = $3 \
+         FROM unnest($1::uuid[], $2::bigint[]) AS d(id, take) \
+         WHERE p.id = d.id AND p.stock IS NOT NULL",
+    )
+    .bind::<Array<diesel::sql_types::Uuid>, _>(tracked_ids)
+    .bind::<Array<BigInt>, _>(takes)
+    .bind::<Timestamptz, _>(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The next number of `day`: the counter row is updated inside the order's own
+/// transaction, so a rolled-back order gives its number back and numbers stay
+/// gapless. Taken last because the row lock serialises every order of the day.
+async fn next_number(conn: &mut AsyncPgConnection, day: chrono::NaiveDate) -> Result<OrderNumber, TxError<anyhow::Error>> {
+    let value: i32 = diesel::insert_into(order_number_counters::table)
+        .values((
+            order_number_counters::day.eq(day),
+            order_number_counters::last_value.eq(1),
+        ))
+        .on_conflict(order_number_counters::day)
+        .do_update()
+        .set(order_number_counters::last_value.eq(order_number_counters::last_value + 1))
+        .returning(order_number_counters::last_value)
+        .get_result(conn)
+        .await?;
+    let sequence = u32::try_from(value).unwrap_or(0);
+    OrderNumber::new(day, sequence)
+        .map_err(|_| TxError::Rule(anyhow::anyhow!("the order numbers of {day} are used up")))
+}
+
+fn is_fk(e: &diesel::result::Error, constraint: &str) -> bool {
+    matches!(
+        e,
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::ForeignKeyViolation, info)
+            if info.constraint_name() == Some(constraint)
+    )
+}
+
+impl From<TxError<SpacingConflict>> for TxError<PlaceOrderError> {
+    fn from(e: TxError<SpacingConflict>) -> Self {
+        match e {
+            TxError::Rule(c) => TxError::Rule(c.into()),
+            TxError::Database(e) => TxError::Database(e),
+        }
+    }
+}
+
+impl From<TxError<StockShortage>> for TxError<PlaceOrderError> {
+    fn from(e: TxError<StockShortage>) -> Self {
+        match e {
+            TxError::Rule(s) => TxError::Rule(s.into()),
+            TxError::Database(e) => TxError::Database(e),
+        }
+    }
+}
+
+impl From<TxError<anyhow::Error>> for TxError<PlaceOrderError> {
+    fn from(e: TxError<anyhow::Error>) -> Self {
+        match e {
+            TxError::Rule(e) => TxError::Rule(e.into()),
+            TxError::Database(e) => TxError::Database(e),
+        }
+    }
+}
+
+impl From<TxError<SpacingConflict>> for TxError<UpdateOrderError> {
+    fn from(e: TxError<SpacingConflict>) -> Self {
+        match e {
+            TxError::Rule(c) => TxError::Rule(c.into()),
+            TxError::Database(e) => TxError::Database(e),
+        }
+    }
+}
+
+impl From<TxError<StockShortage>> for TxError<UpdateOrderError> {
+    fn from(e: TxError<StockShortage>) -> Self {
+        match e {
+            TxError::Rule(s) => TxError::Rule(s.into()),
+            TxError::Database(e) => TxError::Database(e),
+        }
+    }
+}
+
+impl From<TxError<StockShortage>> for TxError<anyhow::Error> {
+    fn from(e: TxError<StockShortage>) -> Self {
+        match e {
+            TxError::Rule(s) => TxError::Rule(s.into()),
+            TxError::Database(e) => TxError::Database(e),
+        }
+    }
+}
+
+#[async_trait]
+impl OrderRepository for PgOrderRepository {
+    async fn insert(&self, order: NewOrder, window: SpacingWindow) -> Result<Order, PlaceOrderError> {
+        let mut conn = checkout(&self.pool).await?;
+        let first_product = <[OrderLine]>::first(&order.lines).map(|l| l.product_id);
+        let result = conn
+            .transaction(async |conn| -> Result<Order, TxError<PlaceOrderError>> {
+                lock_customer_schedule(conn, order.customer_id).await?;
+                check_spacing(conn, order.customer_id, order.scheduled_at, None, window).await?;
+                move_stock(conn, &reservations(&order.lines), order.created_at).await?;
+                let number = next_number(conn, order.created_at.date_naive()).await?;
+                let row = OrderRow {
+                    id: order.id.as_uuid(),
+                    number: number.to_string(),
+                    customer_id: order.customer_id.as_uuid(),
+                    status: OrderStatus::Placed.as_str().to_owned(),
+                    scheduled_at: order.scheduled_at,
+                    total_minor: order.total.minor(),
+                    currency: order.total.currency().as_str().to_owned(),
+                    note: order.note.as_ref().map(|n| n.as_str().to_owned()),
+                    payment_status: None,
+                    payment_reference: None,
+                    fulfillment_status: None,
+                    fulfillment_reference: None,
+                    fulfillment_attempts: 0,
+                    version: Version::FIRST.get(),
+                    created_at: order.created_at,
+                    updated_at: order.created_at,
+                };
+                diesel::insert_into(orders::table)
+                    .values(row.clone())
+                    .execute(conn)
+                    .await?;
+                let lines = line_rows(order.id, &order.lines);
+                diesel::insert_into(order_lines::table)
+                    .values(&lines)
+                    .execute(conn)
+                    .await?;
+                assemble(row, lines).map_err(|e| TxError::Rule(e.into()))
+            })
+            .await;
+        result.map_err(|e| match e {
+            TxError::Database(e) if is_fk(&e, "orders_customer_id_fkey") => {
+                PlaceOrderError::CustomerNotFound(order.customer_id)
+            }
+            // A product was deleted between pricing and storing.
+            TxError::Database(e) if is_fk(&e, "order_lines_product_id_fkey") => match first_product {
+                Some(id) => PricingError::UnknownProduct(id).into(),
+                None => unexpected(e, "storing an order").into(),
+            },
+            e => e.into_domain("storing an order"),
+        })
+    }
+
+    async fn find(&self, order: OrderRef) -> anyhow::Result<Option<Order>> {
+        let mut conn = checkout(&self.pool).await?;
+        let query = orders::table.select(OrderRow::as_select()).into_boxed();
+        let query = match order {
+            OrderRef::Id(id) => query.filter(orders::id.eq(id.as_uuid())),
+            OrderRef::Number(number) => query.filter(orders::number.eq(number.to_string())),
+        };
+        let Some(row) = query
+            .first(&mut conn)
+            .await
+            .optional()
+            .context("loading an order")?
+        else {
+            return Ok(None);
+        };
+        Ok(with_lines(&mut conn, vec![row]).await?.pop())
+    }
+
+    async fn list(&self, filter: OrderFilter, page: PageRequest) -> anyhow::Result<Page<Order>> {
+        let mut conn = checkout(&self.pool).await?;
+        let mut query = orders::table
+            .select(OrderRow::as_select())
+            .order(orders::id.desc())
+            .limit(i64::from(page.limit.get()) + 1)
+            .into_boxed();
+        if let Some(after) = page.after {
+            query = query.filter(orders::id.lt(after));
+        }
+        if let Some(customer) = filter.customer_id {
+            query = query.filter(orders::customer_id.eq(customer.as_uuid()));
+        }
+        if let Some(status) = filter.status {
+            query = query.filter(orders::status.eq(status.as_str()));
+        }
+        if let Some(from) = filter.from {
+            query = query.filter(orders::scheduled_at.ge(from));
+        }
+        if let Some(to) = filter.to {
+            query = query.filter(orders::scheduled_at.lt(to));
+        }
+        let rows = query.load(&mut conn).await.context("listing orders")?;
+        let orders = with_lines(&mut conn, rows).await?;
+        Ok(Page::from_overfetched(orders, page.limit, |o| o.id.as_uuid()))
+    }
+
+    async fn revise(&self, revision: OrderRevision, window: SpacingWindow) -> Result<Order, UpdateOrderError> {
+        let mut conn = checkout(&self.pool).await?;
+        let id = revision.id;
+        let result = conn
+            .transaction(async |conn| -> Result<Order, TxError<UpdateOrderError>> {
+                lock_customer_schedule(conn, revision.customer_id).await?;
+                let current: Option<OrderRow> = orders::table
+                    .filter(orders::id.eq(id.as_uuid()))
+                    .filter(orders::version.eq(revision.expected.get()))
+                    .select(OrderRow::as_select())
+                    .for_update()
+                    .first(conn)
+                    .await
+                    .optional()?;
+                let Some(current) = current else {
+                    return Err(TxError::Rule(UpdateOrderError::VersionMismatch(id)));
+                };
+                check_spacing(conn, revision.customer_id, revision.scheduled_at, Some(id), window).await?;
+                let old_lines: Vec<OrderLineRow> = order_lines::table
+                    .filter(order_lines::order_id.eq(id.as_uuid()))
+                    .select(OrderLineRow::as_select())
+                    .load(conn)
+                    .await?;
+                let mut moves = reservations(&revision.lines);
+                for (product, returned) in stored_reservations(&old_lines) {
+                    *moves.entry(product).or_default() -= returned;
+                }
+                move_stock(conn, &moves, revision.at).await?;
+                diesel::delete(order_lines::table.filter(order_lines::order_id.eq(id.as_uuid())))
+                    .execute(conn)
+                    .await?;
+                let lines = line_rows(id, &revision.lines);
+                diesel::insert_into(order_lines::table)
+                    .values(&lines)
+                    .execute(conn)
+                    .await?;
+                let row: OrderRow = diesel::update(orders::table.find(id.as_uuid()))
+                    .set((
+                        orders::scheduled_at.eq(revision.scheduled_at),
+                        orders::total_minor.eq(revision.total.minor()),
+                        orders::currency.eq(revision.total.currency().as_str()),
+                        orders::note.eq(revision.note.as_ref().map(|n| n.as_str().to_owned())),
+                        orders::version.eq(current.version + 1),
+                        orders::updated_at.eq(revision.at),
+                    ))
+                    .returning(OrderRow::as_returning())
+                    .get_result(conn)
+                    .await?;
+                assemble(row, lines).map_err(|e| TxError::Rule(e.into()))
+            })
+            .await;
+        result.map_err(|e| match e {
+            TxError::Database(e) if is_fk(&e, "order_lines_product_id_fkey") => {
+                match <[OrderLine]>::first(&revision.lines) {
+                    Some(line) => PricingError::UnknownProduct(line.product_id).into(),
+                    None => unexpected(e, "revising an order").into(),
+                }
+            }
+            e => e.into_domain("revising an order"),
+        })
+    }
+
+    async fn transition(
+        &self,
+        id: OrderId,
+        expected: Version,
+        to: OrderStatus,
+        release_stock: bool,
+        at: DateTime<Utc>,
+    ) -> anyhow::Result<Option<Order>> {
+        let mut conn = checkout(&self.pool).await?;
+        let result = conn
+            .transaction(async |conn| -> Result<Option<Order>, TxError<anyhow::Error>> {
+                // The version condition is the compare-and-set; the row stays locked
+                // until commit, so the stock release below happens exactly once.
+                let row: Option<OrderRow> = diesel::update(
+                    orders::table
+                        .filter(orders::id.eq(id.as_uuid()))
+                        .filter(orders::version.eq(expected.get())),
+                )
+                .set((
+                    orders::status.eq(to.as_str()),
+                    orders::version.eq(orders::version + 1),
+                    orders::updated_at.eq(at),
+                ))
+                .returning(OrderRow::as_returning())
+                .get_result(conn)
+                .await
+                .optional()?;
+                let Some(row) = row else {
+                    return Ok(None);
+                };
+                let lines: Vec<OrderLineRow> = order_lines::table
+                    .filter(order_lines::order_id.eq(id.as_uuid()))
+                    .order(order_lines::line_no)
+                    .select(OrderLineRow::as_select())
+                    .load(conn)
+                    .await?;
+                if release_stock {
+                    let returns = stored_reservations(&lines)
+                        .into_iter()
+                        .map(|(product, n)| (product, -n))
+                        .collect();
+                    move_stock(conn, &returns, at).await?;
+                }
+                assemble(row, lines).map(Some).map_err(TxError::Rule)
+            })
+            .await;
+        result.map_err(|e| e.into_domain("changing an order's status"))
+    }
+
+    async fn delete(&self, id: OrderId, expected: Version, release_stock: bool) -> anyhow::Result<bool> {
+        let mut conn = checkout(&self.pool).await?;
+        let result = conn
+            .transaction(async |conn| -> Result<bool, TxError<anyhow::Error>> {
+                let locked: Option<Uuid> = orders::table
+                    .filter(orders::id.eq(id.as_uuid()))
+                    .filter(orders::version.eq(expected.get()))
+                    .select(orders::id)
+                    .for_update()
+                    .first(conn)
+                    .await
+                    .optional()?;
+                if locked.is_none() {
+                    return Ok(false);
+                }
+                if release_stock {
+                    let lines: Vec<OrderLineRow> = order_lines::table
+                        .filter(order_lines::order_id.eq(id.as_uuid()))
+                        .select(OrderLineRow::as_select())
+                        .load(conn)
+                        .await?;
+                    let returns = stored_reservations(&lines)
+                        .into_iter()
+                        .map(|(product, n)| (product, -n))
+                        .collect();
+                    move_stock(conn, &returns, Utc::now()).await?;
+                }
+                diesel::delete(orders::table.find(id.as_uuid()))
+                    .execute(conn)
+                    .await?;
+                Ok(true)
+            })
+            .await;
+        result.map_err(|e| e.into_domain("deleting an order"))
+    }
+}

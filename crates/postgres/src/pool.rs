@@ -1,0 +1,46 @@
+use std::time::Duration;
+
+use anyhow::Context;
+use diesel_async::AsyncPgConnection;
+use diesel_async::RunQueryDsl;
+use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::pooled_connection::deadpool::{Object, Pool};
+
+/// A pool of asynchronous PostgreSQL connections.
+pub type PgPool = Pool<AsyncPgConnection>;
+
+/// Builds a pool of at most `max_size` connections to `database_url`. Connections
+/// are opened lazily; waiting for a free one gives up after `wait`.
+///
+/// # Errors
+/// When the pool cannot be built (an invalid configuration).
+pub fn connect_pool(database_url: &str, max_size: usize, wait: Duration) -> anyhow::Result<PgPool> {
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(database_url);
+    Pool::builder(manager)
+        .max_size(max_size)
+        .wait_timeout(Some(wait))
+        .create_timeout(Some(Duration::from_secs(10)))
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()
+        .context("building the PostgreSQL connection pool")
+}
+
+/// Checks that the database answers a trivial query.
+///
+/// # Errors
+/// When no connection can be had or the query fails.
+pub async fn ping(pool: &PgPool) -> anyhow::Result<()> {
+    let mut conn = checkout(pool).await?;
+    diesel::sql_query("SELECT 1")
+        .execute(&mut conn)
+        .await
+        .context("pinging PostgreSQL")?;
+    Ok(())
+}
+
+/// Takes a connection from the pool.
+pub(crate) async fn checkout(pool: &PgPool) -> anyhow::Result<Object<AsyncPgConnection>> {
+    pool.get()
+        .await
+        .context("taking a PostgreSQL connection from the pool")
+}

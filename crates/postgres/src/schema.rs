@@ -1,0 +1,96 @@
+//! Diesel's view of the tables created by `migrations/`.
+
+diesel::table! {
+    products (id) {
+        id -> Uuid,
+        sku -> Text,
+        name -> Text,
+        kind -> Text,
+        price_minor -> Int8,
+        currency -> Text,
+        stock -> Nullable<Int8>,
+        low_stock_threshold -> Nullable<Int8>,
+        active -> Bool,
+        version -> Int4,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    stock_adjustments (id) {
+        id -> Uuid,
+        product_id -> Uuid,
+        delta -> Int8,
+        reason -> Text,
+        stock_after -> Int8,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    customers (id) {
+        id -> Uuid,
+        name -> Text,
+        email -> Text,
+        city -> Text,
+        phone -> Nullable<Text>,
+        version -> Int4,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    orders (id) {
+        id -> Uuid,
+        number -> Text,
+        customer_id -> Uuid,
+        status -> Text,
+        scheduled_at -> Timestamptz,
+        total_minor -> Int8,
+        currency -> Text,
+        note -> Nullable<Text>,
+        payment_status -> Nullable<Text>,
+        payment_reference -> Nullable<Text>,
+        fulfillment_status -> Nullable<Text>,
+        fulfillment_reference -> Nullable<Text>,
+        fulfillment_attempts -> Int4,
+        version -> Int4,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    order_lines (order_id, line_no) {
+        order_id -> Uuid,
+        line_no -> Int4,
+        product_id -> Uuid,
+        sku -> Text,
+        name -> Text,
+        quantity -> Int4,
+        unit_price_minor -> Int8,
+        reserves_stock -> Bool,
+    }
+}
+
+diesel::table! {
+    order_number_counters (day) {
+        day -> Date,
+        last_value -> Int4,
+    }
+}
+
+diesel::joinable!(order_lines -> orders (order_id));
+diesel::joinable!(orders -> customers (customer_id));
+diesel::joinable!(stock_adjustments -> products (product_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    products,
+    stock_adjustments,
+    customers,
+    orders,
+    order_lines,
+    order_number_counters,
+);

@@ -1,0 +1,92 @@
+//! Databases for tests: one throw-away cluster per test process, migrations applied
+//! once to a template database, and a fresh copy of the template for every test
+//! (`CREATE DATABASE … TEMPLATE` takes milliseconds), so no test shares mutable state
+//! with another and none needs a server started by hand.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use tokio::sync::OnceCell;
+
+use crate::cluster::{Durability, LocalCluster, LocalClusterConfig};
+use crate::migrate::run_migrations;
+use crate::pool::{PgPool, connect_pool};
+
+const TEMPLATE: &str = "ordo_template";
+
+static CLUSTER: OnceCell<LocalCluster> = OnceCell::const_new();
+
+/// A freshly created, migrated database of the test process's cluster.
+#[derive(Debug, Clone)]
+pub struct TestDatabase {
+    /// Its connection URL.
+    pub url: String,
+    /// Its name.
+    pub name: String,
+}
+
+impl TestDatabase {
+    /// A pool of up to `size` connections to it.
+    ///
+    /// # Errors
+    /// When the pool cannot be built.
+    pub fn pool(&self, size: usize) -> anyhow::Result<PgPool> {
+        connect_pool(&self.url, size, Duration::from_secs(30))
+    }
+}
+
+async fn cluster() -> anyhow::Result<&'static LocalCluster> {
+    CLUSTER
+        .get_or_try_init(|| async {
+            // The system temp dir: the `postgres` user, which runs the server when
+            // tests run as root, can reach it, unlike a 0700 home directory.
+            let data_dir: PathBuf = std::env::temp_dir().join(format!(
+                "ordo-test-{}-{}",
+                std::process::id(),
+                uuid::Uuid::new_v4().simple()
+            ));
+            let cluster = LocalCluster::start(LocalClusterConfig {
+                data_dir,
+                durability: Durability::Ephemeral,
+            })
+            .await
+            .context("starting the test cluster")?;
+            cluster.ensure_database(TEMPLATE).await?;
+            run_migrations(&cluster.database_url(TEMPLATE)).await?;
+            anyhow::Ok(cluster)
+        })
+        .await
+}
+
+/// A new database with every migration applied, private to the caller.
+///
+/// # Errors
+/// When the cluster cannot be started or the database not created.
+pub async fn fresh_database() -> anyhow::Result<TestDatabase> {
+    let cluster = cluster().await?;
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = AsyncPgConnection::establish(&cluster.database_url("postgres")).await?;
+    // Copies from one template can collide when tests start at the same instant
+    // ("source database is being accessed by other users"); a short retry settles it.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let created = diesel::sql_query(format!("CREATE DATABASE {name} TEMPLATE {TEMPLATE}"))
+            .execute(&mut conn)
+            .await;
+        match created {
+            Ok(_) => break,
+            Err(e) if attempt < 20 => {
+                tracing::debug!(error = %e, "retrying CREATE DATABASE");
+                tokio::time::sleep(Duration::from_millis(25 * attempt)).await;
+            }
+            Err(e) => return Err(e).context("creating a test database"),
+        }
+    }
+    Ok(TestDatabase {
+        url: cluster.database_url(&name),
+        name,
+    })
+}

@@ -1,0 +1,432 @@
+//! The PostgreSQL adapters against a real cluster, a fresh database per test.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use ordo_domain::catalog::{
+    AdjustStockError, CatalogService, CreateProductError, NewProduct, Product, ProductDeletion,
+    ProductKind, ProductName, Sku, StockLevel,
+};
+use ordo_domain::customers::{
+    City, CreateCustomerError, Customer, CustomerId, CustomerName, CustomerService, Email,
+    NewCustomer,
+};
+use ordo_domain::orders::{
+    OrderItem, OrderItems, OrderPolicy, OrderRef, OrderService, OrderStatus, PlaceOrder,
+    PlaceOrderError, Quantity, ReviseOrder, UpdateOrderError,
+};
+use ordo_domain::{Currency, Money, PageLimit, PageRequest, SystemClock};
+use ordo_postgres::testing::fresh_database;
+use ordo_postgres::{PgCustomerRepository, PgOrderRepository, PgPool, PgProductRepository};
+
+struct Services {
+    pool: PgPool,
+    catalog: CatalogService,
+    customers: CustomerService,
+    orders: OrderService,
+}
+
+async fn services() -> Services {
+    let db = fresh_database().await.expect("test database");
+    let pool = db.pool(20).expect("pool");
+    let products = Arc::new(PgProductRepository::new(pool.clone()));
+    let customers = Arc::new(PgCustomerRepository::new(pool.clone()));
+    let orders = Arc::new(PgOrderRepository::new(pool.clone()));
+    let clock = Arc::new(SystemClock);
+    Services {
+        catalog: CatalogService::new(products.clone(), clock.clone()),
+        customers: CustomerService::new(customers.clone(), clock.clone()),
+        orders: OrderService::new(orders, products, customers, clock, OrderPolicy::default()),
+        pool,
+    }
+}
+
+fn eur(minor: i64) -> Money {
+    Money::new(minor, Currency::parse("EUR").expect("currency"))
+}
+
+async fn product(s: &Services, sku: &str, stock: Option<i64>) -> Product {
+    let kind = if stock.is_some() { ProductKind::Good } else { ProductKind::Service };
+    let new = NewProduct::new(
+        Sku::parse(sku).expect("sku"),
+        ProductName::parse(sku).expect("name"),
+        kind,
+        eur(1000),
+        stock.map(|n| StockLevel::parse(n).expect("stock")),
+        None,
+        Utc::now(),
+    )
+    .expect("new product");
+    s.catalog.create(new).await.expect("product created")
+}
+
+async fn customer(s: &Services, email: &str) -> Customer {
+    s.customers
+        .create(NewCustomer {
+            id: CustomerId::generate(),
+            name: CustomerName::parse("Ada").expect("name"),
+            email: Email::parse(email).expect("email"),
+            city: City::parse("Oslo").expect("city"),
+            phone: None,
+        })
+        .await
+        .expect("customer created")
+}
+
+fn items(of: &[(&Product, i64)]) -> OrderItems {
+    OrderItems::new(
+        of.iter()
+            .map(|(p, q)| OrderItem {
+                product_id: p.id(),
+                quantity: Quantity::parse(*q).expect("quantity"),
+            })
+            .collect(),
+    )
+    .expect("items")
+}
+
+fn at(hour: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 1, hour, 0, 0).single().expect("time")
+}
+
+fn place(customer: &Customer, when: DateTime<Utc>, of: &[(&Product, i64)]) -> PlaceOrder {
+    PlaceOrder {
+        customer_id: customer.id(),
+        scheduled_at: Some(when),
+        items: items(of),
+        note: None,
+    }
+}
+
+async fn stock_of(s: &Services, p: &Product) -> Option<i64> {
+    s.catalog
+        .get(p.id())
+        .await
+        .expect("read")
+        .expect("exists")
+        .stock()
+        .map(StockLevel::get)
+}
+
+async fn count(pool: &PgPool, sql: &str) -> i64 {
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut conn = pool.get().await.expect("connection");
+    let conn: &mut AsyncPgConnection = &mut conn;
+    diesel::sql_query(sql)
+        .get_result::<Count>(conn)
+        .await
+        .expect("count query")
+        .n
+}
+
+#[tokio::test]
+async fn an_order_reserves_stock_and_gets_the_first_number_of_its_day() {
+    let s = services().await;
+    let widget = product(&s, "W-1", Some(10)).await;
+    let ada = customer(&s, "ada@example.com").await;
+
+    let order = s.orders.place(place(&ada, at(9), &[(&widget, 3)])).await.expect("placed");
+
+    assert_eq!(order.status, OrderStatus::Placed);
+    assert_eq!(order.total.minor(), 3000);
+    assert_eq!(order.number.sequence(), 1);
+    assert_eq!(order.number.day(), order.created_at.date_naive());
+    assert_eq!(stock_of(&s, &widget).await, Some(7));
+    let found = s.orders.get(OrderRef::Number(order.number)).await.expect("read");
+    assert_eq!(found.as_ref().map(|o| o.id), Some(order.id));
+    assert_eq!(found.map(|o| o.lines.len()), Some(1));
+}
+
+#[tokio::test]
+async fn a_create_that_fails_on_stock_writes_nothing_at_all() {
+    let s = services().await;
+    let plenty = product(&s, "PLENTY", Some(100)).await;
+    let scarce = product(&s, "SCARCE", Some(2)).await;
+    let ada = customer(&s, "ada@example.com").await;
+
+    let result = s
+        .orders
+        .place(place(&ada, at(9), &[(&plenty, 5), (&scarce, 3)]))
+        .await;
+
+    assert!(matches!(
+        result,
+        Err(PlaceOrderError::InsufficientStock(short)) if short.product_id == scarce.id() && short.available == 2
+    ));
+    assert_eq!(count(&s.pool, "SELECT count(*) AS n FROM orders").await, 0);
+    assert_eq!(count(&s.pool, "SELECT count(*) AS n FROM order_lines").await, 0);
+    assert_eq!(count(&s.pool, "SELECT count(*) AS n FROM order_number_counters").await, 0);
+    assert_eq!(stock_of(&s, &plenty).await, Some(100));
+    assert_eq!(stock_of(&s, &scarce).await, Some(2));
+}
+
+#[tokio::test]
+async fn concurrent_orders_of_one_customer_at_one_time_yield_exactly_one() {
+    let s = Arc::new(services().await);
+    let inspection = product(&s, "INSPECTION", None).await;
+    let ada = customer(&s, "ada@example.com").await;
+
+    let attempts = (0..30).map(|_| {
+        let s = s.clone();
+        let request = place(&ada, at(10), &[(&inspection, 1)]);
+        tokio::spawn(async move { s.orders.place(request).await })
+    });
+    let results = futures::future::join_all(attempts).await;
+
+    let placed = results.iter().filter(|r| matches!(r, Ok(Ok(_)))).count();
+    let too_close = results
+        .iter()
+        .filter(|r| matches!(r, Ok(Err(PlaceOrderError::TooClose(_)))))
+        .count();
+    assert_eq!((placed, too_close), (1, 29));
+    assert_eq!(count(&s.pool, "SELECT count(*) AS n FROM orders").await, 1);
+}
+
+#[tokio::test]
+async fn concurrent_orders_on_one_day_get_gapless_distinct_numbers() {
+    let s = Arc::new(services().await);
+    let inspection = product(&s, "INSPECTION", None).await;
+    let mut customers = Vec::new();
+    for i in 0..40 {
+        customers.push(customer(&s, &format!("c{i}@example.com")).await);
+    }
+
+    let attempts = customers.iter().map(|c| {
+        let s = s.clone();
+        let request = place(c, at(10), &[(&inspection, 1)]);
+        tokio::spawn(async move { s.orders.place(request).await })
+    });
+    let mut sequences: Vec<u32> = futures::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(|r| r.expect("task").expect("placed").number.sequence())
+        .collect();
+    sequences.sort_unstable();
+
+    assert_eq!(sequences, (1..=40).collect::<Vec<u32>>());
+}
+
+#[tokio::test]
+async fn concurrent_orders_never_oversell_stock() {
+    let s = Arc::new(services().await);
+    let widget = product(&s, "W-1", Some(10)).await;
+    let mut customers = Vec::new();
+    for i in 0..25 {
+        customers.push(customer(&s, &format!("c{i}@example.com")).await);
+    }
+
+    let attempts = customers.iter().map(|c| {
+        let s = s.clone();
+        let request = place(c, at(10), &[(&widget, 1)]);
+        tokio::spawn(async move { s.orders.place(request).await })
+    });
+    let results = futures::future::join_all(attempts).await;
+
+    let placed = results.iter().filter(|r| matches!(r, Ok(Ok(_)))).count();
+    let short = results
+        .iter()
+        .filter(|r| matches!(r, Ok(Err(PlaceOrderError::InsufficientStock(_)))))
+        .count();
+    assert_eq!((placed, short), (10, 15));
+    assert_eq!(stock_of(&s, &widget).await, Some(0));
+}
+
+#[tokio::test]
+async fn revising_moves_stock_by_the_difference_and_checks_spacing_against_others() {
+    let s = services().await;
+    let widget = product(&s, "W-1", Some(10)).await;
+    let gadget = product(&s, "G-1", Some(10)).await;
+    let ada = customer(&s, "ada@example.com").await;
+    let first = s.orders.place(place(&ada, at(9), &[(&widget, 4)])).await.expect("first");
+    let second = s.orders.place(place(&ada, at(13), &[(&gadget, 1)])).await.expect("second");
+
+    let revised = s
+        .orders
+        .revise(
+            first.id,
+            ReviseOrder {
+                scheduled_at: at(8),
+                items: items(&[(&widget, 1), (&gadget, 2)]),
+                note: None,
+            },
+            Some(first.version),
+        )
+        .await
+        .expect("revised");
+    assert_eq!(revised.version.get(), 2);
+    assert_eq!(stock_of(&s, &widget).await, Some(9));
+    assert_eq!(stock_of(&s, &gadget).await, Some(7));
+
+    let too_close = s
+        .orders
+        .revise(
+            first.id,
+            ReviseOrder {
+                scheduled_at: at(11),
+                items: items(&[(&widget, 1)]),
+                note: None,
+            },
+            None,
+        )
+        .await;
+    assert!(matches!(too_close, Err(UpdateOrderError::TooClose(c)) if c.conflicting == second.id));
+
+    let stale = s
+        .orders
+        .revise(
+            first.id,
+            ReviseOrder {
+                scheduled_at: at(7),
+                items: items(&[(&widget, 1)]),
+                note: None,
+            },
+            Some(first.version),
+        )
+        .await;
+    assert!(matches!(stale, Err(UpdateOrderError::VersionMismatch(_))));
+}
+
+#[tokio::test]
+async fn cancelling_returns_stock_exactly_once_even_when_raced() {
+    let s = Arc::new(services().await);
+    let widget = product(&s, "W-1", Some(10)).await;
+    let ada = customer(&s, "ada@example.com").await;
+    let order = s.orders.place(place(&ada, at(9), &[(&widget, 4)])).await.expect("placed");
+
+    let cancels = (0..10).map(|_| {
+        let s = s.clone();
+        tokio::spawn(async move { s.orders.cancel(order.id).await })
+    });
+    let results = futures::future::join_all(cancels).await;
+
+    assert_eq!(results.iter().filter(|r| matches!(r, Ok(Ok(_)))).count(), 1);
+    assert_eq!(stock_of(&s, &widget).await, Some(10));
+    // A cancelled order frees its slot.
+    assert!(s.orders.place(place(&ada, at(10), &[(&widget, 1)])).await.is_ok());
+}
+
+#[tokio::test]
+async fn deleting_an_order_returns_its_stock_and_removes_its_lines() {
+    let s = services().await;
+    let widget = product(&s, "W-1", Some(10)).await;
+    let ada = customer(&s, "ada@example.com").await;
+    let order = s.orders.place(place(&ada, at(9), &[(&widget, 4)])).await.expect("placed");
+
+    s.orders.delete(order.id).await.expect("deleted");
+
+    assert_eq!(stock_of(&s, &widget).await, Some(10));
+    assert_eq!(count(&s.pool, "SELECT count(*) AS n FROM order_lines").await, 0);
+    assert!(s.orders.get(OrderRef::Id(order.id)).await.expect("read").is_none());
+}
+
+#[tokio::test]
+async fn stock_adjustments_never_go_below_zero_and_are_recorded() {
+    let s = Arc::new(services().await);
+    let widget = product(&s, "W-1", Some(5)).await;
+    let service = product(&s, "SVC", None).await;
+
+    let takes = (0..12).map(|_| {
+        let s = s.clone();
+        let id = widget.id();
+        tokio::spawn(async move { s.catalog.adjust_stock(id, -1, "breakage").await })
+    });
+    let results = futures::future::join_all(takes).await;
+
+    assert_eq!(results.iter().filter(|r| matches!(r, Ok(Ok(_)))).count(), 5);
+    assert!(results.iter().all(|r| matches!(
+        r,
+        Ok(Ok(_)) | Ok(Err(AdjustStockError::InsufficientStock { available: 0, .. }))
+    )));
+    assert_eq!(stock_of(&s, &widget).await, Some(0));
+    assert_eq!(count(&s.pool, "SELECT count(*) AS n FROM stock_adjustments").await, 5);
+    assert!(matches!(
+        s.catalog.adjust_stock(service.id(), 1, "count").await,
+        Err(AdjustStockError::NotTracked(_))
+    ));
+}
+
+#[tokio::test]
+async fn skus_and_customer_emails_are_unique() {
+    let s = services().await;
+    product(&s, "W-1", Some(1)).await;
+    let again = NewProduct::new(
+        Sku::parse("W-1").expect("sku"),
+        ProductName::parse("Other").expect("name"),
+        ProductKind::Good,
+        eur(1),
+        None,
+        None,
+        Utc::now(),
+    )
+    .expect("new product");
+    assert!(matches!(
+        s.catalog.create(again).await,
+        Err(CreateProductError::SkuTaken { .. })
+    ));
+
+    customer(&s, "ada@example.com").await;
+    let shouting = s
+        .customers
+        .create(NewCustomer {
+            id: CustomerId::generate(),
+            name: CustomerName::parse("Ada").expect("name"),
+            email: Email::parse("ADA@Example.com").expect("email"),
+            city: City::parse("Oslo").expect("city"),
+            phone: None,
+        })
+        .await;
+    assert!(matches!(shouting, Err(CreateCustomerError::EmailTaken)));
+}
+
+#[tokio::test]
+async fn a_product_used_by_orders_is_deactivated_instead_of_deleted() {
+    let s = services().await;
+    let used = product(&s, "USED", None).await;
+    let unused = product(&s, "UNUSED", None).await;
+    let ada = customer(&s, "ada@example.com").await;
+    s.orders.place(place(&ada, at(9), &[(&used, 1)])).await.expect("placed");
+
+    assert_eq!(s.catalog.delete(used.id()).await.expect("delete"), ProductDeletion::Deactivated);
+    assert_eq!(s.catalog.delete(unused.id()).await.expect("delete"), ProductDeletion::Deleted);
+    let used_now = s.catalog.get(used.id()).await.expect("read").expect("kept");
+    assert!(!used_now.is_active());
+    assert!(s.catalog.get(unused.id()).await.expect("read").is_none());
+}
+
+#[tokio::test]
+async fn lists_page_newest_first_without_repeats() {
+    let s = services().await;
+    let svc = product(&s, "SVC", None).await;
+    let ada = customer(&s, "ada@example.com").await;
+    for i in 0..5 {
+        s.orders
+            .place(place(&ada, at(0) + TimeDelta::hours(3 * i), &[(&svc, 1)]))
+            .await
+            .expect("placed");
+    }
+    let limit = PageLimit::parse(2).expect("limit");
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = s
+            .orders
+            .list(Default::default(), PageRequest { limit, after })
+            .await
+            .expect("page");
+        seen.extend(page.items.iter().map(|o| o.id));
+        match page.next_after {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 5);
+    let mut sorted = seen.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(seen, sorted, "newest first");
+}
