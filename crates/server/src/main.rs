@@ -1,1 +1,106 @@
-fn main(){}
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use ordo_postgres::connect_pool;
+use ordo_server::seed::{self, SeedOutcome};
+use ordo_server::startup::{build_state, prepare_database};
+use ordo_server::{Application, LogFormat, Settings, telemetry};
+
+/// Ordo: an order-management backend.
+#[derive(Debug, Parser)]
+#[command(name = "ordo", version, about)]
+struct Cli {
+    /// A TOML configuration file (default: ./ordo.toml when present).
+    #[arg(long, global = true, env = "ORDO_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log as human-readable text or as JSON lines.
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the HTTP API (the default).
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate(DataArgs),
+    /// Load the sample catalog, customers and orders into an empty database.
+    Seed(DataArgs),
+}
+
+#[derive(Debug, Default, Args)]
+struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+#[derive(Debug, Default, Args)]
+struct DataArgs {
+    /// Data directory of the embedded PostgreSQL cluster [default: ./.ordo].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+impl DataArgs {
+    fn apply(&self, settings: &mut Settings) {
+        if let Some(dir) = &self.data_dir {
+            settings.data_dir.clone_from(dir);
+        }
+    }
+}
+
+#[actix_web::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let mut settings = Settings::load(cli.config.as_deref())?;
+    if let Some(format) = cli.log_format {
+        settings.log_format = format;
+    }
+    telemetry::init(settings.log_format);
+    match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+        Command::Serve(args) => {
+            if let Some(listen) = args.listen {
+                settings.listen = listen;
+            }
+            args.data.apply(&mut settings);
+            let app = Application::build(settings).await?;
+            tracing::info!(port = app.port(), "serving; API docs at /docs");
+            app.run_until_stopped().await
+        }
+        Command::Migrate(args) => {
+            args.apply(&mut settings);
+            let database = prepare_database(&settings).await?;
+            tracing::info!("the database is up to date");
+            drop(database);
+            Ok(())
+        }
+        Command::Seed(args) => {
+            args.apply(&mut settings);
+            let database = prepare_database(&settings).await?;
+            let pool = connect_pool(&database.url, 4, Duration::from_secs(10))?;
+            let state = build_state(&settings, pool)?;
+            let outcome = seed::load(&state, state.default_currency)
+                .await
+                .context("loading sample data")?;
+            match outcome {
+                SeedOutcome::Loaded { products, customers, orders } => {
+                    println!("loaded {products} products, {customers} customers and {orders} orders");
+                }
+                SeedOutcome::AlreadyPopulated => {
+                    println!("the catalog already has products; nothing was loaded");
+                }
+            }
+            drop(state);
+            drop(database);
+            Ok(())
+        }
+    }
+}

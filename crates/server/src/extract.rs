@@ -1,0 +1,260 @@
+//! Turning requests into typed values, with every failure a problem document.
+
+use std::future::{Ready, ready};
+
+use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CONTENT_TYPE, ETAG, IF_MATCH};
+use actix_web::{FromRequest, HttpRequest, HttpResponseBuilder, web};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use futures::future::LocalBoxFuture;
+use ordo_domain::{InvalidValue, PageLimit, PageRequest, Version};
+use serde::de::DeserializeOwned;
+
+use crate::problem::{ApiError, FieldError};
+
+/// The largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// A JSON request body. Unlike actix's `Json`, failures are problem documents that
+/// name the offending field (`items[0].quantity`): malformed JSON is 400
+/// `invalid_json`, a wrong type or unknown field is 422 `validation_failed`, a body
+/// over 1 MiB is 413, a non-JSON content type is 415.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let is_json = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|mime| {
+                let mime = mime.trim().to_ascii_lowercase();
+                mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+            })
+            .unwrap_or(false);
+        let bytes = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            if !is_json {
+                return Err(ApiError::for_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+            }
+            let bytes = bytes.await.map_err(|e| {
+                if e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::for_status(StatusCode::PAYLOAD_TOO_LARGE)
+                } else {
+                    ApiError::invalid_json(format!("the body could not be read: {e}"))
+                }
+            })?;
+            parse_json(&bytes).map(JsonBody)
+        })
+    }
+}
+
+/// Deserialises `bytes`, tracking the path to a failure.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        json_error(&path, &inner)
+    })?;
+    deserializer
+        .end()
+        .map_err(|e| ApiError::invalid_json(format!("unexpected data after the JSON value: {e}")))?;
+    Ok(value)
+}
+
+fn json_error(path: &str, error: &serde_json::Error) -> ApiError {
+    use serde_json::error::Category;
+    match error.classify() {
+        Category::Data => {
+            let field = if path == "." { "body".to_owned() } else { path.to_owned() };
+            ApiError::validation(vec![FieldError::new(field, strip_position(&error.to_string()))])
+        }
+        Category::Syntax | Category::Eof | Category::Io => {
+            ApiError::invalid_json(format!("the body is not valid JSON: {error}"))
+        }
+    }
+}
+
+/// serde_json appends " at line 1 column 42" to data errors; the field path says more.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// A field's parse result, with the field's name attached to a failure.
+pub type Checked<T> = Result<T, Vec<FieldError>>;
+
+/// Attaches `field` to the error of a domain parse.
+pub fn field<T>(field: impl Into<String>, parsed: Result<T, InvalidValue>) -> Checked<T> {
+    parsed.map_err(|e| vec![FieldError::new(field, e.message())])
+}
+
+/// Parses an optional value, keeping `None` as `None`.
+pub fn optional<R, T>(name: &str, raw: Option<R>, parse: impl FnOnce(R) -> Result<T, InvalidValue>) -> Checked<Option<T>> {
+    raw.map(|raw| field(name, parse(raw))).transpose()
+}
+
+/// Collects the results of several field checks: all values, or every error.
+pub trait CheckAll {
+    /// The values when every check passed.
+    type Output;
+    /// All values, or a 422 listing every failed field.
+    fn check_all(self) -> Result<Self::Output, ApiError>;
+}
+
+macro_rules! check_all_tuple {
+    ($($name:ident),+) => {
+        impl<$($name),+> CheckAll for ($(Checked<$name>,)+) {
+            type Output = ($($name,)+);
+            #[allow(non_snake_case)]
+            fn check_all(self) -> Result<Self::Output, ApiError> {
+                let ($($name,)+) = self;
+                let mut errors = Vec::new();
+                $(let $name = $name.map_err(|e| errors.extend(e)).ok();)+
+                match ($($name,)+) {
+                    ($(Some($name),)+) => Ok(($($name,)+)),
+                    _ => Err(ApiError::validation(errors)),
+                }
+            }
+        }
+    };
+}
+check_all_tuple!(A);
+check_all_tuple!(A, B);
+check_all_tuple!(A, B, C);
+check_all_tuple!(A, B, C, D);
+check_all_tuple!(A, B, C, D, E);
+check_all_tuple!(A, B, C, D, E, F);
+check_all_tuple!(A, B, C, D, E, F, G);
+
+/// Every element's check, in order: all values or every error.
+pub fn check_each<T>(results: impl IntoIterator<Item = Checked<T>>) -> Checked<Vec<T>> {
+    let mut values = Vec::new();
+    let mut errors = Vec::new();
+    for result in results {
+        match result {
+            Ok(v) => values.push(v),
+            Err(e) => errors.extend(e),
+        }
+    }
+    if errors.is_empty() { Ok(values) } else { Err(errors) }
+}
+
+/// The `If-Match` precondition: `None` when absent or `*`.
+#[derive(Debug, Clone, Copy)]
+pub struct IfMatch(pub Option<Version>);
+
+impl FromRequest for IfMatch {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let Some(value) = req.headers().get(IF_MATCH) else {
+            return ready(Ok(IfMatch(None)));
+        };
+        let text = value.to_str().unwrap_or_default().trim();
+        if text == "*" {
+            return ready(Ok(IfMatch(None)));
+        }
+        let version = text
+            .trim_start_matches("W/")
+            .trim_matches('"')
+            .parse::<i32>()
+            .ok()
+            .and_then(|v| Version::new(v).ok());
+        ready(match version {
+            Some(v) => Ok(IfMatch(Some(v))),
+            // A tag we never issued can never match.
+            None => Err(ApiError::precondition_failed(
+                "If-Match names no version of this resource",
+            )),
+        })
+    }
+}
+
+/// Adds `ETag` for a resource at `version`.
+pub fn etag(builder: &mut HttpResponseBuilder, version: Version) -> &mut HttpResponseBuilder {
+    builder.insert_header((ETAG, format!("\"{version}\"")))
+}
+
+/// The staff member making the request.
+///
+/// Authentication is not built yet, so every caller is admitted; this extractor is
+/// the single place where staff routes will check the bearer token, without any
+/// handler changing.
+#[derive(Debug, Clone, Copy)]
+pub struct Staff;
+
+impl FromRequest for Staff {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(_: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Ok(Staff))
+    }
+}
+
+/// `?limit=&cursor=` of every list.
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Page size, 1–200 (default 50).
+    pub limit: Option<String>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl PageQuery {
+    /// Parses limit and cursor.
+    pub fn parse(&self) -> Checked<PageRequest> {
+        let limit = match &self.limit {
+            None => Ok(PageLimit::default()),
+            Some(raw) => field(
+                "limit",
+                raw.parse::<i64>()
+                    .map_err(|_| InvalidValue::new("limit must be a whole number"))
+                    .and_then(PageLimit::parse),
+            ),
+        };
+        let after = optional("cursor", self.cursor.as_deref(), decode_cursor);
+        match (limit, after) {
+            (Ok(limit), Ok(after)) => Ok(PageRequest { limit, after }),
+            (limit, after) => Err(limit.err().into_iter().chain(after.err()).flatten().collect()),
+        }
+    }
+}
+
+/// Cursors are opaque to clients: the last id of a page, base64url-encoded.
+pub fn encode_cursor(after: uuid::Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(after.as_bytes())
+}
+
+fn decode_cursor(raw: &str) -> Result<uuid::Uuid, InvalidValue> {
+    URL_SAFE_NO_PAD
+        .decode(raw)
+        .ok()
+        .and_then(|bytes| uuid::Uuid::from_slice(&bytes).ok())
+        .ok_or_else(|| InvalidValue::new("cursor is not one this server issued"))
+}
+
+/// Parses a query value as an RFC 3339 instant.
+pub fn parse_instant(raw: &str) -> Result<chrono::DateTime<chrono::Utc>, InvalidValue> {
+    chrono::DateTime::parse_from_rfc3339(raw)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|_| InvalidValue::new("must be an RFC 3339 timestamp like 2026-01-31T09:00:00Z"))
+}
+
+/// Parses a query value as a UUID.
+pub fn parse_uuid(raw: &str) -> Result<uuid::Uuid, InvalidValue> {
+    uuid::Uuid::parse_str(raw).map_err(|_| InvalidValue::new("must be a UUID"))
+}

@@ -1,0 +1,447 @@
+//! `/v1/orders`.
+
+use actix_web::http::header::LOCATION;
+use actix_web::{HttpResponse, delete, get, post, put, web};
+use chrono::{DateTime, Utc};
+use ordo_domain::catalog::ProductId;
+use ordo_domain::customers::CustomerId;
+use ordo_domain::orders::{
+    CancelOrderError, DeleteOrderError, InvalidItems, Order, OrderFilter, OrderId, OrderItem,
+    OrderItems, OrderNote, OrderRef, OrderStatus, PlaceOrder, PlaceOrderError, PricingError,
+    Quantity, ReviseOrder, SpacingConflict, StockShortage, UpdateOrderError, check_schedulable,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_actix_web::service_config::ServiceConfig;
+use uuid::Uuid;
+
+use super::ListResponse;
+use crate::extract::{
+    CheckAll, Checked, IfMatch, JsonBody, PageQuery, Staff, check_each, etag, field, optional,
+    parse_instant, parse_uuid,
+};
+use crate::problem::{ApiError, FieldError};
+use crate::state::AppState;
+
+pub(super) fn routes(config: &mut ServiceConfig) {
+    config
+        .service(place_order)
+        .service(list_orders)
+        .service(get_order)
+        .service(revise_order)
+        .service(delete_order)
+        .service(cancel_order);
+}
+
+/// One requested line.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ItemInput {
+    /// The product.
+    pub product_id: Uuid,
+    /// How many units, 1 to 1 000 000.
+    pub quantity: i64,
+}
+
+/// An order to place.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderInput {
+    /// Whom the order is for.
+    pub customer_id: Uuid,
+    /// When it is due (RFC 3339); now when omitted.
+    pub scheduled_at: Option<DateTime<Utc>>,
+    /// 1 to 100 lines, each product at most once.
+    pub items: Vec<ItemInput>,
+    /// Free text, up to 2000 characters.
+    pub note: Option<String>,
+}
+
+/// The new schedule, lines and note of a placed order.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderUpdate {
+    /// When it is due (RFC 3339).
+    pub scheduled_at: DateTime<Utc>,
+    /// The new lines, replacing the old ones.
+    pub items: Vec<ItemInput>,
+    /// The new note; omitted or `null` clears it.
+    pub note: Option<String>,
+}
+
+/// A priced line.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LineView {
+    product_id: Uuid,
+    sku: String,
+    name: String,
+    quantity: u32,
+    unit_price_minor: i64,
+    line_total_minor: i64,
+}
+
+/// The payment of an order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentView {
+    status: String,
+    reference: Option<String>,
+}
+
+/// The upstream fulfilment of an order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FulfillmentView {
+    status: String,
+    reference: Option<String>,
+    attempts: i32,
+}
+
+/// An order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderView {
+    id: Uuid,
+    /// `ORD-YYYYMMDD-NNNNNN`.
+    number: String,
+    customer_id: Uuid,
+    /// `placed`, `pending_payment`, `paid`, `payment_failed` or `cancelled`.
+    status: &'static str,
+    scheduled_at: DateTime<Utc>,
+    items: Vec<LineView>,
+    total_minor: i64,
+    currency: String,
+    note: Option<String>,
+    payment: Option<PaymentView>,
+    fulfillment: Option<FulfillmentView>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    version: i32,
+}
+
+impl From<&Order> for OrderView {
+    fn from(o: &Order) -> Self {
+        Self {
+            id: o.id.as_uuid(),
+            number: o.number.to_string(),
+            customer_id: o.customer_id.as_uuid(),
+            status: o.status.as_str(),
+            scheduled_at: o.scheduled_at,
+            items: o
+                .lines
+                .iter()
+                .map(|l| LineView {
+                    product_id: l.product_id.as_uuid(),
+                    sku: l.sku.to_string(),
+                    name: l.name.to_string(),
+                    quantity: l.quantity.get(),
+                    unit_price_minor: l.unit_price.minor(),
+                    line_total_minor: l.line_total().minor(),
+                })
+                .collect(),
+            total_minor: o.total.minor(),
+            currency: o.total.currency().to_string(),
+            note: o.note.as_ref().map(ToString::to_string),
+            payment: o.payment.as_ref().map(|p| PaymentView {
+                status: p.status.clone(),
+                reference: p.reference.clone(),
+            }),
+            fulfillment: o.fulfillment.as_ref().map(|f| FulfillmentView {
+                status: f.status.clone(),
+                reference: f.reference.clone(),
+                attempts: f.attempts,
+            }),
+            created_at: o.created_at,
+            updated_at: o.updated_at,
+            version: o.version.get(),
+        }
+    }
+}
+
+/// Filters of `GET /v1/orders`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OrderListQuery {
+    /// Page size, 1–200 (default 50).
+    pub limit: Option<String>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Only this customer's orders.
+    pub customer_id: Option<String>,
+    /// Only orders in this status.
+    pub status: Option<String>,
+    /// Only orders scheduled at or after this instant (RFC 3339).
+    pub from: Option<String>,
+    /// Only orders scheduled before this instant (RFC 3339).
+    pub to: Option<String>,
+}
+
+fn order_response(mut builder: actix_web::HttpResponseBuilder, order: &Order) -> HttpResponse {
+    etag(&mut builder, order.version).json(OrderView::from(order))
+}
+
+fn order_not_found(id: impl std::fmt::Display) -> ApiError {
+    ApiError::not_found("order_not_found", format!("order {id} does not exist"))
+}
+
+fn check_items(items: &[ItemInput]) -> Checked<OrderItems> {
+    let parsed = check_each(items.iter().enumerate().map(|(i, item)| {
+        field(format!("items[{i}].quantity"), Quantity::parse(item.quantity)).map(|quantity| OrderItem {
+            product_id: ProductId::from_uuid(item.product_id),
+            quantity,
+        })
+    }))?;
+    OrderItems::new(parsed).map_err(|InvalidItems { index, problem }| {
+        let name = match index {
+            Some(i) => format!("items[{i}].product_id"),
+            None => "items".to_owned(),
+        };
+        vec![FieldError::new(name, problem.message())]
+    })
+}
+
+fn check_schedule(name: &str, at: DateTime<Utc>) -> Checked<DateTime<Utc>> {
+    field(name, check_schedulable(at).map(|()| at))
+}
+
+impl From<PricingError> for ApiError {
+    fn from(e: PricingError) -> Self {
+        let detail = e.to_string();
+        match e {
+            PricingError::UnknownProduct(id) => {
+                ApiError::new(actix_web::http::StatusCode::UNPROCESSABLE_ENTITY, "unknown_product", "Unknown product", detail)
+                    .with("product_id", id.to_string())
+            }
+            PricingError::InactiveProduct(id) => {
+                ApiError::new(actix_web::http::StatusCode::UNPROCESSABLE_ENTITY, "inactive_product", "Inactive product", detail)
+                    .with("product_id", id.to_string())
+            }
+            PricingError::MixedCurrencies => {
+                ApiError::new(actix_web::http::StatusCode::UNPROCESSABLE_ENTITY, "mixed_currencies", "Mixed currencies", detail)
+            }
+            PricingError::AmountTooLarge => {
+                ApiError::new(actix_web::http::StatusCode::UNPROCESSABLE_ENTITY, "amount_too_large", "Amount too large", detail)
+            }
+        }
+    }
+}
+
+impl From<SpacingConflict> for ApiError {
+    fn from(c: SpacingConflict) -> Self {
+        ApiError::conflict("order_too_close", c.to_string())
+            .with("conflicting_order_id", c.conflicting.to_string())
+            .with("window_minutes", c.window.minutes())
+    }
+}
+
+impl From<StockShortage> for ApiError {
+    fn from(s: StockShortage) -> Self {
+        ApiError::conflict("insufficient_stock", s.to_string())
+            .with("product_id", s.product_id.to_string())
+            .with("available", s.available)
+    }
+}
+
+impl From<PlaceOrderError> for ApiError {
+    fn from(e: PlaceOrderError) -> Self {
+        match e {
+            PlaceOrderError::CustomerNotFound(id) => super::customers::not_found(id),
+            PlaceOrderError::Pricing(e) => e.into(),
+            PlaceOrderError::TooClose(c) => c.into(),
+            PlaceOrderError::InsufficientStock(s) => s.into(),
+            PlaceOrderError::Unexpected(e) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<UpdateOrderError> for ApiError {
+    fn from(e: UpdateOrderError) -> Self {
+        match e {
+            UpdateOrderError::NotFound(id) => order_not_found(id),
+            UpdateOrderError::NotEditable { id, status } => ApiError::conflict(
+                "order_not_editable",
+                format!("order {id} is {status}; only placed orders can be changed"),
+            )
+            .with("status", status.as_str()),
+            UpdateOrderError::VersionMismatch(id) => {
+                ApiError::precondition_failed(format!("order {id} has changed since that version"))
+            }
+            UpdateOrderError::Pricing(e) => e.into(),
+            UpdateOrderError::TooClose(c) => c.into(),
+            UpdateOrderError::InsufficientStock(s) => s.into(),
+            UpdateOrderError::Unexpected(e) => ApiError::internal(e),
+        }
+    }
+}
+
+fn contended(id: OrderId) -> ApiError {
+    ApiError::conflict("order_contended", format!("order {id} is being changed concurrently; try again"))
+}
+
+impl From<CancelOrderError> for ApiError {
+    fn from(e: CancelOrderError) -> Self {
+        match e {
+            CancelOrderError::NotFound(id) => order_not_found(id),
+            CancelOrderError::NotCancellable { id, status } => ApiError::conflict(
+                "order_not_cancellable",
+                format!("order {id} is {status} and cannot be cancelled"),
+            )
+            .with("status", status.as_str()),
+            CancelOrderError::Contended(id) => contended(id),
+            CancelOrderError::Unexpected(e) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<DeleteOrderError> for ApiError {
+    fn from(e: DeleteOrderError) -> Self {
+        match e {
+            DeleteOrderError::NotFound(id) => order_not_found(id),
+            DeleteOrderError::NotDeletable { id, status } => ApiError::conflict(
+                "order_not_deletable",
+                format!("order {id} is {status} and cannot be deleted"),
+            )
+            .with("status", status.as_str()),
+            DeleteOrderError::Contended(id) => contended(id),
+            DeleteOrderError::Unexpected(e) => ApiError::internal(e),
+        }
+    }
+}
+
+/// Places an order: prices it, reserves stock, assigns its number.
+#[utoipa::path(tag = "orders", request_body = OrderInput, responses(
+    (status = 201, body = OrderView, headers(("Location" = String), ("ETag" = String))),
+    (status = 404, body = super::Problem, description = "`customer_not_found`"),
+    (status = 409, body = super::Problem, description = "`order_too_close` (with `conflicting_order_id`, `window_minutes`) or `insufficient_stock` (with `product_id`, `available`)"),
+    (status = 422, body = super::Problem, description = "`validation_failed`, `unknown_product`, `inactive_product`"),
+))]
+#[post("/orders")]
+async fn place_order(
+    _: Staff,
+    state: web::Data<AppState>,
+    JsonBody(body): JsonBody<OrderInput>,
+) -> Result<HttpResponse, ApiError> {
+    let (scheduled_at, items, note) = (
+        body.scheduled_at
+            .map(|at| check_schedule("scheduled_at", at))
+            .transpose(),
+        check_items(&body.items),
+        optional("note", body.note.as_deref(), OrderNote::parse),
+    )
+        .check_all()?;
+    let order = state
+        .orders
+        .place(PlaceOrder {
+            customer_id: CustomerId::from_uuid(body.customer_id),
+            scheduled_at,
+            items,
+            note,
+        })
+        .await?;
+    let mut builder = HttpResponse::Created();
+    builder.insert_header((LOCATION, format!("/v1/orders/{}", order.id)));
+    Ok(order_response(builder, &order))
+}
+
+/// Lists orders, newest first.
+#[utoipa::path(tag = "orders", params(OrderListQuery), responses(
+    (status = 200, body = ListResponse<OrderView>),
+    (status = 422, body = super::Problem),
+))]
+#[get("/orders")]
+async fn list_orders(
+    _: Staff,
+    state: web::Data<AppState>,
+    query: web::Query<OrderListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = PageQuery {
+        limit: query.limit.clone(),
+        cursor: query.cursor.clone(),
+    };
+    let (page, customer_id, status, from, to) = (
+        page.parse(),
+        optional("customer_id", query.customer_id.as_deref(), parse_uuid),
+        optional("status", query.status.as_deref(), OrderStatus::parse),
+        optional("from", query.from.as_deref(), parse_instant),
+        optional("to", query.to.as_deref(), parse_instant),
+    )
+        .check_all()?;
+    let filter = OrderFilter {
+        customer_id: customer_id.map(CustomerId::from_uuid),
+        status,
+        from,
+        to,
+    };
+    let page = state.orders.list(filter, page).await?;
+    Ok(HttpResponse::Ok().json(ListResponse::from_page(page, |o| OrderView::from(&o))))
+}
+
+/// One order, by id or by number.
+#[utoipa::path(tag = "orders", params(("id_or_number" = String, Path, description = "UUID or ORD-YYYYMMDD-NNNNNN")), responses(
+    (status = 200, body = OrderView, headers(("ETag" = String))),
+    (status = 404, body = super::Problem),
+))]
+#[get("/orders/{id_or_number}")]
+async fn get_order(_: Staff, state: web::Data<AppState>, key: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let reference = OrderRef::parse(&key).map_err(|_| order_not_found(&*key))?;
+    let order = state
+        .orders
+        .get(reference)
+        .await?
+        .ok_or_else(|| order_not_found(&*key))?;
+    Ok(order_response(HttpResponse::Ok(), &order))
+}
+
+/// Replaces a placed order's schedule, lines and note; honours `If-Match`.
+#[utoipa::path(tag = "orders", params(("id" = Uuid, Path)), request_body = OrderUpdate, responses(
+    (status = 200, body = OrderView),
+    (status = 404, body = super::Problem),
+    (status = 409, body = super::Problem, description = "`order_not_editable`, `order_too_close`, `insufficient_stock`"),
+    (status = 412, body = super::Problem),
+    (status = 422, body = super::Problem),
+))]
+#[put("/orders/{id}")]
+async fn revise_order(
+    _: Staff,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    if_match: IfMatch,
+    JsonBody(body): JsonBody<OrderUpdate>,
+) -> Result<HttpResponse, ApiError> {
+    let (scheduled_at, items, note) = (
+        check_schedule("scheduled_at", body.scheduled_at),
+        check_items(&body.items),
+        optional("note", body.note.as_deref(), OrderNote::parse),
+    )
+        .check_all()?;
+    let order = state
+        .orders
+        .revise(
+            OrderId::from_uuid(id.into_inner()),
+            ReviseOrder { scheduled_at, items, note },
+            if_match.0,
+        )
+        .await?;
+    Ok(order_response(HttpResponse::Ok(), &order))
+}
+
+/// Deletes an order that involves no money; its stock returns.
+#[utoipa::path(tag = "orders", params(("id" = Uuid, Path)), responses(
+    (status = 204),
+    (status = 404, body = super::Problem),
+    (status = 409, body = super::Problem, description = "`order_not_deletable`"),
+))]
+#[delete("/orders/{id}")]
+async fn delete_order(_: Staff, state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    state.orders.delete(OrderId::from_uuid(id.into_inner())).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Cancels an order; its stock returns.
+#[utoipa::path(tag = "orders", params(("id" = Uuid, Path)), responses(
+    (status = 200, body = OrderView),
+    (status = 404, body = super::Problem),
+    (status = 409, body = super::Problem, description = "`order_not_cancellable`"),
+))]
+#[post("/orders/{id}/cancel")]
+async fn cancel_order(_: Staff, state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let order = state.orders.cancel(OrderId::from_uuid(id.into_inner())).await?;
+    Ok(order_response(HttpResponse::Ok(), &order))
+}

@@ -1,0 +1,332 @@
+//! `/v1/products`: the catalog.
+
+use actix_web::http::header::LOCATION;
+use actix_web::{HttpResponse, delete, get, patch, post, web};
+use chrono::{DateTime, Utc};
+use ordo_domain::catalog::{
+    AdjustStockError, CreateProductError, DeleteProductError, NewProduct, Product, ProductChanges,
+    ProductId, ProductKind, ProductName, Sku, StockLevel, UpdateProductError,
+};
+use ordo_domain::{Currency, Money};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+use uuid::Uuid;
+
+use super::ListResponse;
+use crate::extract::{CheckAll, IfMatch, JsonBody, PageQuery, Staff, etag, field, optional};
+use crate::problem::ApiError;
+use crate::state::AppState;
+
+pub(super) fn routes(config: &mut ServiceConfig) {
+    config
+        .service(create_product)
+        .service(list_products)
+        .service(get_product)
+        .service(update_product)
+        .service(delete_product)
+        .service(adjust_stock);
+}
+
+/// A product to add.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProductInput {
+    /// Unique stock-keeping unit: letters, digits, `-`, `_`, `.`.
+    pub sku: String,
+    /// Display name.
+    pub name: String,
+    /// `service` or `good`.
+    pub kind: String,
+    /// Unit price in minor units.
+    pub price_minor: i64,
+    /// ISO 4217 code; the server's default currency when omitted.
+    pub currency: Option<String>,
+    /// Units on hand; `null` or omitted: stock is not tracked (always so for services).
+    pub stock: Option<i64>,
+    /// At or below this stock the product counts as low.
+    pub low_stock_threshold: Option<i64>,
+}
+
+/// Changes to a product; omitted fields stay as they are.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProductPatch {
+    /// New SKU.
+    pub sku: Option<String>,
+    /// New name.
+    pub name: Option<String>,
+    /// New unit price in minor units.
+    pub price_minor: Option<i64>,
+    /// New currency (with or without a new price).
+    pub currency: Option<String>,
+    /// New threshold; `null` clears it.
+    #[serde(default, deserialize_with = "crate::serde_ext::present")]
+    #[schema(value_type = Option<i64>)]
+    pub low_stock_threshold: Option<Option<i64>>,
+    /// Reactivate or deactivate.
+    pub active: Option<bool>,
+}
+
+/// A change of stock.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StockAdjustmentInput {
+    /// Units added (positive) or removed (negative); never zero.
+    pub delta: i64,
+    /// Why, kept for audit.
+    pub reason: String,
+}
+
+/// A product.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProductView {
+    id: Uuid,
+    sku: String,
+    name: String,
+    /// `service` or `good`.
+    kind: &'static str,
+    price_minor: i64,
+    currency: String,
+    /// Units on hand; `null` when not tracked.
+    stock: Option<i64>,
+    low_stock_threshold: Option<i64>,
+    /// Whether stock is at or below the threshold.
+    low_stock: bool,
+    /// Inactive products cannot be ordered.
+    active: bool,
+    version: i32,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<&Product> for ProductView {
+    fn from(p: &Product) -> Self {
+        Self {
+            id: p.id().as_uuid(),
+            sku: p.sku().to_string(),
+            name: p.name().to_string(),
+            kind: p.kind().as_str(),
+            price_minor: p.price().minor(),
+            currency: p.price().currency().to_string(),
+            stock: p.stock().map(StockLevel::get),
+            low_stock_threshold: p.low_stock_threshold().map(StockLevel::get),
+            low_stock: p.is_low_on_stock(),
+            active: p.is_active(),
+            version: p.version().get(),
+            created_at: p.created_at(),
+            updated_at: p.updated_at(),
+        }
+    }
+}
+
+fn product_response(mut builder: actix_web::HttpResponseBuilder, product: &Product) -> HttpResponse {
+    etag(&mut builder, product.version()).json(ProductView::from(product))
+}
+
+fn not_found(id: ProductId) -> ApiError {
+    ApiError::not_found("product_not_found", format!("product {id} does not exist"))
+}
+
+impl From<CreateProductError> for ApiError {
+    fn from(e: CreateProductError) -> Self {
+        match e {
+            CreateProductError::SkuTaken { sku } => {
+                ApiError::conflict("sku_taken", format!("a product with SKU {sku} already exists")).with("sku", sku)
+            }
+            CreateProductError::Unexpected(e) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<UpdateProductError> for ApiError {
+    fn from(e: UpdateProductError) -> Self {
+        match e {
+            UpdateProductError::NotFound(id) => not_found(id),
+            UpdateProductError::SkuTaken { sku } => {
+                ApiError::conflict("sku_taken", format!("a product with SKU {sku} already exists")).with("sku", sku)
+            }
+            UpdateProductError::VersionMismatch(id) => {
+                ApiError::precondition_failed(format!("product {id} has changed since that version"))
+            }
+            UpdateProductError::Unexpected(e) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<AdjustStockError> for ApiError {
+    fn from(e: AdjustStockError) -> Self {
+        match e {
+            AdjustStockError::NotFound(id) => not_found(id),
+            AdjustStockError::NotTracked(id) => ApiError::conflict(
+                "stock_not_tracked",
+                format!("product {id} does not track stock"),
+            ),
+            AdjustStockError::InsufficientStock { product_id, available } => ApiError::conflict(
+                "insufficient_stock",
+                format!("only {available} units of product {product_id} are in stock"),
+            )
+            .with("product_id", product_id.to_string())
+            .with("available", available),
+            AdjustStockError::Invalid(message) => {
+                ApiError::validation(vec![crate::problem::FieldError::new("delta", message)])
+            }
+            AdjustStockError::Unexpected(e) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<DeleteProductError> for ApiError {
+    fn from(e: DeleteProductError) -> Self {
+        match e {
+            DeleteProductError::NotFound(id) => not_found(id),
+            DeleteProductError::Unexpected(e) => ApiError::internal(e),
+        }
+    }
+}
+
+/// Adds a product to the catalog.
+#[utoipa::path(tag = "catalog", request_body = ProductInput, responses(
+    (status = 201, body = ProductView, description = "Created"),
+    (status = 409, body = super::Problem, description = "`sku_taken`"),
+    (status = 422, body = super::Problem, description = "`validation_failed`"),
+))]
+#[post("/products")]
+async fn create_product(
+    _: Staff,
+    state: web::Data<AppState>,
+    JsonBody(body): JsonBody<ProductInput>,
+) -> Result<HttpResponse, ApiError> {
+    let currency = match &body.currency {
+        Some(code) => field("currency", Currency::parse(code)),
+        None => Ok(state.default_currency),
+    };
+    let (sku, name, kind, currency, stock, threshold) = (
+        field("sku", Sku::parse(&body.sku)),
+        field("name", ProductName::parse(&body.name)),
+        field("kind", ProductKind::parse(&body.kind)),
+        currency,
+        optional("stock", body.stock, StockLevel::parse),
+        optional("low_stock_threshold", body.low_stock_threshold, StockLevel::parse),
+    )
+        .check_all()?;
+    let (price,) = (field("price_minor", Money::price(body.price_minor, currency)),).check_all()?;
+    let (product,) = (field(
+        "stock",
+        NewProduct::new(sku, name, kind, price, stock, threshold, state.catalog.now()),
+    ),)
+        .check_all()?;
+    let product = state.catalog.create(product).await?;
+    let mut builder = HttpResponse::Created();
+    builder.insert_header((LOCATION, format!("/v1/products/{}", product.id())));
+    Ok(product_response(builder, &product))
+}
+
+/// Lists products, newest first.
+#[utoipa::path(tag = "catalog", params(PageQuery), responses((status = 200, body = ListResponse<ProductView>)))]
+#[get("/products")]
+async fn list_products(
+    _: Staff,
+    state: web::Data<AppState>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (page,) = (query.parse(),).check_all()?;
+    let page = state.catalog.list(page).await?;
+    Ok(HttpResponse::Ok().json(ListResponse::from_page(page, |p| ProductView::from(&p))))
+}
+
+/// One product.
+#[utoipa::path(tag = "catalog", params(("id" = Uuid, Path)), responses(
+    (status = 200, body = ProductView, headers(("ETag" = String))),
+    (status = 404, body = super::Problem, description = "`product_not_found`"),
+))]
+#[get("/products/{id}")]
+async fn get_product(_: Staff, state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let id = ProductId::from_uuid(id.into_inner());
+    let product = state.catalog.get(id).await?.ok_or_else(|| not_found(id))?;
+    Ok(product_response(HttpResponse::Ok(), &product))
+}
+
+/// Changes a product; honours `If-Match`.
+#[utoipa::path(tag = "catalog", params(("id" = Uuid, Path)), request_body = ProductPatch, responses(
+    (status = 200, body = ProductView),
+    (status = 404, body = super::Problem),
+    (status = 409, body = super::Problem, description = "`sku_taken`"),
+    (status = 412, body = super::Problem, description = "`precondition_failed`"),
+))]
+#[patch("/products/{id}")]
+async fn update_product(
+    _: Staff,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    if_match: IfMatch,
+    JsonBody(body): JsonBody<ProductPatch>,
+) -> Result<HttpResponse, ApiError> {
+    let id = ProductId::from_uuid(id.into_inner());
+    let price = match (body.price_minor, &body.currency) {
+        (None, None) => Ok(None),
+        (price, currency) => {
+            // A price or currency alone keeps the other half of the current price.
+            let current = match (price, currency) {
+                (Some(_), Some(_)) => None,
+                _ => Some(state.catalog.get(id).await?.ok_or_else(|| not_found(id))?.price()),
+            };
+            let currency = match currency {
+                Some(code) => field("currency", Currency::parse(code)),
+                None => Ok(current.map(|p| p.currency()).unwrap_or(state.default_currency)),
+            };
+            let minor = price.or(current.map(|p| p.minor())).unwrap_or_default();
+            currency.and_then(|c| field("price_minor", Money::price(minor, c))).map(Some)
+        }
+    };
+    let (sku, name, price, threshold) = (
+        optional("sku", body.sku.as_deref(), Sku::parse),
+        optional("name", body.name.as_deref(), ProductName::parse),
+        price,
+        match body.low_stock_threshold {
+            None => Ok(None),
+            Some(None) => Ok(Some(None)),
+            Some(Some(raw)) => field("low_stock_threshold", StockLevel::parse(raw)).map(|t| Some(Some(t))),
+        },
+    )
+        .check_all()?;
+    let changes = ProductChanges {
+        sku,
+        name,
+        price,
+        low_stock_threshold: threshold,
+        active: body.active,
+    };
+    let product = state.catalog.update(id, changes, if_match.0).await?;
+    Ok(product_response(HttpResponse::Ok(), &product))
+}
+
+/// Deletes a product, or deactivates it when orders use it.
+#[utoipa::path(tag = "catalog", params(("id" = Uuid, Path)), responses(
+    (status = 204, description = "Deleted or deactivated"),
+    (status = 404, body = super::Problem),
+))]
+#[delete("/products/{id}")]
+async fn delete_product(_: Staff, state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    state.catalog.delete(ProductId::from_uuid(id.into_inner())).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Adds or removes stock with a reason; stock never goes below zero.
+#[utoipa::path(tag = "catalog", params(("id" = Uuid, Path)), request_body = StockAdjustmentInput, responses(
+    (status = 200, body = ProductView),
+    (status = 409, body = super::Problem, description = "`insufficient_stock` or `stock_not_tracked`"),
+))]
+#[post("/products/{id}/stock-adjustments")]
+async fn adjust_stock(
+    _: Staff,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    JsonBody(body): JsonBody<StockAdjustmentInput>,
+) -> Result<HttpResponse, ApiError> {
+    let product = state
+        .catalog
+        .adjust_stock(ProductId::from_uuid(id.into_inner()), body.delta, &body.reason)
+        .await?;
+    Ok(product_response(HttpResponse::Ok(), &product))
+}

@@ -1,0 +1,32 @@
+//! What every handler can reach.
+
+use ordo_domain::Currency;
+use ordo_domain::catalog::CatalogService;
+use ordo_domain::customers::CustomerService;
+use ordo_domain::orders::OrderService;
+use ordo_postgres::PgPool;
+
+/// The services and resources shared by all workers.
+#[derive(Clone)]
+pub struct AppState {
+    /// Products and stock.
+    pub catalog: CatalogService,
+    /// Customers.
+    pub customers: CustomerService,
+    /// Orders.
+    pub orders: OrderService,
+    /// The pool, for readiness checks.
+    pub pool: PgPool,
+    /// The currency of products created without one.
+    pub default_currency: Currency,
+    /// Renders `/metrics`.
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("default_currency", &self.default_currency)
+            .finish_non_exhaustive()
+    }
+}
