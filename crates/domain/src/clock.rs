@@ -9,12 +9,18 @@ pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
 }
 
-/// The operating system's clock.
+/// The operating system's clock, to the microsecond: the precision storage keeps,
+/// so an instant handed out before storing equals the one read back.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        to_micros(Utc::now())
     }
+}
+
+/// `at` without its sub-microsecond part.
+pub fn to_micros(at: DateTime<Utc>) -> DateTime<Utc> {
+    chrono::SubsecRound::trunc_subsecs(at, 6)
 }

@@ -14,7 +14,7 @@ pub mod orders;
 pub mod page;
 pub mod value;
 
-pub use clock::{Clock, SystemClock};
+pub use clock::{Clock, SystemClock, to_micros};
 pub use money::{Currency, Money, MoneyOverflow};
 pub use page::{Page, PageLimit, PageRequest};
 pub use value::{InvalidValue, Version};

@@ -57,11 +57,19 @@ pub struct Page<T> {
 impl<T> Page<T> {
     /// Builds a page from up to `limit + 1` rows read in order: the extra row only
     /// tells that another page exists. `id_of` gives an item's keyset id.
-    pub fn from_overfetched(mut rows: Vec<T>, limit: PageLimit, id_of: impl Fn(&T) -> Uuid) -> Self {
+    pub fn from_overfetched(
+        mut rows: Vec<T>,
+        limit: PageLimit,
+        id_of: impl Fn(&T) -> Uuid,
+    ) -> Self {
         let limit = usize::from(limit.get());
         let has_more = rows.len() > limit;
         rows.truncate(limit);
-        let next_after = if has_more { rows.last().map(&id_of) } else { None };
+        let next_after = if has_more {
+            rows.last().map(&id_of)
+        } else {
+            None
+        };
         Self {
             items: rows,
             next_after,

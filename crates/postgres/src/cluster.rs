@@ -163,8 +163,15 @@ impl LocalCluster {
                 password,
                 watchdog: None,
             };
-            if cluster.wait_until_ready(Duration::from_secs(5)).await.is_ok() {
-                tracing::info!(port, "reusing the PostgreSQL cluster already running in the data directory");
+            if cluster
+                .wait_until_ready(Duration::from_secs(5))
+                .await
+                .is_ok()
+            {
+                tracing::info!(
+                    port,
+                    "reusing the PostgreSQL cluster already running in the data directory"
+                );
                 return Ok(cluster);
             }
             return Err(ClusterError::Failed {
@@ -232,9 +239,12 @@ impl LocalCluster {
         .execute(&mut conn)
         .await? as i64;
         if exists == 0 {
-            diesel::sql_query(format!("CREATE DATABASE \"{}\"", database.replace('"', "\"\"")))
-                .execute(&mut conn)
-                .await?;
+            diesel::sql_query(format!(
+                "CREATE DATABASE \"{}\"",
+                database.replace('"', "\"\"")
+            ))
+            .execute(&mut conn)
+            .await?;
         }
         Ok(())
     }
@@ -364,13 +374,13 @@ fn run_as() -> Result<Option<RunAs>, ClusterError> {
 fn prepare_data_dir(data_dir: &Path, run_as: Option<RunAs>) -> Result<(), ClusterError> {
     let parent = data_dir.parent().unwrap_or(Path::new("/"));
     fs::create_dir_all(parent).map_err(io_err(format!("creating {}", parent.display())))?;
-    if let Some(user) = run_as {
-        if let Some(blocking) = first_unsearchable_ancestor(data_dir, user) {
-            return Err(ClusterError::DataDirUnreachable {
-                data_dir: data_dir.to_path_buf(),
-                blocking,
-            });
-        }
+    if let Some(user) = run_as
+        && let Some(blocking) = first_unsearchable_ancestor(data_dir, user)
+    {
+        return Err(ClusterError::DataDirUnreachable {
+            data_dir: data_dir.to_path_buf(),
+            blocking,
+        });
     }
     if !data_dir.exists() {
         fs::create_dir(data_dir).map_err(io_err(format!("creating {}", data_dir.display())))?;
@@ -378,8 +388,9 @@ fn prepare_data_dir(data_dir: &Path, run_as: Option<RunAs>) -> Result<(), Cluste
     fs::set_permissions(data_dir, fs::Permissions::from_mode(0o700))
         .map_err(io_err(format!("restricting {}", data_dir.display())))?;
     if let Some(user) = run_as {
-        std::os::unix::fs::chown(data_dir, Some(user.uid), Some(user.gid))
-            .map_err(io_err(format!("handing {} to the postgres user", data_dir.display())))?;
+        std::os::unix::fs::chown(data_dir, Some(user.uid), Some(user.gid)).map_err(io_err(
+            format!("handing {} to the postgres user", data_dir.display()),
+        ))?;
     }
     Ok(())
 }
@@ -414,8 +425,9 @@ fn read_or_create_password(data_dir: &Path, run_as: Option<RunAs>) -> Result<Str
     fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
         .map_err(io_err(format!("restricting {}", path.display())))?;
     if let Some(user) = run_as {
-        std::os::unix::fs::chown(&path, Some(user.uid), Some(user.gid))
-            .map_err(io_err(format!("handing {} to the postgres user", path.display())))?;
+        std::os::unix::fs::chown(&path, Some(user.uid), Some(user.gid)).map_err(io_err(
+            format!("handing {} to the postgres user", path.display()),
+        ))?;
     }
     Ok(password)
 }
@@ -437,12 +449,25 @@ fn command_as(program: &Path, run_as: Option<RunAs>, cwd: &Path) -> Command {
     command
 }
 
-fn initdb(bin_dir: &Path, data_dir: &Path, run_as: Option<RunAs>, durability: Durability) -> Result<(), ClusterError> {
+fn initdb(
+    bin_dir: &Path,
+    data_dir: &Path,
+    run_as: Option<RunAs>,
+    durability: Durability,
+) -> Result<(), ClusterError> {
     let mut command = command_as(&bin_dir.join("initdb"), run_as, data_dir);
     command
         .arg("-D")
         .arg(data_dir)
-        .args(["-U", SUPERUSER, "-E", "UTF8", "--locale=C", "--auth-local=trust", "--auth-host=scram-sha-256"])
+        .args([
+            "-U",
+            SUPERUSER,
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+        ])
         .arg(format!("--pwfile={}", password_path(data_dir).display()));
     if durability == Durability::Ephemeral {
         command.arg("--no-sync");
@@ -495,7 +520,9 @@ fn spawn_server(
         std::os::unix::fs::chown(log_path(data_dir), Some(user.uid), Some(user.gid))
             .map_err(io_err("handing the PostgreSQL log to the postgres user"))?;
     }
-    let log_err = log.try_clone().map_err(io_err("opening the PostgreSQL log"))?;
+    let log_err = log
+        .try_clone()
+        .map_err(io_err("opening the PostgreSQL log"))?;
     let mut command = command_as(Path::new("/bin/sh"), run_as, data_dir);
     command
         .args(["-c", WATCHDOG, "ordo-postgres-watchdog"])
@@ -509,7 +536,14 @@ fn spawn_server(
         .args(["-c", "max_connections=200"]);
     if durability == Durability::Ephemeral {
         command
-            .args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
+            .args([
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ])
             .env("ORDO_REMOVE_DATA_DIR", data_dir);
     } else {
         command.env_remove("ORDO_REMOVE_DATA_DIR");

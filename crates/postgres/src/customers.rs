@@ -24,7 +24,8 @@ pub struct PgCustomerRepository {
 
 impl std::fmt::Debug for PgCustomerRepository {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgCustomerRepository").finish_non_exhaustive()
+        f.debug_struct("PgCustomerRepository")
+            .finish_non_exhaustive()
     }
 }
 
@@ -78,7 +79,11 @@ const EMAIL_KEY: &str = "customers_email_key";
 
 #[async_trait]
 impl CustomerRepository for PgCustomerRepository {
-    async fn insert(&self, customer: NewCustomer, at: DateTime<Utc>) -> Result<Customer, CreateCustomerError> {
+    async fn insert(
+        &self,
+        customer: NewCustomer,
+        at: DateTime<Utc>,
+    ) -> Result<Customer, CreateCustomerError> {
         let row = CustomerRow {
             id: customer.id.as_uuid(),
             name: customer.name.as_str().to_owned(),

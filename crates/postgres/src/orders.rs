@@ -129,11 +129,14 @@ fn assemble(row: OrderRow, lines: Vec<OrderLineRow>) -> anyhow::Result<Order> {
                 status,
                 reference: row.payment_reference.clone(),
             }),
-            fulfillment: row.fulfillment_status.clone().map(|status| FulfillmentInfo {
-                status,
-                reference: row.fulfillment_reference.clone(),
-                attempts: row.fulfillment_attempts,
-            }),
+            fulfillment: row
+                .fulfillment_status
+                .clone()
+                .map(|status| FulfillmentInfo {
+                    status,
+                    reference: row.fulfillment_reference.clone(),
+                    attempts: row.fulfillment_attempts,
+                }),
             created_at: row.created_at,
             updated_at: row.updated_at,
             version: Version::new(row.version)?,
@@ -144,7 +147,10 @@ fn assemble(row: OrderRow, lines: Vec<OrderLineRow>) -> anyhow::Result<Order> {
 
 /// Loads the lines of `order_ids` and attaches them to their orders, keeping the
 /// orders' order: two queries for any number of orders.
-async fn with_lines(conn: &mut AsyncPgConnection, rows: Vec<OrderRow>) -> anyhow::Result<Vec<Order>> {
+async fn with_lines(
+    conn: &mut AsyncPgConnection,
+    rows: Vec<OrderRow>,
+) -> anyhow::Result<Vec<Order>> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     let lines: Vec<OrderLineRow> = order_lines::table
         .filter(order_lines::order_id.eq_any(&ids))
@@ -172,12 +178,17 @@ async fn with_lines(conn: &mut AsyncPgConnection, rows: Vec<OrderRow>) -> anyhow
 /// An advisory lock rather than an exclusion constraint because the spacing window
 /// is configuration, not schema: changing it must not need a migration, and an
 /// exclusion constraint would also reject legacy rows the moment the window grew.
-async fn lock_customer_schedule(conn: &mut AsyncPgConnection, customer: CustomerId) -> QueryResult<()> {
-    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended('ordo.order-spacing:' || $1, 0))")
-        .bind::<Text, _>(customer.as_uuid().to_string())
-        .execute(conn)
-        .await
-        .map(drop)
+async fn lock_customer_schedule(
+    conn: &mut AsyncPgConnection,
+    customer: CustomerId,
+) -> QueryResult<()> {
+    diesel::sql_query(
+        "SELECT pg_advisory_xact_lock(hashtextextended('ordo.order-spacing:' || $1, 0))",
+    )
+    .bind::<Text, _>(customer.as_uuid().to_string())
+    .execute(conn)
+    .await
+    .map(drop)
 }
 
 /// The spacing rule, checked while holding the customer's schedule lock.
@@ -241,7 +252,11 @@ async fn move_stock(
     moves: &StockMoves,
     at: DateTime<Utc>,
 ) -> Result<(), TxError<StockShortage>> {
-    let moves: StockMoves = moves.iter().filter(|(_, n)| **n != 0).map(|(k, v)| (*k, *v)).collect();
+    let moves: StockMoves = moves
+        .iter()
+        .filter(|(_, n)| **n != 0)
+        .map(|(k, v)| (*k, *v))
+        .collect();
     if moves.is_empty() {
         return Ok(());
     }
@@ -288,7 +303,10 @@ async fn move_stock(
 /// The next number of `day`: the counter row is updated inside the order's own
 /// transaction, so a rolled-back order gives its number back and numbers stay
 /// gapless. Taken last because the row lock serialises every order of the day.
-async fn next_number(conn: &mut AsyncPgConnection, day: chrono::NaiveDate) -> Result<OrderNumber, TxError<anyhow::Error>> {
+async fn next_number(
+    conn: &mut AsyncPgConnection,
+    day: chrono::NaiveDate,
+) -> Result<OrderNumber, TxError<anyhow::Error>> {
     let value: i32 = diesel::insert_into(order_number_counters::table)
         .values((
             order_number_counters::day.eq(day),
@@ -369,7 +387,11 @@ impl From<TxError<StockShortage>> for TxError<anyhow::Error> {
 
 #[async_trait]
 impl OrderRepository for PgOrderRepository {
-    async fn insert(&self, order: NewOrder, window: SpacingWindow) -> Result<Order, PlaceOrderError> {
+    async fn insert(
+        &self,
+        order: NewOrder,
+        window: SpacingWindow,
+    ) -> Result<Order, PlaceOrderError> {
         let mut conn = checkout(&self.pool).await?;
         let first_product = <[OrderLine]>::first(&order.lines).map(|l| l.product_id);
         let result = conn
@@ -413,7 +435,8 @@ impl OrderRepository for PgOrderRepository {
                 PlaceOrderError::CustomerNotFound(order.customer_id)
             }
             // A product was deleted between pricing and storing.
-            TxError::Database(e) if is_fk(&e, "order_lines_product_id_fkey") => match first_product {
+            TxError::Database(e) if is_fk(&e, "order_lines_product_id_fkey") => match first_product
+            {
                 Some(id) => PricingError::UnknownProduct(id).into(),
                 None => unexpected(e, "storing an order").into(),
             },
@@ -463,10 +486,16 @@ impl OrderRepository for PgOrderRepository {
         }
         let rows = query.load(&mut conn).await.context("listing orders")?;
         let orders = with_lines(&mut conn, rows).await?;
-        Ok(Page::from_overfetched(orders, page.limit, |o| o.id.as_uuid()))
+        Ok(Page::from_overfetched(orders, page.limit, |o| {
+            o.id.as_uuid()
+        }))
     }
 
-    async fn revise(&self, revision: OrderRevision, window: SpacingWindow) -> Result<Order, UpdateOrderError> {
+    async fn revise(
+        &self,
+        revision: OrderRevision,
+        window: SpacingWindow,
+    ) -> Result<Order, UpdateOrderError> {
         let mut conn = checkout(&self.pool).await?;
         let id = revision.id;
         let result = conn
@@ -483,7 +512,14 @@ impl OrderRepository for PgOrderRepository {
                 let Some(current) = current else {
                     return Err(TxError::Rule(UpdateOrderError::VersionMismatch(id)));
                 };
-                check_spacing(conn, revision.customer_id, revision.scheduled_at, Some(id), window).await?;
+                check_spacing(
+                    conn,
+                    revision.customer_id,
+                    revision.scheduled_at,
+                    Some(id),
+                    window,
+                )
+                .await?;
                 let old_lines: Vec<OrderLineRow> = order_lines::table
                     .filter(order_lines::order_id.eq(id.as_uuid()))
                     .select(OrderLineRow::as_select())
@@ -538,46 +574,53 @@ impl OrderRepository for PgOrderRepository {
     ) -> anyhow::Result<Option<Order>> {
         let mut conn = checkout(&self.pool).await?;
         let result = conn
-            .transaction(async |conn| -> Result<Option<Order>, TxError<anyhow::Error>> {
-                // The version condition is the compare-and-set; the row stays locked
-                // until commit, so the stock release below happens exactly once.
-                let row: Option<OrderRow> = diesel::update(
-                    orders::table
-                        .filter(orders::id.eq(id.as_uuid()))
-                        .filter(orders::version.eq(expected.get())),
-                )
-                .set((
-                    orders::status.eq(to.as_str()),
-                    orders::version.eq(orders::version + 1),
-                    orders::updated_at.eq(at),
-                ))
-                .returning(OrderRow::as_returning())
-                .get_result(conn)
-                .await
-                .optional()?;
-                let Some(row) = row else {
-                    return Ok(None);
-                };
-                let lines: Vec<OrderLineRow> = order_lines::table
-                    .filter(order_lines::order_id.eq(id.as_uuid()))
-                    .order(order_lines::line_no)
-                    .select(OrderLineRow::as_select())
-                    .load(conn)
-                    .await?;
-                if release_stock {
-                    let returns = stored_reservations(&lines)
-                        .into_iter()
-                        .map(|(product, n)| (product, -n))
-                        .collect();
-                    move_stock(conn, &returns, at).await?;
-                }
-                assemble(row, lines).map(Some).map_err(TxError::Rule)
-            })
+            .transaction(
+                async |conn| -> Result<Option<Order>, TxError<anyhow::Error>> {
+                    // The version condition is the compare-and-set; the row stays locked
+                    // until commit, so the stock release below happens exactly once.
+                    let row: Option<OrderRow> = diesel::update(
+                        orders::table
+                            .filter(orders::id.eq(id.as_uuid()))
+                            .filter(orders::version.eq(expected.get())),
+                    )
+                    .set((
+                        orders::status.eq(to.as_str()),
+                        orders::version.eq(orders::version + 1),
+                        orders::updated_at.eq(at),
+                    ))
+                    .returning(OrderRow::as_returning())
+                    .get_result(conn)
+                    .await
+                    .optional()?;
+                    let Some(row) = row else {
+                        return Ok(None);
+                    };
+                    let lines: Vec<OrderLineRow> = order_lines::table
+                        .filter(order_lines::order_id.eq(id.as_uuid()))
+                        .order(order_lines::line_no)
+                        .select(OrderLineRow::as_select())
+                        .load(conn)
+                        .await?;
+                    if release_stock {
+                        let returns = stored_reservations(&lines)
+                            .into_iter()
+                            .map(|(product, n)| (product, -n))
+                            .collect();
+                        move_stock(conn, &returns, at).await?;
+                    }
+                    assemble(row, lines).map(Some).map_err(TxError::Rule)
+                },
+            )
             .await;
         result.map_err(|e| e.into_domain("changing an order's status"))
     }
 
-    async fn delete(&self, id: OrderId, expected: Version, release_stock: bool) -> anyhow::Result<bool> {
+    async fn delete(
+        &self,
+        id: OrderId,
+        expected: Version,
+        release_stock: bool,
+    ) -> anyhow::Result<bool> {
         let mut conn = checkout(&self.pool).await?;
         let result = conn
             .transaction(async |conn| -> Result<bool, TxError<anyhow::Error>> {

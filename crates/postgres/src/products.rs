@@ -25,7 +25,8 @@ pub struct PgProductRepository {
 
 impl std::fmt::Debug for PgProductRepository {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgProductRepository").finish_non_exhaustive()
+        f.debug_struct("PgProductRepository")
+            .finish_non_exhaustive()
     }
 }
 
@@ -82,7 +83,9 @@ impl ProductRow {
             ProductKind::parse(&self.kind)?,
             Money::price(self.price_minor, currency)?,
             self.stock.map(StockLevel::parse).transpose()?,
-            self.low_stock_threshold.map(StockLevel::parse).transpose()?,
+            self.low_stock_threshold
+                .map(StockLevel::parse)
+                .transpose()?,
             self.active,
             Version::new(self.version)?,
             self.created_at,
@@ -200,9 +203,7 @@ impl ProductRepository for PgProductRepository {
             name: changes.name.map(|n| n.as_str().to_owned()),
             price_minor: changes.price.map(|p| p.minor()),
             currency: changes.price.map(|p| p.currency().as_str().to_owned()),
-            low_stock_threshold: changes
-                .low_stock_threshold
-                .map(|t| t.map(StockLevel::get)),
+            low_stock_threshold: changes.low_stock_threshold.map(|t| t.map(StockLevel::get)),
             active: changes.active,
             updated_at: at,
         };
@@ -251,52 +252,59 @@ impl ProductRepository for PgProductRepository {
         adjustment: StockAdjustment,
     ) -> Result<Product, AdjustStockError> {
         let mut conn = checkout(&self.pool).await?;
-        let result = conn.transaction(async |conn| -> Result<Product, TxError<AdjustStockError>> {
-            // Row lock: concurrent adjustments and orders of this product queue here,
-            // so the check below and the write see the same stock.
-            let row = products::table
-                .find(id.as_uuid())
-                .select(ProductRow::as_select())
-                .for_update()
-                .first(conn)
-                .await
-                .optional()?
-                .ok_or(TxError::Rule(AdjustStockError::NotFound(id)))?;
-            let current = row.stock.ok_or(TxError::Rule(AdjustStockError::NotTracked(id)))?;
-            let after = current
-                .checked_add(adjustment.delta)
-                .filter(|after| *after >= 0)
-                .ok_or(TxError::Rule(AdjustStockError::InsufficientStock {
-                    product_id: id,
-                    available: current,
-                }))?;
-            let updated = diesel::update(products::table.find(id.as_uuid()))
-                .set((
-                    products::stock.eq(after),
-                    products::version.eq(products::version + 1),
-                    products::updated_at.eq(adjustment.at),
-                ))
-                .returning(ProductRow::as_returning())
-                .get_result(conn)
-                .await?;
-            diesel::insert_into(stock_adjustments::table)
-                .values(StockAdjustmentRow {
-                    id: Uuid::now_v7(),
-                    product_id: id.as_uuid(),
-                    delta: adjustment.delta,
-                    reason: &adjustment.reason,
-                    stock_after: after,
-                    created_at: adjustment.at,
-                })
-                .execute(conn)
-                .await?;
-            updated.into_domain().map_err(|e| TxError::Rule(e.into()))
-        })
-        .await;
+        let result = conn
+            .transaction(async |conn| -> Result<Product, TxError<AdjustStockError>> {
+                // Row lock: concurrent adjustments and orders of this product queue here,
+                // so the check below and the write see the same stock.
+                let row = products::table
+                    .find(id.as_uuid())
+                    .select(ProductRow::as_select())
+                    .for_update()
+                    .first(conn)
+                    .await
+                    .optional()?
+                    .ok_or(TxError::Rule(AdjustStockError::NotFound(id)))?;
+                let current = row
+                    .stock
+                    .ok_or(TxError::Rule(AdjustStockError::NotTracked(id)))?;
+                let after = current
+                    .checked_add(adjustment.delta)
+                    .filter(|after| *after >= 0)
+                    .ok_or(TxError::Rule(AdjustStockError::InsufficientStock {
+                        product_id: id,
+                        available: current,
+                    }))?;
+                let updated = diesel::update(products::table.find(id.as_uuid()))
+                    .set((
+                        products::stock.eq(after),
+                        products::version.eq(products::version + 1),
+                        products::updated_at.eq(adjustment.at),
+                    ))
+                    .returning(ProductRow::as_returning())
+                    .get_result(conn)
+                    .await?;
+                diesel::insert_into(stock_adjustments::table)
+                    .values(StockAdjustmentRow {
+                        id: Uuid::now_v7(),
+                        product_id: id.as_uuid(),
+                        delta: adjustment.delta,
+                        reason: &adjustment.reason,
+                        stock_after: after,
+                        created_at: adjustment.at,
+                    })
+                    .execute(conn)
+                    .await?;
+                updated.into_domain().map_err(|e| TxError::Rule(e.into()))
+            })
+            .await;
         result.map_err(|e| e.into_domain("adjusting stock"))
     }
 
-    async fn delete(&self, id: ProductId, at: DateTime<Utc>) -> Result<ProductDeletion, DeleteProductError> {
+    async fn delete(
+        &self,
+        id: ProductId,
+        at: DateTime<Utc>,
+    ) -> Result<ProductDeletion, DeleteProductError> {
         let mut conn = checkout(&self.pool).await?;
         let used = diesel::select(diesel::dsl::exists(
             order_lines::table.filter(order_lines::product_id.eq(id.as_uuid())),

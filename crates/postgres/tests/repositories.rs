@@ -48,7 +48,11 @@ fn eur(minor: i64) -> Money {
 }
 
 async fn product(s: &Services, sku: &str, stock: Option<i64>) -> Product {
-    let kind = if stock.is_some() { ProductKind::Good } else { ProductKind::Service };
+    let kind = if stock.is_some() {
+        ProductKind::Good
+    } else {
+        ProductKind::Service
+    };
     let new = NewProduct::new(
         Sku::parse(sku).expect("sku"),
         ProductName::parse(sku).expect("name"),
@@ -88,7 +92,9 @@ fn items(of: &[(&Product, i64)]) -> OrderItems {
 }
 
 fn at(hour: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 12, 1, hour, 0, 0).single().expect("time")
+    Utc.with_ymd_and_hms(2026, 12, 1, hour, 0, 0)
+        .single()
+        .expect("time")
 }
 
 fn place(customer: &Customer, when: DateTime<Utc>, of: &[(&Product, i64)]) -> PlaceOrder {
@@ -131,14 +137,22 @@ async fn an_order_reserves_stock_and_gets_the_first_number_of_its_day() {
     let widget = product(&s, "W-1", Some(10)).await;
     let ada = customer(&s, "ada@example.com").await;
 
-    let order = s.orders.place(place(&ada, at(9), &[(&widget, 3)])).await.expect("placed");
+    let order = s
+        .orders
+        .place(place(&ada, at(9), &[(&widget, 3)]))
+        .await
+        .expect("placed");
 
     assert_eq!(order.status, OrderStatus::Placed);
     assert_eq!(order.total.minor(), 3000);
     assert_eq!(order.number.sequence(), 1);
     assert_eq!(order.number.day(), order.created_at.date_naive());
     assert_eq!(stock_of(&s, &widget).await, Some(7));
-    let found = s.orders.get(OrderRef::Number(order.number)).await.expect("read");
+    let found = s
+        .orders
+        .get(OrderRef::Number(order.number))
+        .await
+        .expect("read");
     assert_eq!(found.as_ref().map(|o| o.id), Some(order.id));
     assert_eq!(found.map(|o| o.lines.len()), Some(1));
 }
@@ -160,8 +174,14 @@ async fn a_create_that_fails_on_stock_writes_nothing_at_all() {
         Err(PlaceOrderError::InsufficientStock(short)) if short.product_id == scarce.id() && short.available == 2
     ));
     assert_eq!(count(&s.pool, "SELECT count(*) AS n FROM orders").await, 0);
-    assert_eq!(count(&s.pool, "SELECT count(*) AS n FROM order_lines").await, 0);
-    assert_eq!(count(&s.pool, "SELECT count(*) AS n FROM order_number_counters").await, 0);
+    assert_eq!(
+        count(&s.pool, "SELECT count(*) AS n FROM order_lines").await,
+        0
+    );
+    assert_eq!(
+        count(&s.pool, "SELECT count(*) AS n FROM order_number_counters").await,
+        0
+    );
     assert_eq!(stock_of(&s, &plenty).await, Some(100));
     assert_eq!(stock_of(&s, &scarce).await, Some(2));
 }
@@ -243,8 +263,16 @@ async fn revising_moves_stock_by_the_difference_and_checks_spacing_against_other
     let widget = product(&s, "W-1", Some(10)).await;
     let gadget = product(&s, "G-1", Some(10)).await;
     let ada = customer(&s, "ada@example.com").await;
-    let first = s.orders.place(place(&ada, at(9), &[(&widget, 4)])).await.expect("first");
-    let second = s.orders.place(place(&ada, at(13), &[(&gadget, 1)])).await.expect("second");
+    let first = s
+        .orders
+        .place(place(&ada, at(9), &[(&widget, 4)]))
+        .await
+        .expect("first");
+    let second = s
+        .orders
+        .place(place(&ada, at(13), &[(&gadget, 1)]))
+        .await
+        .expect("second");
 
     let revised = s
         .orders
@@ -297,7 +325,11 @@ async fn cancelling_returns_stock_exactly_once_even_when_raced() {
     let s = Arc::new(services().await);
     let widget = product(&s, "W-1", Some(10)).await;
     let ada = customer(&s, "ada@example.com").await;
-    let order = s.orders.place(place(&ada, at(9), &[(&widget, 4)])).await.expect("placed");
+    let order = s
+        .orders
+        .place(place(&ada, at(9), &[(&widget, 4)]))
+        .await
+        .expect("placed");
 
     let cancels = (0..10).map(|_| {
         let s = s.clone();
@@ -308,7 +340,12 @@ async fn cancelling_returns_stock_exactly_once_even_when_raced() {
     assert_eq!(results.iter().filter(|r| matches!(r, Ok(Ok(_)))).count(), 1);
     assert_eq!(stock_of(&s, &widget).await, Some(10));
     // A cancelled order frees its slot.
-    assert!(s.orders.place(place(&ada, at(10), &[(&widget, 1)])).await.is_ok());
+    assert!(
+        s.orders
+            .place(place(&ada, at(10), &[(&widget, 1)]))
+            .await
+            .is_ok()
+    );
 }
 
 #[tokio::test]
@@ -316,13 +353,26 @@ async fn deleting_an_order_returns_its_stock_and_removes_its_lines() {
     let s = services().await;
     let widget = product(&s, "W-1", Some(10)).await;
     let ada = customer(&s, "ada@example.com").await;
-    let order = s.orders.place(place(&ada, at(9), &[(&widget, 4)])).await.expect("placed");
+    let order = s
+        .orders
+        .place(place(&ada, at(9), &[(&widget, 4)]))
+        .await
+        .expect("placed");
 
     s.orders.delete(order.id).await.expect("deleted");
 
     assert_eq!(stock_of(&s, &widget).await, Some(10));
-    assert_eq!(count(&s.pool, "SELECT count(*) AS n FROM order_lines").await, 0);
-    assert!(s.orders.get(OrderRef::Id(order.id)).await.expect("read").is_none());
+    assert_eq!(
+        count(&s.pool, "SELECT count(*) AS n FROM order_lines").await,
+        0
+    );
+    assert!(
+        s.orders
+            .get(OrderRef::Id(order.id))
+            .await
+            .expect("read")
+            .is_none()
+    );
 }
 
 #[tokio::test]
@@ -341,10 +391,17 @@ async fn stock_adjustments_never_go_below_zero_and_are_recorded() {
     assert_eq!(results.iter().filter(|r| matches!(r, Ok(Ok(_)))).count(), 5);
     assert!(results.iter().all(|r| matches!(
         r,
-        Ok(Ok(_)) | Ok(Err(AdjustStockError::InsufficientStock { available: 0, .. }))
+        Ok(Ok(_))
+            | Ok(Err(AdjustStockError::InsufficientStock {
+                available: 0,
+                ..
+            }))
     )));
     assert_eq!(stock_of(&s, &widget).await, Some(0));
-    assert_eq!(count(&s.pool, "SELECT count(*) AS n FROM stock_adjustments").await, 5);
+    assert_eq!(
+        count(&s.pool, "SELECT count(*) AS n FROM stock_adjustments").await,
+        5
+    );
     assert!(matches!(
         s.catalog.adjust_stock(service.id(), 1, "count").await,
         Err(AdjustStockError::NotTracked(_))
@@ -390,10 +447,19 @@ async fn a_product_used_by_orders_is_deactivated_instead_of_deleted() {
     let used = product(&s, "USED", None).await;
     let unused = product(&s, "UNUSED", None).await;
     let ada = customer(&s, "ada@example.com").await;
-    s.orders.place(place(&ada, at(9), &[(&used, 1)])).await.expect("placed");
+    s.orders
+        .place(place(&ada, at(9), &[(&used, 1)]))
+        .await
+        .expect("placed");
 
-    assert_eq!(s.catalog.delete(used.id()).await.expect("delete"), ProductDeletion::Deactivated);
-    assert_eq!(s.catalog.delete(unused.id()).await.expect("delete"), ProductDeletion::Deleted);
+    assert_eq!(
+        s.catalog.delete(used.id()).await.expect("delete"),
+        ProductDeletion::Deactivated
+    );
+    assert_eq!(
+        s.catalog.delete(unused.id()).await.expect("delete"),
+        ProductDeletion::Deleted
+    );
     let used_now = s.catalog.get(used.id()).await.expect("read").expect("kept");
     assert!(!used_now.is_active());
     assert!(s.catalog.get(unused.id()).await.expect("read").is_none());

@@ -75,7 +75,11 @@ impl Settings {
     pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
         let toml = match file {
             Some(path) => {
-                anyhow::ensure!(path.is_file(), "configuration file {} does not exist", path.display());
+                anyhow::ensure!(
+                    path.is_file(),
+                    "configuration file {} does not exist",
+                    path.display()
+                );
                 Toml::file_exact(path)
             }
             None => Toml::file("ordo.toml"),

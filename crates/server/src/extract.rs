@@ -36,7 +36,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
             .and_then(|v| v.split(';').next())
             .map(|mime| {
                 let mime = mime.trim().to_ascii_lowercase();
-                mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+                mime == "application/json"
+                    || (mime.starts_with("application/") && mime.ends_with("+json"))
             })
             .unwrap_or(false);
         let bytes = web::Bytes::from_request(req, payload);
@@ -56,17 +57,28 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     }
 }
 
-/// Deserialises `bytes`, tracking the path to a failure.
+/// Deserialises a JSON object from `bytes`, tracking the path to a failure.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // A syntax-only pass first, so that malformed JSON is always 400 even when a
+    // prefix of it would already fail as data (`{}{}`, a truncated object).
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+        .map_err(|e| ApiError::invalid_json(format!("the body is not valid JSON: {e}")))?;
+    // Serde would read an array into a struct field by field, with baffling errors.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::validation(vec![FieldError::new(
+            "body",
+            "the body must be a JSON object",
+        )]));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         json_error(&path, &inner)
     })?;
-    deserializer
-        .end()
-        .map_err(|e| ApiError::invalid_json(format!("unexpected data after the JSON value: {e}")))?;
+    deserializer.end().map_err(|e| {
+        ApiError::invalid_json(format!("unexpected data after the JSON value: {e}"))
+    })?;
     Ok(value)
 }
 
@@ -74,8 +86,18 @@ fn json_error(path: &str, error: &serde_json::Error) -> ApiError {
     use serde_json::error::Category;
     match error.classify() {
         Category::Data => {
-            let field = if path == "." { "body".to_owned() } else { path.to_owned() };
-            ApiError::validation(vec![FieldError::new(field, strip_position(&error.to_string()))])
+            let message = strip_position(&error.to_string());
+            // serde reports a missing field at its parent; name the field itself.
+            let missing = message
+                .strip_prefix("missing field `")
+                .and_then(|rest| rest.strip_suffix('`'));
+            let field = match (path, missing) {
+                (".", Some(name)) => name.to_owned(),
+                (parent, Some(name)) => format!("{parent}.{name}"),
+                (".", None) => "body".to_owned(),
+                (path, None) => path.to_owned(),
+            };
+            ApiError::validation(vec![FieldError::new(field, message)])
         }
         Category::Syntax | Category::Eof | Category::Io => {
             ApiError::invalid_json(format!("the body is not valid JSON: {error}"))
@@ -100,7 +122,11 @@ pub fn field<T>(field: impl Into<String>, parsed: Result<T, InvalidValue>) -> Ch
 }
 
 /// Parses an optional value, keeping `None` as `None`.
-pub fn optional<R, T>(name: &str, raw: Option<R>, parse: impl FnOnce(R) -> Result<T, InvalidValue>) -> Checked<Option<T>> {
+pub fn optional<R, T>(
+    name: &str,
+    raw: Option<R>,
+    parse: impl FnOnce(R) -> Result<T, InvalidValue>,
+) -> Checked<Option<T>> {
     raw.map(|raw| field(name, parse(raw))).transpose()
 }
 
@@ -147,7 +173,11 @@ pub fn check_each<T>(results: impl IntoIterator<Item = Checked<T>>) -> Checked<V
             Err(e) => errors.extend(e),
         }
     }
-    if errors.is_empty() { Ok(values) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(values)
+    } else {
+        Err(errors)
+    }
 }
 
 /// The `If-Match` precondition: `None` when absent or `*`.
@@ -229,7 +259,12 @@ impl PageQuery {
         let after = optional("cursor", self.cursor.as_deref(), decode_cursor);
         match (limit, after) {
             (Ok(limit), Ok(after)) => Ok(PageRequest { limit, after }),
-            (limit, after) => Err(limit.err().into_iter().chain(after.err()).flatten().collect()),
+            (limit, after) => Err(limit
+                .err()
+                .into_iter()
+                .chain(after.err())
+                .flatten()
+                .collect()),
         }
     }
 }

@@ -91,8 +91,14 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .context("loading sample data")?;
             match outcome {
-                SeedOutcome::Loaded { products, customers, orders } => {
-                    println!("loaded {products} products, {customers} customers and {orders} orders");
+                SeedOutcome::Loaded {
+                    products,
+                    customers,
+                    orders,
+                } => {
+                    println!(
+                        "loaded {products} products, {customers} customers and {orders} orders"
+                    );
                 }
                 SeedOutcome::AlreadyPopulated => {
                     println!("the catalog already has products; nothing was loaded");

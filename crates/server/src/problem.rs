@@ -30,8 +30,11 @@ impl FieldError {
 }
 
 /// An error answered with a problem document: a status, a stable `code` clients can
-/// branch on, a human `detail`, and extension members.
-pub struct ApiError {
+/// branch on, a human `detail`, and extension members. Boxed: it travels in every
+/// handler's `Result`.
+pub struct ApiError(Box<Details>);
+
+struct Details {
     status: StatusCode,
     code: &'static str,
     title: &'static str,
@@ -44,8 +47,13 @@ pub struct ApiError {
 
 impl ApiError {
     /// A problem with the given status, code, title and detail.
-    pub fn new(status: StatusCode, code: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
-        Self {
+    pub fn new(
+        status: StatusCode,
+        code: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self(Box::new(Details {
             status,
             code,
             title,
@@ -54,24 +62,29 @@ impl ApiError {
             errors: Vec::new(),
             headers: Vec::new(),
             source: None,
-        }
+        }))
     }
 
     /// Adds an extension member.
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
-        self.extensions.insert(key.to_owned(), value.into());
+        self.0.extensions.insert(key.to_owned(), value.into());
         self
     }
 
     /// Adds a response header.
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
-        self.headers.push((name, value));
+        self.0.headers.push((name, value));
         self
     }
 
     /// 400 `invalid_json`: the body is not JSON.
     pub fn invalid_json(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_json", "Malformed JSON", detail)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            "Malformed JSON",
+            detail,
+        )
     }
 
     /// 422 `validation_failed` with one entry per invalid field.
@@ -86,7 +99,7 @@ impl ApiError {
             "The request is invalid",
             detail,
         );
-        error.errors = errors;
+        error.0.errors = errors;
         error
     }
 
@@ -118,7 +131,7 @@ impl ApiError {
             "Internal server error",
             "The server failed to handle the request; it has been logged with the request id.",
         );
-        error.source = Some(source);
+        error.0.source = Some(source);
         error
     }
 
@@ -147,37 +160,41 @@ impl ApiError {
                 "Internal server error",
                 "The server failed to handle the request",
             ),
-            _ => ("bad_request", "Bad request", "The request could not be understood"),
+            _ => (
+                "bad_request",
+                "Bad request",
+                "The request could not be understood",
+            ),
         };
         Self::new(status, code, title, detail)
     }
 
     /// The stable problem code.
     pub fn code(&self) -> &'static str {
-        self.code
+        self.0.code
     }
 
     fn body(&self) -> Value {
         let context = request_context::current();
         let mut body = Map::new();
-        body.insert("type".into(), format!("/problems/{}", self.code).into());
-        body.insert("title".into(), self.title.into());
-        body.insert("status".into(), self.status.as_u16().into());
-        body.insert("detail".into(), self.detail.clone().into());
+        body.insert("type".into(), format!("/problems/{}", self.0.code).into());
+        body.insert("title".into(), self.0.title.into());
+        body.insert("status".into(), self.0.status.as_u16().into());
+        body.insert("detail".into(), self.0.detail.clone().into());
         if let Some(context) = &context {
             body.insert("instance".into(), context.path.clone().into());
         }
-        body.insert("code".into(), self.code.into());
+        body.insert("code".into(), self.0.code.into());
         if let Some(context) = &context {
             body.insert("request_id".into(), context.request_id.clone().into());
         }
-        if !self.errors.is_empty() {
+        if !self.0.errors.is_empty() {
             body.insert(
                 "errors".into(),
-                serde_json::to_value(&self.errors).unwrap_or(Value::Null),
+                serde_json::to_value(&self.0.errors).unwrap_or(Value::Null),
             );
         }
-        for (key, value) in &self.extensions {
+        for (key, value) in &self.0.extensions {
             body.entry(key.clone()).or_insert_with(|| value.clone());
         }
         Value::Object(body)
@@ -187,32 +204,38 @@ impl ApiError {
 impl fmt::Debug for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ApiError")
-            .field("status", &self.status)
-            .field("code", &self.code)
-            .field("detail", &self.detail)
-            .field("source", &self.source)
+            .field("status", &self.0.status)
+            .field("code", &self.0.code)
+            .field("detail", &self.0.detail)
+            .field("source", &self.0.source)
             .finish()
     }
 }
 
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.detail)
+        write!(
+            f,
+            "{} {}: {}",
+            self.0.status.as_u16(),
+            self.0.code,
+            self.0.detail
+        )
     }
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        self.status
+        self.0.status
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let Some(source) = &self.source {
+        if let Some(source) = &self.0.source {
             tracing::error!(error = ?source, "request failed unexpectedly");
         }
-        let mut response = HttpResponse::build(self.status);
+        let mut response = HttpResponse::build(self.0.status);
         response.content_type("application/problem+json");
-        for (name, value) in &self.headers {
+        for (name, value) in &self.0.headers {
             response.insert_header((name.clone(), value.clone()));
         }
         response.body(self.body().to_string())

@@ -35,9 +35,7 @@ pub fn current() -> Option<RequestContext> {
 /// replaced, so logs never carry attacker-shaped text.
 fn accepted_request_id(value: &HeaderValue) -> Option<String> {
     let text = value.to_str().ok()?;
-    let fine = !text.is_empty()
-        && text.len() <= 128
-        && text.bytes().all(|b| b.is_ascii_graphic());
+    let fine = !text.is_empty() && text.len() <= 128 && text.bytes().all(|b| b.is_ascii_graphic());
     fine.then(|| text.to_owned())
 }
 
@@ -75,7 +73,11 @@ pub async fn middleware(
     metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
         .record(elapsed.as_secs_f64());
     span.in_scope(|| {
-        tracing::info!(status, latency_ms = elapsed.as_secs_f64() * 1000.0, "handled");
+        tracing::info!(
+            status,
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            "handled"
+        );
     });
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID, value);

@@ -25,25 +25,111 @@ pub enum SeedOutcome {
     AlreadyPopulated,
 }
 
-/// (sku, name, kind, price in minor units, stock, low-stock threshold). The three
-/// services are those of the original order-management brief.
-const PRODUCTS: &[(&str, &str, ProductKind, i64, Option<i64>, Option<i64>)] = &[
-    ("SVC-INSPECTION", "Inspection", ProductKind::Service, 10_000, None, None),
-    ("SVC-TESTING", "Testing", ProductKind::Service, 15_000, None, None),
-    ("SVC-ANALYSIS", "Analysis", ProductKind::Service, 25_000, None, None),
-    ("GD-GLOVES", "Safety gloves (pair)", ProductKind::Good, 450, Some(200), Some(20)),
-    ("GD-TESTKIT", "Water test kit", ProductKind::Good, 3_900, Some(40), Some(10)),
-    ("GD-CONTAINER", "Sample container", ProductKind::Good, 120, Some(500), Some(50)),
-    ("GD-LABEL", "Evidence labels (roll)", ProductKind::Good, 800, Some(8), Some(10)),
+/// (sku, name, kind, price in minor units, stock, low-stock threshold).
+type SampleProduct = (
+    &'static str,
+    &'static str,
+    ProductKind,
+    i64,
+    Option<i64>,
+    Option<i64>,
+);
+
+/// (customer index, day offset, lines as (product index, quantity), note).
+type SampleOrder = (usize, usize, &'static [(usize, i64)], Option<&'static str>);
+
+/// The three services are those of the original order-management brief.
+const PRODUCTS: &[SampleProduct] = &[
+    (
+        "SVC-INSPECTION",
+        "Inspection",
+        ProductKind::Service,
+        10_000,
+        None,
+        None,
+    ),
+    (
+        "SVC-TESTING",
+        "Testing",
+        ProductKind::Service,
+        15_000,
+        None,
+        None,
+    ),
+    (
+        "SVC-ANALYSIS",
+        "Analysis",
+        ProductKind::Service,
+        25_000,
+        None,
+        None,
+    ),
+    (
+        "GD-GLOVES",
+        "Safety gloves (pair)",
+        ProductKind::Good,
+        450,
+        Some(200),
+        Some(20),
+    ),
+    (
+        "GD-TESTKIT",
+        "Water test kit",
+        ProductKind::Good,
+        3_900,
+        Some(40),
+        Some(10),
+    ),
+    (
+        "GD-CONTAINER",
+        "Sample container",
+        ProductKind::Good,
+        120,
+        Some(500),
+        Some(50),
+    ),
+    (
+        "GD-LABEL",
+        "Evidence labels (roll)",
+        ProductKind::Good,
+        800,
+        Some(8),
+        Some(10),
+    ),
 ];
 
 /// (name, email, city, phone).
 const CUSTOMERS: &[(&str, &str, &str, Option<&str>)] = &[
-    ("Nordic Foods A/S", "purchasing@nordicfoods.example", "Copenhagen", Some("+45 33 12 34 56")),
-    ("Aarhus Water Works", "lab@aarhuswater.example", "Aarhus", None),
-    ("Fjord Labs AS", "orders@fjordlabs.example", "Oslo", Some("+47 22 11 22 33")),
-    ("PT Sinar Tekstil", "admin@sinartekstil.example", "Bandung", None),
-    ("Jakarta Clean Air", "ops@jakartacleanair.example", "Jakarta", Some("+62 21 555 0101")),
+    (
+        "Nordic Foods A/S",
+        "purchasing@nordicfoods.example",
+        "Copenhagen",
+        Some("+45 33 12 34 56"),
+    ),
+    (
+        "Aarhus Water Works",
+        "lab@aarhuswater.example",
+        "Aarhus",
+        None,
+    ),
+    (
+        "Fjord Labs AS",
+        "orders@fjordlabs.example",
+        "Oslo",
+        Some("+47 22 11 22 33"),
+    ),
+    (
+        "PT Sinar Tekstil",
+        "admin@sinartekstil.example",
+        "Bandung",
+        None,
+    ),
+    (
+        "Jakarta Clean Air",
+        "ops@jakartacleanair.example",
+        "Jakarta",
+        Some("+62 21 555 0101"),
+    ),
 ];
 
 /// Loads the sample data unless the catalog already has products.
@@ -91,12 +177,22 @@ pub async fn load(state: &AppState, currency: Currency) -> anyhow::Result<SeedOu
         .and_then(|t| t.with_second(0))
         .and_then(|t| t.with_nanosecond(0))
         .ok_or_else(|| anyhow::anyhow!("cannot compute tomorrow 09:00"))?;
-    let plan: &[(usize, usize, &[(usize, i64)], Option<&str>)] = &[
-        (0, 0, &[(0, 1), (3, 4)], Some("Quarterly hygiene inspection")),
+    let plan: &[SampleOrder] = &[
+        (
+            0,
+            0,
+            &[(0, 1), (3, 4)],
+            Some("Quarterly hygiene inspection"),
+        ),
         (1, 0, &[(1, 1), (5, 20)], None),
         (2, 0, &[(2, 1)], Some("Soil samples from site B")),
         (3, 1, &[(0, 1), (4, 2)], None),
-        (4, 0, &[(1, 1), (2, 1), (6, 1)], Some("Air quality, three stations")),
+        (
+            4,
+            0,
+            &[(1, 1), (2, 1), (6, 1)],
+            Some("Air quality, three stations"),
+        ),
     ];
     let mut orders = 0;
     for &(customer, day, lines, note) in plan {

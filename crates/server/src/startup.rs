@@ -18,8 +18,8 @@ use ordo_domain::customers::CustomerService;
 use ordo_domain::orders::{OrderPolicy, OrderService, SpacingWindow};
 use ordo_domain::{Currency, SystemClock};
 use ordo_postgres::{
-    ClusterError, Durability, LocalCluster, LocalClusterConfig, PgCustomerRepository, PgOrderRepository,
-    PgPool, PgProductRepository, connect_pool, run_migrations,
+    ClusterError, Durability, LocalCluster, LocalClusterConfig, PgCustomerRepository,
+    PgOrderRepository, PgPool, PgProductRepository, connect_pool, run_migrations,
 };
 use utoipa::OpenApi;
 use utoipa_actix_web::AppExt;
@@ -104,7 +104,10 @@ async fn start_embedded(data_dir: &Path) -> anyhow::Result<LocalCluster> {
         durability: Durability::Durable,
     };
     match LocalCluster::start(config(data_dir.to_path_buf())).await {
-        Err(ClusterError::DataDirUnreachable { data_dir: wanted, blocking }) => {
+        Err(ClusterError::DataDirUnreachable {
+            data_dir: wanted,
+            blocking,
+        }) => {
             // Running as root in a 0700 home directory: PostgreSQL's own user cannot
             // reach the data directory there, so keep it where it can, and say so.
             let fallback = fallback_data_dir(&wanted);
@@ -124,16 +127,18 @@ async fn start_embedded(data_dir: &Path) -> anyhow::Result<LocalCluster> {
 /// for different ones.
 fn fallback_data_dir(wanted: &Path) -> PathBuf {
     let text = wanted.to_string_lossy();
-    let hash = text
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
     let name = wanted
         .parent()
         .and_then(Path::parent)
         .and_then(Path::file_name)
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "ordo".into());
-    PathBuf::from("/var/lib/ordo").join(format!("{name}-{hash:016x}")).join("pg")
+    PathBuf::from("/var/lib/ordo")
+        .join(format!("{name}-{hash:016x}"))
+        .join("pg")
 }
 
 /// The services over a pool.
@@ -155,27 +160,23 @@ pub fn build_state(settings: &Settings, pool: PgPool) -> anyhow::Result<AppState
         orders: OrderService::new(orders, products, customers, clock, OrderPolicy { spacing }),
         pool,
         default_currency,
-        metrics: metrics_handle()?,
+        metrics: metrics_handle(),
     })
 }
 
 /// The process-wide Prometheus recorder; installed once, shared by every app in
 /// the process (tests start many).
-fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
+fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    if let Some(handle) = HANDLE.get() {
-        return Ok(handle.clone());
-    }
-    let recorder = PrometheusBuilder::new().build_recorder();
-    let handle = recorder.handle();
-    match metrics::set_global_recorder(recorder) {
-        Ok(()) => Ok(HANDLE.get_or_init(|| handle).clone()),
-        // Another thread won the race; use its recorder.
-        Err(_) => HANDLE
-            .get()
-            .cloned()
-            .context("a metrics recorder from elsewhere is installed"),
-    }
+    let handle = HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("another metrics recorder is installed; /metrics will stay empty");
+        }
+        handle
+    });
+    handle.clone()
 }
 
 /// A built application, bound to its port but not yet serving.
@@ -203,14 +204,26 @@ impl Application {
     /// When the database or the listener cannot be set up.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let database = prepare_database(&settings).await?;
-        let pool = connect_pool(&database.url, settings.database_pool_size, Duration::from_secs(10))?;
+        let pool = connect_pool(
+            &database.url,
+            settings.database_pool_size,
+            Duration::from_secs(10),
+        )?;
         let state = build_state(&settings, pool)?;
-        if database.cluster.is_some() && settings.sample_data {
-            if let SeedOutcome::Loaded { products, customers, orders } =
-                seed::load(&state, state.default_currency).await?
-            {
-                tracing::info!(products, customers, orders, "loaded sample data into the new database");
-            }
+        if database.cluster.is_some()
+            && settings.sample_data
+            && let SeedOutcome::Loaded {
+                products,
+                customers,
+                orders,
+            } = seed::load(&state, state.default_currency).await?
+        {
+            tracing::info!(
+                products,
+                customers,
+                orders,
+                "loaded sample data into the new database"
+            );
         }
         let listener = TcpListener::bind(settings.listen)
             .with_context(|| format!("binding {}", settings.listen))?;
@@ -259,7 +272,10 @@ fn serve(listener: TcpListener, state: AppState, settings: &Settings) -> anyhow:
             .wrap(from_fn(request_context::middleware))
             .app_data(state.clone())
             .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
-            .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::for_status(StatusCode::NOT_FOUND).into()))
+            .app_data(
+                web::PathConfig::default()
+                    .error_handler(|_, _| ApiError::for_status(StatusCode::NOT_FOUND).into()),
+            )
             .app_data(web::QueryConfig::default().error_handler(|e, _| {
                 ApiError::validation(vec![FieldError::new("query", e.to_string())]).into()
             }))
@@ -300,6 +316,7 @@ fn problem_for_bare_errors<B>(
             problem.headers_mut().insert(name.clone(), value.clone());
         }
     }
-    let res: ServiceResponse<EitherBody<B, BoxBody>> = ServiceResponse::new(req, problem).map_into_right_body();
+    let res: ServiceResponse<EitherBody<B, BoxBody>> =
+        ServiceResponse::new(req, problem).map_into_right_body();
     Ok(ErrorHandlerResponse::Response(res))
 }

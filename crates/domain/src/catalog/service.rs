@@ -113,9 +113,11 @@ mod tests {
 
     fn service(repo: MockProductRepository) -> CatalogService {
         let mut clock = MockClock::new();
-        clock
-            .expect_now()
-            .returning(|| Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).single().expect("valid"));
+        clock.expect_now().returning(|| {
+            Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0)
+                .single()
+                .expect("valid")
+        });
         CatalogService::new(Arc::new(repo), Arc::new(clock))
     }
 
@@ -148,7 +150,11 @@ mod tests {
                 *got == id
                     && adj.delta == -3
                     && adj.reason == "breakage"
-                    && adj.at == Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).single().expect("valid")
+                    && adj.at
+                        == Utc
+                            .with_ymd_and_hms(2026, 1, 1, 12, 0, 0)
+                            .single()
+                            .expect("valid")
             })
             .returning(|id, _| Err(AdjustStockError::NotTracked(id)));
         let result = service(repo).adjust_stock(id, -3, " breakage ").await;

@@ -16,7 +16,11 @@ pub trait CustomerRepository: Send + Sync {
     ///
     /// # Errors
     /// `EmailTaken` when the address is in use (case-insensitively), also under races.
-    async fn insert(&self, customer: NewCustomer, at: DateTime<Utc>) -> Result<Customer, CreateCustomerError>;
+    async fn insert(
+        &self,
+        customer: NewCustomer,
+        at: DateTime<Utc>,
+    ) -> Result<Customer, CreateCustomerError>;
 
     /// One customer, or `None`.
     ///

@@ -30,7 +30,9 @@ pub fn check_schedulable(at: DateTime<Utc>) -> Result<(), InvalidValue> {
     if (1970..=9999).contains(&at.year()) {
         Ok(())
     } else {
-        Err(InvalidValue::new("must lie between the years 1970 and 9999"))
+        Err(InvalidValue::new(
+            "must lie between the years 1970 and 9999",
+        ))
     }
 }
 
@@ -110,9 +112,9 @@ impl OrderRef {
         if let Ok(id) = uuid::Uuid::parse_str(raw) {
             return Ok(Self::Id(OrderId::from_uuid(id)));
         }
-        OrderNumber::parse(raw)
-            .map(Self::Number)
-            .map_err(|_| InvalidValue::new("must be an order id (UUID) or number (ORD-YYYYMMDD-NNNNNN)"))
+        OrderNumber::parse(raw).map(Self::Number).map_err(|_| {
+            InvalidValue::new("must be an order id (UUID) or number (ORD-YYYYMMDD-NNNNNN)")
+        })
     }
 }
 
@@ -389,8 +391,14 @@ mod tests {
     #[test]
     fn an_order_is_found_by_id_or_number() {
         let id = uuid::Uuid::now_v7();
-        assert_eq!(OrderRef::parse(&id.to_string()), Ok(OrderRef::Id(OrderId::from_uuid(id))));
-        assert!(matches!(OrderRef::parse("ORD-20260101-000001"), Ok(OrderRef::Number(_))));
+        assert_eq!(
+            OrderRef::parse(&id.to_string()),
+            Ok(OrderRef::Id(OrderId::from_uuid(id)))
+        );
+        assert!(matches!(
+            OrderRef::parse("ORD-20260101-000001"),
+            Ok(OrderRef::Number(_))
+        ));
         assert!(OrderRef::parse("42").is_err());
     }
 

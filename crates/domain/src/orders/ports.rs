@@ -25,7 +25,11 @@ pub trait OrderRepository: Send + Sync {
     /// `window`, also when two calls race; `InsufficientStock` when a product has
     /// fewer units than a line needs; `CustomerNotFound` when the customer vanished.
     /// On any error nothing is written and no number is used up.
-    async fn insert(&self, order: NewOrder, window: SpacingWindow) -> Result<Order, PlaceOrderError>;
+    async fn insert(
+        &self,
+        order: NewOrder,
+        window: SpacingWindow,
+    ) -> Result<Order, PlaceOrderError>;
 
     /// One order with its lines, or `None`.
     ///
@@ -47,7 +51,11 @@ pub trait OrderRepository: Send + Sync {
     /// # Errors
     /// `VersionMismatch` when the order changed or vanished; `TooClose` and
     /// `InsufficientStock` as for [`insert`](Self::insert).
-    async fn revise(&self, revision: OrderRevision, window: SpacingWindow) -> Result<Order, UpdateOrderError>;
+    async fn revise(
+        &self,
+        revision: OrderRevision,
+        window: SpacingWindow,
+    ) -> Result<Order, UpdateOrderError>;
 
     /// Moves the order to `to` if it is still at `expected`, releasing its reserved
     /// stock when `release_stock`, in one transaction. `None` when the order changed
@@ -69,5 +77,10 @@ pub trait OrderRepository: Send + Sync {
     ///
     /// # Errors
     /// When storage fails.
-    async fn delete(&self, id: OrderId, expected: Version, release_stock: bool) -> anyhow::Result<bool>;
+    async fn delete(
+        &self,
+        id: OrderId,
+        expected: Version,
+        release_stock: bool,
+    ) -> anyhow::Result<bool>;
 }

@@ -35,7 +35,9 @@ pub fn price_lines(
             Some(sum) if sum.currency() != line_total.currency() => {
                 return Err(PricingError::MixedCurrencies);
             }
-            Some(sum) => sum.plus(line_total).map_err(|_| PricingError::AmountTooLarge)?,
+            Some(sum) => sum
+                .plus(line_total)
+                .map_err(|_| PricingError::AmountTooLarge)?,
         });
         lines.push(OrderLine {
             product_id: product.id(),
@@ -65,7 +67,11 @@ pub(crate) mod tests {
             ProductId::generate(),
             Sku::parse("SKU-1").expect("sku"),
             ProductName::parse("Widget").expect("name"),
-            if stock.is_some() { ProductKind::Good } else { ProductKind::Service },
+            if stock.is_some() {
+                ProductKind::Good
+            } else {
+                ProductKind::Service
+            },
             Money::new(price, Currency::parse(currency).expect("currency")),
             stock.map(|s| StockLevel::parse(s).expect("stock")),
             None,
@@ -92,8 +98,8 @@ pub(crate) mod tests {
     fn lines_are_priced_and_summed_in_minor_units() {
         let a = product(250, "EUR", Some(10), true);
         let b = product(1000, "EUR", None, true);
-        let (lines, total) = price_lines(&items(&[(&a, 3), (&b, 1)]), &[b.clone(), a.clone()])
-            .expect("priced");
+        let (lines, total) =
+            price_lines(&items(&[(&a, 3), (&b, 1)]), &[b.clone(), a.clone()]).expect("priced");
         assert_eq!(total.minor(), 1750);
         assert_eq!(lines[0].line_total().minor(), 750);
         assert!(lines[0].reserves_stock);

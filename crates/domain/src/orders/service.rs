@@ -6,7 +6,7 @@ use super::{
     PricingError, ReviseOrder, SpacingWindow, UpdateOrderError, price_lines,
 };
 use crate::catalog::ProductRepository;
-use crate::clock::Clock;
+use crate::clock::{Clock, to_micros};
 use crate::customers::CustomerRepository;
 use crate::money::Money;
 use crate::page::{Page, PageRequest};
@@ -77,7 +77,7 @@ impl OrderService {
         let order = NewOrder {
             id: OrderId::generate(),
             customer_id: request.customer_id,
-            scheduled_at: request.scheduled_at.unwrap_or(now),
+            scheduled_at: to_micros(request.scheduled_at.unwrap_or(now)),
             lines,
             total,
             note: request.note,
@@ -98,7 +98,11 @@ impl OrderService {
     ///
     /// # Errors
     /// When storage fails.
-    pub async fn list(&self, filter: OrderFilter, page: PageRequest) -> anyhow::Result<Page<Order>> {
+    pub async fn list(
+        &self,
+        filter: OrderFilter,
+        page: PageRequest,
+    ) -> anyhow::Result<Page<Order>> {
         self.orders.list(filter, page).await
     }
 
@@ -137,7 +141,7 @@ impl OrderService {
                 id,
                 customer_id: current.customer_id,
                 expected: current.version,
-                scheduled_at: revision.scheduled_at,
+                scheduled_at: to_micros(revision.scheduled_at),
                 lines: lines.clone(),
                 total,
                 note: revision.note.clone(),
@@ -172,7 +176,13 @@ impl OrderService {
             let release = current.status.holds_stock();
             let moved = self
                 .orders
-                .transition(id, current.version, OrderStatus::Cancelled, release, self.clock.now())
+                .transition(
+                    id,
+                    current.version,
+                    OrderStatus::Cancelled,
+                    release,
+                    self.clock.now(),
+                )
                 .await?;
             if let Some(order) = moved {
                 return Ok(order);

@@ -63,12 +63,12 @@ pub struct ScheduledOrder {
 /// The existing order closest to `candidate` that is less than `window` away from
 /// it, if any. The rule is symmetric, ignores cancelled orders and ignores the order
 /// `exclude` (the one being rescheduled). Exactly `window` apart is allowed.
-pub fn find_conflict<'a>(
+pub fn find_conflict(
     candidate: DateTime<Utc>,
     exclude: Option<OrderId>,
-    existing: &'a [ScheduledOrder],
+    existing: &[ScheduledOrder],
     window: SpacingWindow,
-) -> Option<&'a ScheduledOrder> {
+) -> Option<&ScheduledOrder> {
     existing
         .iter()
         .filter(|o| Some(o.id) != exclude && o.status.counts_for_spacing())
@@ -98,7 +98,10 @@ mod tests {
     #[test]
     fn an_order_three_hours_after_another_is_accepted() {
         let existing = [order(9, 0, OrderStatus::Placed)];
-        assert_eq!(find_conflict(at(12, 0), None, &existing, SpacingWindow::default()), None);
+        assert_eq!(
+            find_conflict(at(12, 0), None, &existing, SpacingWindow::default()),
+            None
+        );
     }
 
     #[test]

@@ -4,8 +4,8 @@ use actix_web::http::header::LOCATION;
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, Utc};
 use ordo_domain::customers::{
-    City, CreateCustomerError, Customer, CustomerChanges, CustomerId, CustomerName, DeleteCustomerError,
-    Email, NewCustomer, Phone, UpdateCustomerError,
+    City, CreateCustomerError, Customer, CustomerChanges, CustomerId, CustomerName,
+    DeleteCustomerError, Email, NewCustomer, Phone, UpdateCustomerError,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -84,16 +84,25 @@ impl From<&Customer> for CustomerView {
     }
 }
 
-fn customer_response(mut builder: actix_web::HttpResponseBuilder, customer: &Customer) -> HttpResponse {
+fn customer_response(
+    mut builder: actix_web::HttpResponseBuilder,
+    customer: &Customer,
+) -> HttpResponse {
     etag(&mut builder, customer.version()).json(CustomerView::from(customer))
 }
 
 pub(crate) fn not_found(id: CustomerId) -> ApiError {
-    ApiError::not_found("customer_not_found", format!("customer {id} does not exist"))
+    ApiError::not_found(
+        "customer_not_found",
+        format!("customer {id} does not exist"),
+    )
 }
 
 fn email_taken() -> ApiError {
-    ApiError::conflict("email_taken", "a customer with this e-mail address already exists")
+    ApiError::conflict(
+        "email_taken",
+        "a customer with this e-mail address already exists",
+    )
 }
 
 impl From<CreateCustomerError> for ApiError {
@@ -110,9 +119,9 @@ impl From<UpdateCustomerError> for ApiError {
         match e {
             UpdateCustomerError::NotFound(id) => not_found(id),
             UpdateCustomerError::EmailTaken => email_taken(),
-            UpdateCustomerError::VersionMismatch(id) => {
-                ApiError::precondition_failed(format!("customer {id} has changed since that version"))
-            }
+            UpdateCustomerError::VersionMismatch(id) => ApiError::precondition_failed(format!(
+                "customer {id} has changed since that version"
+            )),
             UpdateCustomerError::Unexpected(e) => ApiError::internal(e),
         }
     }
@@ -184,9 +193,17 @@ async fn list_customers(
     (status = 404, body = super::Problem),
 ))]
 #[get("/customers/{id}")]
-async fn get_customer(_: Staff, state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+async fn get_customer(
+    _: Staff,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
     let id = CustomerId::from_uuid(id.into_inner());
-    let customer = state.customers.get(id).await?.ok_or_else(|| not_found(id))?;
+    let customer = state
+        .customers
+        .get(id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
     Ok(customer_response(HttpResponse::Ok(), &customer))
 }
 
@@ -216,7 +233,12 @@ async fn update_customer(
         },
     )
         .check_all()?;
-    let changes = CustomerChanges { name, email, city, phone };
+    let changes = CustomerChanges {
+        name,
+        email,
+        city,
+        phone,
+    };
     let customer = state
         .customers
         .update(CustomerId::from_uuid(id.into_inner()), changes, if_match.0)
@@ -231,7 +253,14 @@ async fn update_customer(
     (status = 409, body = super::Problem, description = "`customer_has_orders`"),
 ))]
 #[delete("/customers/{id}")]
-async fn delete_customer(_: Staff, state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
-    state.customers.delete(CustomerId::from_uuid(id.into_inner())).await?;
+async fn delete_customer(
+    _: Staff,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .customers
+        .delete(CustomerId::from_uuid(id.into_inner()))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }

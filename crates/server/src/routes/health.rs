@@ -31,7 +31,12 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 }
 
 fn not_ready(detail: &str) -> ApiError {
-    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "Not ready", detail)
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not_ready",
+        "Not ready",
+        detail,
+    )
 }
 
 /// Prometheus text exposition.

@@ -183,7 +183,11 @@ fn order_not_found(id: impl std::fmt::Display) -> ApiError {
 
 fn check_items(items: &[ItemInput]) -> Checked<OrderItems> {
     let parsed = check_each(items.iter().enumerate().map(|(i, item)| {
-        field(format!("items[{i}].quantity"), Quantity::parse(item.quantity)).map(|quantity| OrderItem {
+        field(
+            format!("items[{i}].quantity"),
+            Quantity::parse(item.quantity),
+        )
+        .map(|quantity| OrderItem {
             product_id: ProductId::from_uuid(item.product_id),
             quantity,
         })
@@ -205,20 +209,32 @@ impl From<PricingError> for ApiError {
     fn from(e: PricingError) -> Self {
         let detail = e.to_string();
         match e {
-            PricingError::UnknownProduct(id) => {
-                ApiError::new(actix_web::http::StatusCode::UNPROCESSABLE_ENTITY, "unknown_product", "Unknown product", detail)
-                    .with("product_id", id.to_string())
-            }
-            PricingError::InactiveProduct(id) => {
-                ApiError::new(actix_web::http::StatusCode::UNPROCESSABLE_ENTITY, "inactive_product", "Inactive product", detail)
-                    .with("product_id", id.to_string())
-            }
-            PricingError::MixedCurrencies => {
-                ApiError::new(actix_web::http::StatusCode::UNPROCESSABLE_ENTITY, "mixed_currencies", "Mixed currencies", detail)
-            }
-            PricingError::AmountTooLarge => {
-                ApiError::new(actix_web::http::StatusCode::UNPROCESSABLE_ENTITY, "amount_too_large", "Amount too large", detail)
-            }
+            PricingError::UnknownProduct(id) => ApiError::new(
+                actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_product",
+                "Unknown product",
+                detail,
+            )
+            .with("product_id", id.to_string()),
+            PricingError::InactiveProduct(id) => ApiError::new(
+                actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "inactive_product",
+                "Inactive product",
+                detail,
+            )
+            .with("product_id", id.to_string()),
+            PricingError::MixedCurrencies => ApiError::new(
+                actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "mixed_currencies",
+                "Mixed currencies",
+                detail,
+            ),
+            PricingError::AmountTooLarge => ApiError::new(
+                actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "amount_too_large",
+                "Amount too large",
+                detail,
+            ),
         }
     }
 }
@@ -272,7 +288,10 @@ impl From<UpdateOrderError> for ApiError {
 }
 
 fn contended(id: OrderId) -> ApiError {
-    ApiError::conflict("order_contended", format!("order {id} is being changed concurrently; try again"))
+    ApiError::conflict(
+        "order_contended",
+        format!("order {id} is being changed concurrently; try again"),
+    )
 }
 
 impl From<CancelOrderError> for ApiError {
@@ -379,7 +398,11 @@ async fn list_orders(
     (status = 404, body = super::Problem),
 ))]
 #[get("/orders/{id_or_number}")]
-async fn get_order(_: Staff, state: web::Data<AppState>, key: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn get_order(
+    _: Staff,
+    state: web::Data<AppState>,
+    key: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let reference = OrderRef::parse(&key).map_err(|_| order_not_found(&*key))?;
     let order = state
         .orders
@@ -415,7 +438,11 @@ async fn revise_order(
         .orders
         .revise(
             OrderId::from_uuid(id.into_inner()),
-            ReviseOrder { scheduled_at, items, note },
+            ReviseOrder {
+                scheduled_at,
+                items,
+                note,
+            },
             if_match.0,
         )
         .await?;
@@ -429,8 +456,15 @@ async fn revise_order(
     (status = 409, body = super::Problem, description = "`order_not_deletable`"),
 ))]
 #[delete("/orders/{id}")]
-async fn delete_order(_: Staff, state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
-    state.orders.delete(OrderId::from_uuid(id.into_inner())).await?;
+async fn delete_order(
+    _: Staff,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .orders
+        .delete(OrderId::from_uuid(id.into_inner()))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -441,7 +475,14 @@ async fn delete_order(_: Staff, state: web::Data<AppState>, id: web::Path<Uuid>)
     (status = 409, body = super::Problem, description = "`order_not_cancellable`"),
 ))]
 #[post("/orders/{id}/cancel")]
-async fn cancel_order(_: Staff, state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
-    let order = state.orders.cancel(OrderId::from_uuid(id.into_inner())).await?;
+async fn cancel_order(
+    _: Staff,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let order = state
+        .orders
+        .cancel(OrderId::from_uuid(id.into_inner()))
+        .await?;
     Ok(order_response(HttpResponse::Ok(), &order))
 }

@@ -120,7 +120,10 @@ impl From<&Product> for ProductView {
     }
 }
 
-fn product_response(mut builder: actix_web::HttpResponseBuilder, product: &Product) -> HttpResponse {
+fn product_response(
+    mut builder: actix_web::HttpResponseBuilder,
+    product: &Product,
+) -> HttpResponse {
     etag(&mut builder, product.version()).json(ProductView::from(product))
 }
 
@@ -131,9 +134,11 @@ fn not_found(id: ProductId) -> ApiError {
 impl From<CreateProductError> for ApiError {
     fn from(e: CreateProductError) -> Self {
         match e {
-            CreateProductError::SkuTaken { sku } => {
-                ApiError::conflict("sku_taken", format!("a product with SKU {sku} already exists")).with("sku", sku)
-            }
+            CreateProductError::SkuTaken { sku } => ApiError::conflict(
+                "sku_taken",
+                format!("a product with SKU {sku} already exists"),
+            )
+            .with("sku", sku),
             CreateProductError::Unexpected(e) => ApiError::internal(e),
         }
     }
@@ -143,12 +148,14 @@ impl From<UpdateProductError> for ApiError {
     fn from(e: UpdateProductError) -> Self {
         match e {
             UpdateProductError::NotFound(id) => not_found(id),
-            UpdateProductError::SkuTaken { sku } => {
-                ApiError::conflict("sku_taken", format!("a product with SKU {sku} already exists")).with("sku", sku)
-            }
-            UpdateProductError::VersionMismatch(id) => {
-                ApiError::precondition_failed(format!("product {id} has changed since that version"))
-            }
+            UpdateProductError::SkuTaken { sku } => ApiError::conflict(
+                "sku_taken",
+                format!("a product with SKU {sku} already exists"),
+            )
+            .with("sku", sku),
+            UpdateProductError::VersionMismatch(id) => ApiError::precondition_failed(format!(
+                "product {id} has changed since that version"
+            )),
             UpdateProductError::Unexpected(e) => ApiError::internal(e),
         }
     }
@@ -162,7 +169,10 @@ impl From<AdjustStockError> for ApiError {
                 "stock_not_tracked",
                 format!("product {id} does not track stock"),
             ),
-            AdjustStockError::InsufficientStock { product_id, available } => ApiError::conflict(
+            AdjustStockError::InsufficientStock {
+                product_id,
+                available,
+            } => ApiError::conflict(
                 "insufficient_stock",
                 format!("only {available} units of product {product_id} are in stock"),
             )
@@ -207,13 +217,29 @@ async fn create_product(
         field("kind", ProductKind::parse(&body.kind)),
         currency,
         optional("stock", body.stock, StockLevel::parse),
-        optional("low_stock_threshold", body.low_stock_threshold, StockLevel::parse),
+        optional(
+            "low_stock_threshold",
+            body.low_stock_threshold,
+            StockLevel::parse,
+        ),
     )
         .check_all()?;
-    let (price,) = (field("price_minor", Money::price(body.price_minor, currency)),).check_all()?;
+    let (price,) = (field(
+        "price_minor",
+        Money::price(body.price_minor, currency),
+    ),)
+        .check_all()?;
     let (product,) = (field(
         "stock",
-        NewProduct::new(sku, name, kind, price, stock, threshold, state.catalog.now()),
+        NewProduct::new(
+            sku,
+            name,
+            kind,
+            price,
+            stock,
+            threshold,
+            state.catalog.now(),
+        ),
     ),)
         .check_all()?;
     let product = state.catalog.create(product).await?;
@@ -241,7 +267,11 @@ async fn list_products(
     (status = 404, body = super::Problem, description = "`product_not_found`"),
 ))]
 #[get("/products/{id}")]
-async fn get_product(_: Staff, state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+async fn get_product(
+    _: Staff,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
     let id = ProductId::from_uuid(id.into_inner());
     let product = state.catalog.get(id).await?.ok_or_else(|| not_found(id))?;
     Ok(product_response(HttpResponse::Ok(), &product))
@@ -269,14 +299,25 @@ async fn update_product(
             // A price or currency alone keeps the other half of the current price.
             let current = match (price, currency) {
                 (Some(_), Some(_)) => None,
-                _ => Some(state.catalog.get(id).await?.ok_or_else(|| not_found(id))?.price()),
+                _ => Some(
+                    state
+                        .catalog
+                        .get(id)
+                        .await?
+                        .ok_or_else(|| not_found(id))?
+                        .price(),
+                ),
             };
             let currency = match currency {
                 Some(code) => field("currency", Currency::parse(code)),
-                None => Ok(current.map(|p| p.currency()).unwrap_or(state.default_currency)),
+                None => Ok(current
+                    .map(|p| p.currency())
+                    .unwrap_or(state.default_currency)),
             };
             let minor = price.or(current.map(|p| p.minor())).unwrap_or_default();
-            currency.and_then(|c| field("price_minor", Money::price(minor, c))).map(Some)
+            currency
+                .and_then(|c| field("price_minor", Money::price(minor, c)))
+                .map(Some)
         }
     };
     let (sku, name, price, threshold) = (
@@ -286,7 +327,9 @@ async fn update_product(
         match body.low_stock_threshold {
             None => Ok(None),
             Some(None) => Ok(Some(None)),
-            Some(Some(raw)) => field("low_stock_threshold", StockLevel::parse(raw)).map(|t| Some(Some(t))),
+            Some(Some(raw)) => {
+                field("low_stock_threshold", StockLevel::parse(raw)).map(|t| Some(Some(t)))
+            }
         },
     )
         .check_all()?;
@@ -307,8 +350,15 @@ async fn update_product(
     (status = 404, body = super::Problem),
 ))]
 #[delete("/products/{id}")]
-async fn delete_product(_: Staff, state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
-    state.catalog.delete(ProductId::from_uuid(id.into_inner())).await?;
+async fn delete_product(
+    _: Staff,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .catalog
+        .delete(ProductId::from_uuid(id.into_inner()))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -326,7 +376,11 @@ async fn adjust_stock(
 ) -> Result<HttpResponse, ApiError> {
     let product = state
         .catalog
-        .adjust_stock(ProductId::from_uuid(id.into_inner()), body.delta, &body.reason)
+        .adjust_stock(
+            ProductId::from_uuid(id.into_inner()),
+            body.delta,
+            &body.reason,
+        )
         .await?;
     Ok(product_response(HttpResponse::Ok(), &product))
 }

@@ -109,7 +109,10 @@ async fn placing_for_an_unknown_customer_writes_nothing() {
     let p = product(100, "EUR", None, true);
     let customer_id = CustomerId::generate();
 
-    let result = ports.service().place(place_request(customer_id, &[(&p, 1)])).await;
+    let result = ports
+        .service()
+        .place(place_request(customer_id, &[(&p, 1)]))
+        .await;
 
     assert!(matches!(result, Err(PlaceOrderError::CustomerNotFound(id)) if id == customer_id));
 }
@@ -117,11 +120,16 @@ async fn placing_for_an_unknown_customer_writes_nothing() {
 #[tokio::test]
 async fn placing_an_unknown_product_writes_nothing() {
     let customer_id = CustomerId::generate();
-    let mut ports = Ports::new().with_customer(customer_id).with_products(vec![]);
+    let mut ports = Ports::new()
+        .with_customer(customer_id)
+        .with_products(vec![]);
     ports.orders.expect_insert().never();
     let p = product(100, "EUR", None, true);
 
-    let result = ports.service().place(place_request(customer_id, &[(&p, 1)])).await;
+    let result = ports
+        .service()
+        .place(place_request(customer_id, &[(&p, 1)]))
+        .await;
 
     assert!(matches!(
         result,
@@ -138,7 +146,10 @@ async fn placing_an_inactive_product_writes_nothing() {
         .with_products(vec![p.clone()]);
     ports.orders.expect_insert().never();
 
-    let result = ports.service().place(place_request(customer_id, &[(&p, 1)])).await;
+    let result = ports
+        .service()
+        .place(place_request(customer_id, &[(&p, 1)]))
+        .await;
 
     assert!(matches!(
         result,
@@ -196,7 +207,10 @@ async fn a_spacing_conflict_from_storage_reaches_the_caller() {
         .into())
     });
 
-    let result = ports.service().place(place_request(customer_id, &[(&p, 1)])).await;
+    let result = ports
+        .service()
+        .place(place_request(customer_id, &[(&p, 1)]))
+        .await;
 
     assert!(matches!(
         result,
@@ -220,7 +234,10 @@ async fn a_stock_shortage_from_storage_reaches_the_caller() {
         .into())
     });
 
-    let result = ports.service().place(place_request(customer_id, &[(&p, 2)])).await;
+    let result = ports
+        .service()
+        .place(place_request(customer_id, &[(&p, 2)]))
+        .await;
 
     assert!(matches!(
         result,
@@ -255,14 +272,20 @@ async fn only_placed_orders_can_be_revised() {
     let mut ports = Ports::new().with_products(vec![p.clone()]);
     let paid = stored_order(OrderStatus::Paid, 2);
     let id = paid.id;
-    ports.orders.expect_find().returning(move |_| Ok(Some(paid.clone())));
+    ports
+        .orders
+        .expect_find()
+        .returning(move |_| Ok(Some(paid.clone())));
     ports.orders.expect_revise().never();
 
     let result = ports.service().revise(id, revision_of(&p), None).await;
 
     assert!(matches!(
         result,
-        Err(UpdateOrderError::NotEditable { status: OrderStatus::Paid, .. })
+        Err(UpdateOrderError::NotEditable {
+            status: OrderStatus::Paid,
+            ..
+        })
     ));
 }
 
@@ -272,11 +295,17 @@ async fn a_stale_if_match_is_refused_before_any_write() {
     let mut ports = Ports::new().with_products(vec![p.clone()]);
     let current = stored_order(OrderStatus::Placed, 3);
     let id = current.id;
-    ports.orders.expect_find().returning(move |_| Ok(Some(current.clone())));
+    ports
+        .orders
+        .expect_find()
+        .returning(move |_| Ok(Some(current.clone())));
     ports.orders.expect_revise().never();
 
     let stale = Version::new(2).expect("version");
-    let result = ports.service().revise(id, revision_of(&p), Some(stale)).await;
+    let result = ports
+        .service()
+        .revise(id, revision_of(&p), Some(stale))
+        .await;
 
     assert!(matches!(result, Err(UpdateOrderError::VersionMismatch(_))));
 }
@@ -329,7 +358,10 @@ async fn cancelling_a_placed_order_releases_its_stock() {
     let placed = stored_order(OrderStatus::Placed, 4);
     let id = placed.id;
     let found = placed.clone();
-    ports.orders.expect_find().returning(move |_| Ok(Some(found.clone())));
+    ports
+        .orders
+        .expect_find()
+        .returning(move |_| Ok(Some(found.clone())));
     ports
         .orders
         .expect_transition()
@@ -357,7 +389,10 @@ async fn cancelling_after_a_failed_payment_releases_nothing_twice() {
     let failed = stored_order(OrderStatus::PaymentFailed, 2);
     let id = failed.id;
     let found = failed.clone();
-    ports.orders.expect_find().returning(move |_| Ok(Some(found.clone())));
+    ports
+        .orders
+        .expect_find()
+        .returning(move |_| Ok(Some(found.clone())));
     ports
         .orders
         .expect_transition()
@@ -372,14 +407,20 @@ async fn a_paid_order_cannot_be_cancelled() {
     let mut ports = Ports::new();
     let paid = stored_order(OrderStatus::Paid, 2);
     let id = paid.id;
-    ports.orders.expect_find().returning(move |_| Ok(Some(paid.clone())));
+    ports
+        .orders
+        .expect_find()
+        .returning(move |_| Ok(Some(paid.clone())));
     ports.orders.expect_transition().never();
 
     let result = ports.service().cancel(id).await;
 
     assert!(matches!(
         result,
-        Err(CancelOrderError::NotCancellable { status: OrderStatus::Paid, .. })
+        Err(CancelOrderError::NotCancellable {
+            status: OrderStatus::Paid,
+            ..
+        })
     ));
 }
 
@@ -398,8 +439,16 @@ async fn an_order_that_keeps_changing_is_reported_as_contended() {
     let mut ports = Ports::new();
     let placed = stored_order(OrderStatus::Placed, 1);
     let id = placed.id;
-    ports.orders.expect_find().times(3).returning(move |_| Ok(Some(placed.clone())));
-    ports.orders.expect_transition().times(3).returning(|_, _, _, _, _| Ok(None));
+    ports
+        .orders
+        .expect_find()
+        .times(3)
+        .returning(move |_| Ok(Some(placed.clone())));
+    ports
+        .orders
+        .expect_transition()
+        .times(3)
+        .returning(|_, _, _, _, _| Ok(None));
 
     assert!(matches!(
         ports.service().cancel(id).await,
@@ -412,12 +461,18 @@ async fn a_paid_order_cannot_be_deleted() {
     let mut ports = Ports::new();
     let paid = stored_order(OrderStatus::Paid, 2);
     let id = paid.id;
-    ports.orders.expect_find().returning(move |_| Ok(Some(paid.clone())));
+    ports
+        .orders
+        .expect_find()
+        .returning(move |_| Ok(Some(paid.clone())));
     ports.orders.expect_delete().never();
 
     assert!(matches!(
         ports.service().delete(id).await,
-        Err(DeleteOrderError::NotDeletable { status: OrderStatus::Paid, .. })
+        Err(DeleteOrderError::NotDeletable {
+            status: OrderStatus::Paid,
+            ..
+        })
     ));
 }
 
@@ -427,7 +482,10 @@ async fn deleting_a_placed_order_releases_stock_and_a_cancelled_one_does_not() {
         let mut ports = Ports::new();
         let order = stored_order(status, 1);
         let id = order.id;
-        ports.orders.expect_find().returning(move |_| Ok(Some(order.clone())));
+        ports
+            .orders
+            .expect_find()
+            .returning(move |_| Ok(Some(order.clone())));
         ports
             .orders
             .expect_delete()
@@ -451,8 +509,15 @@ async fn deleting_a_missing_order_is_not_found_and_a_contended_one_says_so() {
     let mut ports = Ports::new();
     let order = stored_order(OrderStatus::Placed, 1);
     let id = order.id;
-    ports.orders.expect_find().returning(move |_| Ok(Some(order.clone())));
-    ports.orders.expect_delete().times(3).returning(|_, _, _| Ok(false));
+    ports
+        .orders
+        .expect_find()
+        .returning(move |_| Ok(Some(order.clone())));
+    ports
+        .orders
+        .expect_delete()
+        .times(3)
+        .returning(|_, _, _| Ok(false));
     assert!(matches!(
         ports.service().delete(id).await,
         Err(DeleteOrderError::Contended(_))

@@ -1,0 +1,91 @@
+use ordo_api_tests::{id_of, spawn_app};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+#[tokio::test]
+async fn a_customer_is_created_changed_and_deleted() {
+    let app = spawn_app().await;
+    let customer = app.create_customer("ada@example.com", "Oslo").await;
+    let path = format!("/v1/customers/{}", id_of(&customer));
+
+    let patched = app
+        .send(
+            Method::PATCH,
+            &path,
+            Some(&json!({"city": "Bergen", "phone": "+47 55 00 00 00"})),
+        )
+        .await;
+    let cleared = app
+        .send(Method::PATCH, &path, Some(&json!({"phone": null})))
+        .await;
+    let deleted = app.send(Method::DELETE, &path, None).await;
+
+    assert_eq!(patched.status, StatusCode::OK);
+    assert_eq!(patched.body["city"], "Bergen");
+    assert_eq!(patched.body["phone"], "+47 55 00 00 00");
+    assert_eq!(cleared.body["phone"], serde_json::Value::Null);
+    assert_eq!(cleared.body["version"], 3);
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.get(&path).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn emails_are_unique_regardless_of_case() {
+    let app = spawn_app().await;
+    app.create_customer("ada@example.com", "Oslo").await;
+
+    let again = app
+        .post(
+            "/v1/customers",
+            &json!({"name": "Ada", "email": "ADA@EXAMPLE.COM", "city": "Oslo"}),
+        )
+        .await;
+
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert_eq!(again.problem_code(), "email_taken");
+}
+
+#[tokio::test]
+async fn a_customer_with_orders_cannot_be_deleted() {
+    let app = spawn_app().await;
+    let svc = app.create_product("SVC", 100, None).await;
+    let customer = app.create_customer("ada@example.com", "Oslo").await;
+    app.post(
+        "/v1/orders",
+        &json!({"customer_id": id_of(&customer), "items": [{"product_id": id_of(&svc), "quantity": 1}]}),
+    )
+    .await;
+
+    let refused = app
+        .send(
+            Method::DELETE,
+            &format!("/v1/customers/{}", id_of(&customer)),
+            None,
+        )
+        .await;
+
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+    assert_eq!(refused.problem_code(), "customer_has_orders");
+}
+
+#[tokio::test]
+async fn invalid_customer_fields_are_all_reported_at_once() {
+    let app = spawn_app().await;
+
+    let reply = app
+        .post(
+            "/v1/customers",
+            &json!({"name": " ", "email": "not-an-email", "city": "Oslo", "phone": "x"}),
+        )
+        .await;
+
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let fields: Vec<&str> = reply.body["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .filter_map(|e| e["field"].as_str())
+        .collect();
+    assert_eq!(fields, ["name", "email", "phone"]);
+    assert_eq!(app.count("SELECT count(*) AS n FROM customers").await, 0);
+}
