@@ -7,7 +7,10 @@ use diesel_async::{AsyncConnection, AsyncPgConnection};
 use ordo_postgres::{ClusterError, Durability, LocalCluster, LocalClusterConfig};
 
 fn scratch_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ordo-launcher-{name}-{}", uuid::Uuid::new_v4().simple()));
+    let dir = std::env::temp_dir().join(format!(
+        "ordo-launcher-{name}-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
     std::fs::create_dir_all(&dir).expect("scratch dir");
     dir
 }
@@ -24,9 +27,13 @@ async fn a_second_start_on_the_same_data_dir_reuses_the_running_cluster() {
         durability: Durability::Durable,
     };
 
-    let first = LocalCluster::start(config.clone()).await.expect("first start");
+    let first = LocalCluster::start(config.clone())
+        .await
+        .expect("first start");
     first.ensure_database("ordo").await.expect("database");
-    let second = LocalCluster::start(config.clone()).await.expect("second start");
+    let second = LocalCluster::start(config.clone())
+        .await
+        .expect("second start");
 
     assert_eq!(second.port(), first.port());
     assert_eq!(second.database_url("ordo"), first.database_url("ordo"));
@@ -35,13 +42,20 @@ async fn a_second_start_on_the_same_data_dir_reuses_the_running_cluster() {
     assert!(answers(&first.database_url("ordo")).await);
 
     let url = first.database_url("ordo");
-    tokio::task::spawn_blocking(move || first.stop()).await.expect("stopped");
+    tokio::task::spawn_blocking(move || first.stop())
+        .await
+        .expect("stopped");
     assert!(!answers(&url).await, "the server must be down after stop");
 
     // A durable cluster keeps its data and starts again from it.
     let again = LocalCluster::start(config).await.expect("restart");
-    assert!(answers(&again.database_url("ordo")).await, "the database survived the restart");
-    tokio::task::spawn_blocking(move || again.stop()).await.expect("stopped");
+    assert!(
+        answers(&again.database_url("ordo")).await,
+        "the database survived the restart"
+    );
+    tokio::task::spawn_blocking(move || again.stop())
+        .await
+        .expect("stopped");
     let _ = std::fs::remove_dir_all(root);
 }
 

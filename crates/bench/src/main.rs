@@ -1,0 +1,361 @@
+//! `ordo-bench`: how fast Ordo is, and how close to what the database allows.
+//!
+//! Each scenario runs twice at the same concurrency for the same time: once
+//! against Ordo over HTTP, once as a reference that sends the same SQL straight to
+//! PostgreSQL over a pool of the same size. The ratio Ordo ÷ reference is the
+//! figure to compare across machines and commits; absolute numbers depend on the
+//! machine (load generator, server and database share its cores).
+
+mod load;
+mod scenarios;
+mod seed;
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use ordo_postgres::{Durability, LocalCluster, LocalClusterConfig, connect_pool, run_migrations};
+use ordo_server::Settings;
+use serde::Serialize;
+
+use crate::load::{LoadShape, Measurement};
+use crate::scenarios::{Scenario, Target};
+
+/// Load scenarios against Ordo, each with a reference measured in the same run.
+#[derive(Debug, Parser)]
+#[command(name = "ordo-bench", version)]
+struct Cli {
+    /// Benchmark a running Ordo at this base URL instead of starting one (needs
+    /// --database-url, the database it uses, for seeding and the reference).
+    #[arg(long, requires = "database_url")]
+    url: Option<String>,
+    /// The database to seed and to run the reference against; a throw-away local
+    /// cluster when omitted.
+    #[arg(long)]
+    database_url: Option<String>,
+    /// The process id of the server given with --url, to report its peak RSS.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Measured seconds per run.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Discarded warm-up seconds per run.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// Connections in Ordo's pool and in the reference's.
+    #[arg(long, default_value_t = 16)]
+    pool_size: usize,
+    /// Customers to seed.
+    #[arg(long, default_value_t = 2000)]
+    customers: usize,
+    /// Orders to seed.
+    #[arg(long, default_value_t = 10000)]
+    orders: usize,
+    /// Scenarios to run (default: all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    scenarios: Vec<Scenario>,
+    /// A smoke run that finishes in well under a minute: 1 s warm-up, 2 s per
+    /// run, a small data set.
+    #[arg(long)]
+    quick: bool,
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    #[command(subcommand)]
+    internal: Option<Internal>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Internal {
+    /// Runs Ordo itself (the bench starts its server as a child process so that the
+    /// server's memory can be measured apart from the load generator's).
+    #[command(name = "__serve", hide = true)]
+    Serve {
+        #[arg(long)]
+        database_url: String,
+        #[arg(long)]
+        pool_size: usize,
+    },
+}
+
+#[derive(Debug, Serialize)]
+struct ScenarioResult {
+    scenario: &'static str,
+    ordo: Measurement,
+    reference: Option<Measurement>,
+    ratio: Option<f64>,
+    goal: Option<f64>,
+    server_peak_rss_mib: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    date: String,
+    cores: usize,
+    concurrency: usize,
+    duration_seconds: f64,
+    warmup_seconds: f64,
+    pool_size: usize,
+    customers: usize,
+    orders: usize,
+    results: Vec<ScenarioResult>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut cli = Cli::parse();
+    if let Some(Internal::Serve {
+        database_url,
+        pool_size,
+    }) = cli.internal.take()
+    {
+        return serve_child(database_url, pool_size);
+    }
+    if cli.quick {
+        cli.duration = 2.0;
+        cli.warmup = 1.0;
+        cli.customers = cli.customers.min(200);
+        cli.orders = cli.orders.min(1000);
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let shape = LoadShape {
+        concurrency: cli.concurrency,
+        warmup: Duration::from_secs_f64(cli.warmup),
+        duration: Duration::from_secs_f64(cli.duration),
+    };
+    let scenarios = if cli.scenarios.is_empty() {
+        Scenario::ALL.to_vec()
+    } else {
+        cli.scenarios.clone()
+    };
+
+    let (cluster, database_url) = match &cli.database_url {
+        Some(url) => (None, url.clone()),
+        None => {
+            let data_dir =
+                std::env::temp_dir().join(format!("ordo-bench-{}", uuid::Uuid::new_v4().simple()));
+            let cluster = LocalCluster::start(LocalClusterConfig {
+                data_dir,
+                durability: Durability::Ephemeral,
+            })
+            .await?;
+            cluster.ensure_database("bench").await?;
+            let url = cluster.database_url("bench");
+            (Some(cluster), url)
+        }
+    };
+    run_migrations(&database_url).await?;
+    let pool = connect_pool(&database_url, cli.pool_size, Duration::from_secs(30))?;
+    let state = ordo_server::startup::build_state(&Settings::default(), pool.clone())?;
+    eprintln!(
+        "seeding {} customers and {} orders …",
+        cli.customers, cli.orders
+    );
+    let data = seed::create(
+        &state,
+        seed::Scale {
+            customers: cli.customers,
+            orders: cli.orders,
+        },
+    )
+    .await?;
+
+    let mut child = None;
+    let base_url = match &cli.url {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => {
+            let (process, port) = spawn_server(&database_url, cli.pool_size)?;
+            child = Some(process);
+            format!("http://127.0.0.1:{port}")
+        }
+    };
+    let server_pid = child.as_ref().map(Child::id).or(cli.server_pid);
+    let target = Target {
+        base_url,
+        client: reqwest::Client::builder()
+            .pool_max_idle_per_host(cli.concurrency * 2)
+            .timeout(Duration::from_secs(30))
+            .build()?,
+        pool,
+        data: Arc::new(data),
+    };
+
+    let mut results = Vec::new();
+    for scenario in scenarios {
+        eprintln!("running {} …", scenario.name());
+        let ordo = scenarios::run_ordo(scenario, &target, shape).await;
+        let server_peak_rss_mib = server_pid.and_then(peak_rss_mib);
+        let reference = scenarios::run_reference(scenario, &target, shape).await;
+        let ratio = reference
+            .as_ref()
+            .filter(|r| r.requests_per_second > 0.0)
+            .map(|r| ordo.requests_per_second / r.requests_per_second);
+        results.push(ScenarioResult {
+            scenario: scenario.name(),
+            ordo,
+            reference,
+            ratio,
+            goal: scenario.goal(),
+            server_peak_rss_mib,
+        });
+    }
+
+    let report = Report {
+        date: chrono::Utc::now().format("%Y-%m-%d").to_string(),
+        cores: std::thread::available_parallelism()
+            .map(usize::from)
+            .unwrap_or(1),
+        concurrency: cli.concurrency,
+        duration_seconds: cli.duration,
+        warmup_seconds: cli.warmup,
+        pool_size: cli.pool_size,
+        customers: cli.customers,
+        orders: cli.orders,
+        results,
+    };
+    print_table(&report);
+    if let Some(path) = &cli.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(mut process) = child {
+        let _ = process.kill();
+        let _ = process.wait();
+    }
+    drop(state);
+    if let Some(cluster) = cluster {
+        tokio::task::spawn_blocking(move || cluster.stop()).await?;
+    }
+    eprintln!("done in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn print_table(report: &Report) {
+    println!(
+        "ordo-bench {} · {} cores · concurrency {} · {} s measured after {} s warm-up · pool {} · {} customers, {} orders",
+        report.date,
+        report.cores,
+        report.concurrency,
+        report.duration_seconds,
+        report.warmup_seconds,
+        report.pool_size,
+        report.customers,
+        report.orders
+    );
+    println!(
+        "{:<13} {:<9} {:>9} {:>8} {:>8} {:>9} {:>7} {:>9} {:>14}",
+        "scenario",
+        "target",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "errors",
+        "RSS MiB",
+        "ratio (goal)"
+    );
+    let row = |scenario: &str, target: &str, m: &Measurement, rss: String, ratio: String| {
+        println!(
+            "{:<13} {:<9} {:>9.0} {:>8.2} {:>8.2} {:>9.2} {:>7} {:>9} {:>14}",
+            scenario,
+            target,
+            m.requests_per_second,
+            m.p50_ms,
+            m.p99_ms,
+            m.p999_ms,
+            m.errors,
+            rss,
+            ratio
+        );
+    };
+    for result in &report.results {
+        let rss = result
+            .server_peak_rss_mib
+            .map(|r| format!("{r:.1}"))
+            .unwrap_or_else(|| "-".into());
+        let ratio = match (result.ratio, result.goal) {
+            (Some(ratio), Some(goal)) => format!("{ratio:.2} (≥{goal})"),
+            (Some(ratio), None) => format!("{ratio:.2}"),
+            _ => "-".into(),
+        };
+        row(result.scenario, "ordo", &result.ordo, rss, ratio);
+        if let Some(reference) = &result.reference {
+            row("", "reference", reference, "-".into(), String::new());
+        }
+    }
+}
+
+/// Starts this executable as the Ordo server and waits for the port it reports.
+fn spawn_server(database_url: &str, pool_size: usize) -> anyhow::Result<(Child, u16)> {
+    let mut child = Command::new(std::env::current_exe()?)
+        .args([
+            "__serve",
+            "--database-url",
+            database_url,
+            "--pool-size",
+            &pool_size.to_string(),
+        ])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting the Ordo server")?;
+    let stdout = child.stdout.take().context("the server's stdout")?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    let port = line
+        .trim()
+        .strip_prefix("ORDO_BENCH_PORT=")
+        .and_then(|p| p.parse().ok())
+        .with_context(|| format!("the server did not report its port (said {line:?})"))?;
+    Ok((child, port))
+}
+
+/// The child's side: serve until the parent closes our stdin (or dies).
+fn serve_child(database_url: String, pool_size: usize) -> anyhow::Result<()> {
+    ordo_server::telemetry::init(ordo_server::LogFormat::Text);
+    std::thread::spawn(|| {
+        let mut sink = [0_u8; 64];
+        while matches!(std::io::stdin().read(&mut sink), Ok(n) if n > 0) {}
+        std::process::exit(0);
+    });
+    actix_web::rt::System::new().block_on(async move {
+        let settings = Settings {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            database_url: Some(database_url),
+            database_pool_size: pool_size,
+            sample_data: false,
+            ..Settings::default()
+        };
+        let app = ordo_server::Application::build(settings).await?;
+        println!("ORDO_BENCH_PORT={}", app.port());
+        app.run_until_stopped().await
+    })
+}
+
+/// The peak resident set size of a process, from `/proc/<pid>/status` (`VmHWM`).
+fn peak_rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
+}
