@@ -6,6 +6,8 @@
 //! Adapters in other crates implement the ports; mocks of every port are available
 //! with the `mocks` feature.
 
+#![warn(missing_docs)]
+
 pub mod catalog;
 pub mod clock;
 pub mod customers;

@@ -331,60 +331,6 @@ fn is_fk(e: &diesel::result::Error, constraint: &str) -> bool {
     )
 }
 
-impl From<TxError<SpacingConflict>> for TxError<PlaceOrderError> {
-    fn from(e: TxError<SpacingConflict>) -> Self {
-        match e {
-            TxError::Rule(c) => TxError::Rule(c.into()),
-            TxError::Database(e) => TxError::Database(e),
-        }
-    }
-}
-
-impl From<TxError<StockShortage>> for TxError<PlaceOrderError> {
-    fn from(e: TxError<StockShortage>) -> Self {
-        match e {
-            TxError::Rule(s) => TxError::Rule(s.into()),
-            TxError::Database(e) => TxError::Database(e),
-        }
-    }
-}
-
-impl From<TxError<anyhow::Error>> for TxError<PlaceOrderError> {
-    fn from(e: TxError<anyhow::Error>) -> Self {
-        match e {
-            TxError::Rule(e) => TxError::Rule(e.into()),
-            TxError::Database(e) => TxError::Database(e),
-        }
-    }
-}
-
-impl From<TxError<SpacingConflict>> for TxError<UpdateOrderError> {
-    fn from(e: TxError<SpacingConflict>) -> Self {
-        match e {
-            TxError::Rule(c) => TxError::Rule(c.into()),
-            TxError::Database(e) => TxError::Database(e),
-        }
-    }
-}
-
-impl From<TxError<StockShortage>> for TxError<UpdateOrderError> {
-    fn from(e: TxError<StockShortage>) -> Self {
-        match e {
-            TxError::Rule(s) => TxError::Rule(s.into()),
-            TxError::Database(e) => TxError::Database(e),
-        }
-    }
-}
-
-impl From<TxError<StockShortage>> for TxError<anyhow::Error> {
-    fn from(e: TxError<StockShortage>) -> Self {
-        match e {
-            TxError::Rule(s) => TxError::Rule(s.into()),
-            TxError::Database(e) => TxError::Database(e),
-        }
-    }
-}
-
 #[async_trait]
 impl OrderRepository for PgOrderRepository {
     async fn insert(
@@ -397,9 +343,15 @@ impl OrderRepository for PgOrderRepository {
         let result = conn
             .transaction(async |conn| -> Result<Order, TxError<PlaceOrderError>> {
                 lock_customer_schedule(conn, order.customer_id).await?;
-                check_spacing(conn, order.customer_id, order.scheduled_at, None, window).await?;
-                move_stock(conn, &reservations(&order.lines), order.created_at).await?;
-                let number = next_number(conn, order.created_at.date_naive()).await?;
+                check_spacing(conn, order.customer_id, order.scheduled_at, None, window)
+                    .await
+                    .map_err(TxError::widen)?;
+                move_stock(conn, &reservations(&order.lines), order.created_at)
+                    .await
+                    .map_err(TxError::widen)?;
+                let number = next_number(conn, order.created_at.date_naive())
+                    .await
+                    .map_err(TxError::widen)?;
                 let row = OrderRow {
                     id: order.id.as_uuid(),
                     number: number.to_string(),
@@ -519,7 +471,8 @@ impl OrderRepository for PgOrderRepository {
                     Some(id),
                     window,
                 )
-                .await?;
+                .await
+                .map_err(TxError::widen)?;
                 let old_lines: Vec<OrderLineRow> = order_lines::table
                     .filter(order_lines::order_id.eq(id.as_uuid()))
                     .select(OrderLineRow::as_select())
@@ -529,7 +482,9 @@ impl OrderRepository for PgOrderRepository {
                 for (product, returned) in stored_reservations(&old_lines) {
                     *moves.entry(product).or_default() -= returned;
                 }
-                move_stock(conn, &moves, revision.at).await?;
+                move_stock(conn, &moves, revision.at)
+                    .await
+                    .map_err(TxError::widen)?;
                 diesel::delete(order_lines::table.filter(order_lines::order_id.eq(id.as_uuid())))
                     .execute(conn)
                     .await?;
@@ -606,7 +561,9 @@ impl OrderRepository for PgOrderRepository {
                             .into_iter()
                             .map(|(product, n)| (product, -n))
                             .collect();
-                        move_stock(conn, &returns, at).await?;
+                        move_stock(conn, &returns, at)
+                            .await
+                            .map_err(TxError::widen)?;
                     }
                     assemble(row, lines).map(Some).map_err(TxError::Rule)
                 },
@@ -645,7 +602,9 @@ impl OrderRepository for PgOrderRepository {
                         .into_iter()
                         .map(|(product, n)| (product, -n))
                         .collect();
-                    move_stock(conn, &returns, Utc::now()).await?;
+                    move_stock(conn, &returns, Utc::now())
+                        .await
+                        .map_err(TxError::widen)?;
                 }
                 diesel::delete(orders::table.find(id.as_uuid()))
                     .execute(conn)
