@@ -7,6 +7,7 @@
 //! machine (load generator, server and database share its cores).
 
 mod load;
+mod reference;
 mod scenarios;
 mod seed;
 
@@ -23,6 +24,7 @@ use ordo_server::Settings;
 use serde::Serialize;
 
 use crate::load::{LoadShape, Measurement};
+use crate::reference::ReferencePool;
 use crate::scenarios::{Scenario, Target};
 
 /// Load scenarios against Ordo, each with a reference measured in the same run.
@@ -49,7 +51,7 @@ struct Cli {
     /// Discarded warm-up seconds per run.
     #[arg(long, default_value_t = 2.0)]
     warmup: f64,
-    /// Connections in Ordo's pool and in the reference's.
+    /// Connections in Ordo's pool, and the reference's connections.
     #[arg(long, default_value_t = 16)]
     pool_size: usize,
     /// Customers to seed.
@@ -159,7 +161,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     run_migrations(&database_url).await?;
     let pool = connect_pool(&database_url, cli.pool_size, Duration::from_secs(30))?;
-    let state = ordo_server::startup::build_state(&Settings::default(), pool.clone())?;
+    let state = ordo_server::startup::build_state(&Settings::default(), pool)?;
     eprintln!(
         "seeding {} customers and {} orders …",
         cli.customers, cli.orders
@@ -189,7 +191,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .pool_max_idle_per_host(cli.concurrency * 2)
             .timeout(Duration::from_secs(30))
             .build()?,
-        pool,
+        reference: Arc::new(ReferencePool::connect(&database_url, cli.pool_size).await?),
         data: Arc::new(data),
     };
 

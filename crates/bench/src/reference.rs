@@ -1,0 +1,335 @@
+//! The reference: the statements Ordo's repositories send for a scenario, straight
+//! through tokio-postgres with prepared statements over a fixed set of connections
+//! the size of Ordo's pool. Every column is decoded, as Ordo does; nothing else is.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use tokio::sync::{Mutex, MutexGuard};
+use tokio_postgres::{Client, NoTls, Row, Statement};
+use uuid::Uuid;
+
+/// Connections for the reference; worker `w` uses connection `w % size`, so with
+/// more workers than connections, workers queue for a connection as with a pool.
+pub struct ReferencePool {
+    connections: Vec<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for ReferencePool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReferencePool")
+            .field("size", &self.connections.len())
+            .finish()
+    }
+}
+
+/// One connection with the statements it has prepared.
+pub struct Connection {
+    client: Client,
+    statements: HashMap<String, Statement>,
+}
+
+impl ReferencePool {
+    /// Opens `size` connections to `url`.
+    ///
+    /// # Errors
+    /// When a connection fails.
+    pub async fn connect(url: &str, size: usize) -> anyhow::Result<Self> {
+        let mut connections = Vec::with_capacity(size);
+        for _ in 0..size.max(1) {
+            let (client, driver) = tokio_postgres::connect(url, NoTls).await?;
+            tokio::spawn(driver);
+            connections.push(Mutex::new(Connection {
+                client,
+                statements: HashMap::new(),
+            }));
+        }
+        Ok(Self { connections })
+    }
+
+    /// The connection of `worker`.
+    pub async fn get(&self, worker: usize) -> MutexGuard<'_, Connection> {
+        self.connections[worker % self.connections.len()]
+            .lock()
+            .await
+    }
+}
+
+impl Connection {
+    async fn prepared(&mut self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare(sql).await?;
+        self.statements.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+}
+
+const ORDER_COLUMNS: &str = "id, number, customer_id, status, scheduled_at, total_minor, currency, note, \
+    payment_status, payment_reference, fulfillment_status, fulfillment_reference, fulfillment_attempts, \
+    version, created_at, updated_at";
+const LINE_COLUMNS: &str =
+    "order_id, line_no, product_id, sku, name, quantity, unit_price_minor, reserves_stock";
+
+/// Decodes an order row column by column, as Ordo's row mapping does.
+fn decode_order(row: &Row) -> Result<Uuid, tokio_postgres::Error> {
+    let id: Uuid = row.try_get(0)?;
+    row.try_get::<_, String>(1)?;
+    row.try_get::<_, Uuid>(2)?;
+    row.try_get::<_, String>(3)?;
+    row.try_get::<_, DateTime<Utc>>(4)?;
+    row.try_get::<_, i64>(5)?;
+    row.try_get::<_, String>(6)?;
+    for column in 7..=11 {
+        row.try_get::<_, Option<String>>(column)?;
+    }
+    row.try_get::<_, i32>(12)?;
+    row.try_get::<_, i32>(13)?;
+    row.try_get::<_, DateTime<Utc>>(14)?;
+    row.try_get::<_, DateTime<Utc>>(15)?;
+    Ok(id)
+}
+
+fn decode_line(row: &Row) -> Result<(), tokio_postgres::Error> {
+    let _: (Uuid, i32, Uuid, String, String, i32, i64, bool) = (
+        row.try_get(0)?,
+        row.try_get(1)?,
+        row.try_get(2)?,
+        row.try_get(3)?,
+        row.try_get(4)?,
+        row.try_get(5)?,
+        row.try_get(6)?,
+        row.try_get(7)?,
+    );
+    Ok(())
+}
+
+async fn lines_of(conn: &mut Connection, ids: &[Uuid]) -> Result<usize, tokio_postgres::Error> {
+    let sql = format!(
+        "SELECT {LINE_COLUMNS} FROM order_lines WHERE order_id = ANY($1) ORDER BY order_id, line_no"
+    );
+    let statement = conn.prepared(&sql).await?;
+    let rows = conn.client.query(&statement, &[&ids]).await?;
+    for row in &rows {
+        decode_line(row)?;
+    }
+    Ok(rows.len())
+}
+
+/// `OrderRepository::find` by id: the order, then its lines.
+pub async fn get_order(conn: &mut Connection, id: Uuid) -> Result<bool, tokio_postgres::Error> {
+    let statement = conn
+        .prepared(&format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1 LIMIT 1"
+        ))
+        .await?;
+    let rows = conn.client.query(&statement, &[&id]).await?;
+    let ids = rows
+        .iter()
+        .map(decode_order)
+        .collect::<Result<Vec<_>, _>>()?;
+    let lines = lines_of(conn, &ids).await?;
+    Ok(!ids.is_empty() && lines > 0)
+}
+
+/// `OrderRepository::list` for one customer: a page of 50 (plus one), then the lines.
+pub async fn list_orders(
+    conn: &mut Connection,
+    customer: Uuid,
+) -> Result<usize, tokio_postgres::Error> {
+    let statement = conn
+        .prepared(&format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE customer_id = $1 ORDER BY id DESC LIMIT $2"
+        ))
+        .await?;
+    let rows = conn.client.query(&statement, &[&customer, &51_i64]).await?;
+    let ids = rows
+        .iter()
+        .map(decode_order)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ids.len() + lines_of(conn, &ids).await?)
+}
+
+/// One requested line: a product and a quantity.
+pub type Item = (Uuid, i64);
+
+/// `OrderService::place` and `PgOrderRepository::insert`: customer and products
+/// read, then in one transaction the schedule lock, the spacing read, the stock
+/// lock and update, the day's counter, the order and its lines.
+pub async fn create_order(
+    conn: &mut Connection,
+    customer: Uuid,
+    items: &[Item],
+    scheduled_at: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let now = Utc::now();
+    let find_customer = conn
+        .prepared("SELECT id, name, email, city, phone, version, created_at, updated_at FROM customers WHERE id = $1 LIMIT 1")
+        .await?;
+    let find_products = conn
+        .prepared(
+            "SELECT id, sku, name, kind, price_minor, currency, stock, low_stock_threshold, active, version, \
+             created_at, updated_at FROM products WHERE id = ANY($1)",
+        )
+        .await?;
+    let lock_schedule = conn
+        .prepared("SELECT pg_advisory_xact_lock(hashtextextended('ordo.order-spacing:' || $1, 0))")
+        .await?;
+    let nearby = conn
+        .prepared(
+            "SELECT id, scheduled_at, status FROM orders WHERE customer_id = $1 AND status <> $2 \
+             AND scheduled_at > $3 AND scheduled_at < $4",
+        )
+        .await?;
+    let lock_stock = conn
+        .prepared("SELECT id, stock FROM products WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+        .await?;
+    let take_stock = conn
+        .prepared(
+            "UPDATE products AS p SET stock = p.stock - d.take, version = p.version + 1, updated_at = $3 \
+             FROM unnest($1::uuid[], $2::bigint[]) AS d(id, take) WHERE p.id = d.id AND p.stock IS NOT NULL",
+        )
+        .await?;
+    let next_number = conn
+        .prepared(
+            "INSERT INTO order_number_counters (day, last_value) VALUES ($1, 1) ON CONFLICT (day) \
+             DO UPDATE SET last_value = order_number_counters.last_value + 1 RETURNING last_value",
+        )
+        .await?;
+    let insert_order = conn
+        .prepared(&format!(
+            "INSERT INTO orders ({ORDER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+        ))
+        .await?;
+    let placeholders: Vec<String> = (0..items.len())
+        .map(|i| {
+            let b = i * 8;
+            format!(
+                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7,
+                b + 8
+            )
+        })
+        .collect();
+    let insert_lines = conn
+        .prepared(&format!(
+            "INSERT INTO order_lines ({LINE_COLUMNS}) VALUES {}",
+            placeholders.join(", ")
+        ))
+        .await?;
+
+    let customer_rows = conn.client.query(&find_customer, &[&customer]).await?;
+    anyhow::ensure!(!customer_rows.is_empty(), "customer {customer} vanished");
+    let product_ids: Vec<Uuid> = items.iter().map(|(id, _)| *id).collect();
+    let products = conn.client.query(&find_products, &[&product_ids]).await?;
+    struct Priced {
+        id: Uuid,
+        sku: String,
+        name: String,
+        price: i64,
+        tracked: bool,
+        quantity: i64,
+    }
+    let mut lines = Vec::with_capacity(items.len());
+    for (id, quantity) in items {
+        let row = products
+            .iter()
+            .find(|r| r.get::<_, Uuid>(0) == *id)
+            .ok_or_else(|| anyhow::anyhow!("product {id} vanished"))?;
+        lines.push(Priced {
+            id: *id,
+            sku: row.try_get(1)?,
+            name: row.try_get(2)?,
+            price: row.try_get(4)?,
+            tracked: row.try_get::<_, Option<i64>>(6)?.is_some(),
+            quantity: *quantity,
+        });
+    }
+    let total: i64 = lines.iter().map(|l| l.price * l.quantity).sum();
+
+    let tx = conn.client.transaction().await?;
+    tx.execute(&lock_schedule, &[&customer.to_string()]).await?;
+    let _nearby = tx
+        .query(
+            &nearby,
+            &[
+                &customer,
+                &"cancelled",
+                &(scheduled_at - Duration::hours(3)),
+                &(scheduled_at + Duration::hours(3)),
+            ],
+        )
+        .await?;
+    let mut tracked: Vec<(Uuid, i64)> = lines
+        .iter()
+        .filter(|l| l.tracked)
+        .map(|l| (l.id, l.quantity))
+        .collect();
+    tracked.sort();
+    if !tracked.is_empty() {
+        let ids: Vec<Uuid> = tracked.iter().map(|(id, _)| *id).collect();
+        let takes: Vec<i64> = tracked.iter().map(|(_, q)| *q).collect();
+        let locked = tx.query(&lock_stock, &[&ids]).await?;
+        for row in &locked {
+            let stock: Option<i64> = row.try_get(1)?;
+            anyhow::ensure!(stock.unwrap_or(i64::MAX) >= 0, "stock ran out");
+        }
+        tx.execute(&take_stock, &[&ids, &takes, &now]).await?;
+    }
+    let day: NaiveDate = now.date_naive();
+    let sequence: i32 = tx.query_one(&next_number, &[&day]).await?.try_get(0)?;
+    let order_id = Uuid::now_v7();
+    let number = format!("ORD-{}-{sequence:06}", now.format("%Y%m%d"));
+    let none: Option<String> = None;
+    tx.execute(
+        &insert_order,
+        &[
+            &order_id,
+            &number,
+            &customer,
+            &"placed",
+            &scheduled_at,
+            &total,
+            &"EUR",
+            &none,
+            &none,
+            &none,
+            &none,
+            &none,
+            &0_i32,
+            &1_i32,
+            &now,
+            &now,
+        ],
+    )
+    .await?;
+    let line_numbers: Vec<i32> = (1..).take(lines.len()).collect();
+    let quantities: Vec<i32> = lines
+        .iter()
+        .map(|l| i32::try_from(l.quantity).unwrap_or(i32::MAX))
+        .collect();
+    let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+        Vec::with_capacity(lines.len() * 8);
+    for (i, line) in lines.iter().enumerate() {
+        params.extend_from_slice(&[
+            &order_id,
+            &line_numbers[i],
+            &line.id,
+            &line.sku,
+            &line.name,
+            &quantities[i],
+            &line.price,
+            &line.tracked,
+        ]);
+    }
+    tx.execute(&insert_lines, &params).await?;
+    tx.commit().await?;
+    Ok(())
+}
