@@ -155,8 +155,9 @@ pub async fn list_orders(
 pub type Item = (Uuid, i64);
 
 /// `OrderService::place` and `PgOrderRepository::insert`: customer and products
-/// read, then in one transaction the schedule lock, the spacing read, the stock
-/// lock and update, the day's counter, the order and its lines.
+/// read, then in one transaction the schedule lock, the spacing read, one
+/// conditional stock update per tracked product in id order, the day's counter,
+/// the order and its lines.
 pub async fn create_order(
     conn: &mut Connection,
     customer: Uuid,
@@ -174,7 +175,7 @@ pub async fn create_order(
         )
         .await?;
     let lock_schedule = conn
-        .prepared("SELECT pg_advisory_xact_lock(hashtextextended('ordo.order-spacing:' || $1, 0))")
+        .prepared("SELECT pg_advisory_xact_lock(hashtextextended($1, $2)) IS NULL")
         .await?;
     let nearby = conn
         .prepared(
@@ -182,13 +183,10 @@ pub async fn create_order(
              AND scheduled_at > $3 AND scheduled_at < $4",
         )
         .await?;
-    let lock_stock = conn
-        .prepared("SELECT id, stock FROM products WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-        .await?;
     let take_stock = conn
         .prepared(
-            "UPDATE products AS p SET stock = p.stock - d.take, version = p.version + 1, updated_at = $3 \
-             FROM unnest($1::uuid[], $2::bigint[]) AS d(id, take) WHERE p.id = d.id AND p.stock IS NOT NULL",
+            "UPDATE products SET stock = stock - $1, version = version + 1, updated_at = $2 \
+             WHERE id = $3 AND stock >= $1 RETURNING stock",
         )
         .await?;
     let next_number = conn
@@ -255,7 +253,11 @@ pub async fn create_order(
     let total: i64 = lines.iter().map(|l| l.price * l.quantity).sum();
 
     let tx = conn.client.transaction().await?;
-    tx.execute(&lock_schedule, &[&customer.to_string()]).await?;
+    tx.query_one(
+        &lock_schedule,
+        &[&format!("ordo.order-spacing:{customer}"), &0_i64],
+    )
+    .await?;
     let _nearby = tx
         .query(
             &nearby,
@@ -273,15 +275,9 @@ pub async fn create_order(
         .map(|l| (l.id, l.quantity))
         .collect();
     tracked.sort();
-    if !tracked.is_empty() {
-        let ids: Vec<Uuid> = tracked.iter().map(|(id, _)| *id).collect();
-        let takes: Vec<i64> = tracked.iter().map(|(_, q)| *q).collect();
-        let locked = tx.query(&lock_stock, &[&ids]).await?;
-        for row in &locked {
-            let stock: Option<i64> = row.try_get(1)?;
-            anyhow::ensure!(stock.unwrap_or(i64::MAX) >= 0, "stock ran out");
-        }
-        tx.execute(&take_stock, &[&ids, &takes, &now]).await?;
+    for (id, take) in &tracked {
+        let updated = tx.query_opt(&take_stock, &[take, &now, id]).await?;
+        anyhow::ensure!(updated.is_some(), "stock of {id} ran out");
     }
     let day: NaiveDate = now.date_naive();
     let sequence: i32 = tx.query_one(&next_number, &[&day]).await?.try_get(0)?;

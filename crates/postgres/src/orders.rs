@@ -10,7 +10,7 @@ use anyhow::Context;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Text, Timestamptz};
+use diesel::sql_types::{BigInt, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use ordo_domain::catalog::{ProductId, ProductName, Sku};
 use ordo_domain::customers::CustomerId;
@@ -182,13 +182,23 @@ async fn lock_customer_schedule(
     conn: &mut AsyncPgConnection,
     customer: CustomerId,
 ) -> QueryResult<()> {
-    diesel::sql_query(
-        "SELECT pg_advisory_xact_lock(hashtextextended('ordo.order-spacing:' || $1, 0))",
-    )
-    .bind::<Text, _>(customer.as_uuid().to_string())
-    .execute(conn)
-    .await
-    .map(drop)
+    // `void IS NULL` makes the call selectable; diesel caches the statement.
+    let key = hashtextextended(format!("ordo.order-spacing:{}", customer.as_uuid()), 0_i64);
+    diesel::select(pg_advisory_xact_lock(key).is_null())
+        .get_result::<bool>(conn)
+        .await
+        .map(drop)
+}
+
+diesel::define_sql_function! {
+    /// PostgreSQL's `hashtextextended(text, seed)`: a 64-bit hash of a text.
+    fn hashtextextended(value: Text, seed: BigInt) -> BigInt;
+}
+
+diesel::define_sql_function! {
+    /// PostgreSQL's `pg_advisory_xact_lock(key)`; it returns `void`, declared here
+    /// as `Bool` only so that `… IS NULL` can be selected.
+    fn pg_advisory_xact_lock(key: BigInt) -> diesel::sql_types::Bool;
 }
 
 /// The spacing rule, checked while holding the customer's schedule lock.
@@ -244,59 +254,48 @@ fn stored_reservations(lines: &[OrderLineRow]) -> StockMoves {
         .collect()
 }
 
-/// Applies `moves` to the stock of the products that track it. Rows are locked in
-/// id order first (every stock writer does the same), then checked, then updated in
-/// one statement; the CHECK (stock >= 0) stays as the last line of defence.
+/// Applies `moves` to the stock of the products that track it: one conditional
+/// `UPDATE … WHERE stock >= take` per product, in id order (a `BTreeMap` iterates
+/// in the same byte order PostgreSQL sorts UUIDs by), so that concurrent writers
+/// lock rows in the same order and queue instead of deadlocking. The CHECK
+/// (stock >= 0) stays as the last line of defence.
 async fn move_stock(
     conn: &mut AsyncPgConnection,
     moves: &StockMoves,
     at: DateTime<Utc>,
 ) -> Result<(), TxError<StockShortage>> {
-    let moves: StockMoves = moves
-        .iter()
-        .filter(|(_, n)| **n != 0)
-        .map(|(k, v)| (*k, *v))
-        .collect();
-    if moves.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<Uuid> = moves.keys().copied().collect();
-    let locked: Vec<(Uuid, Option<i64>)> = products::table
-        .filter(products::id.eq_any(&ids))
-        .order(products::id)
-        .select((products::id, products::stock))
-        .for_update()
-        .load(conn)
-        .await?;
-    let mut tracked_ids = Vec::with_capacity(locked.len());
-    let mut takes = Vec::with_capacity(locked.len());
-    for (id, stock) in locked {
-        let (Some(stock), Some(take)) = (stock, moves.get(&id).copied()) else {
+    for (&id, &take) in moves.iter().filter(|(_, take)| **take != 0) {
+        let updated: Option<i64> = diesel::update(
+            products::table
+                .filter(products::id.eq(id))
+                .filter(products::stock.ge(take)),
+        )
+        .set((
+            products::stock.eq(products::stock - take),
+            products::version.eq(products::version + 1),
+            products::updated_at.eq(at),
+        ))
+        .returning(products::stock.assume_not_null())
+        .get_result(conn)
+        .await
+        .optional()?;
+        if updated.is_some() {
             continue;
-        };
-        if take > stock {
+        }
+        // Not enough units, or the product does not track stock (any more).
+        let available: Option<Option<i64>> = products::table
+            .find(id)
+            .select(products::stock)
+            .first(conn)
+            .await
+            .optional()?;
+        if let Some(Some(available)) = available {
             return Err(TxError::Rule(StockShortage {
                 product_id: ProductId::from_uuid(id),
-                available: stock,
+                available,
             }));
         }
-        tracked_ids.push(id);
-        takes.push(take);
     }
-    if tracked_ids.is_empty() {
-        return Ok(());
-    }
-    diesel::sql_query(
-        "UPDATE products AS p \
-         SET stock = p.stock - d.take, version = p.version + 1, updated_at = $3 \
-         FROM unnest($1::uuid[], $2::bigint[]) AS d(id, take) \
-         WHERE p.id = d.id AND p.stock IS NOT NULL",
-    )
-    .bind::<Array<diesel::sql_types::Uuid>, _>(tracked_ids)
-    .bind::<Array<BigInt>, _>(takes)
-    .bind::<Timestamptz, _>(at)
-    .execute(conn)
-    .await?;
     Ok(())
 }
 
@@ -398,17 +397,25 @@ impl OrderRepository for PgOrderRepository {
 
     async fn find(&self, order: OrderRef) -> anyhow::Result<Option<Order>> {
         let mut conn = checkout(&self.pool).await?;
-        let query = orders::table.select(OrderRow::as_select()).into_boxed();
-        let query = match order {
-            OrderRef::Id(id) => query.filter(orders::id.eq(id.as_uuid())),
-            OrderRef::Number(number) => query.filter(orders::number.eq(number.to_string())),
+        // Two static queries rather than one boxed one: diesel caches only static
+        // statements as prepared statements, and this is the hottest read.
+        let row = match order {
+            OrderRef::Id(id) => {
+                orders::table
+                    .filter(orders::id.eq(id.as_uuid()))
+                    .select(OrderRow::as_select())
+                    .first(&mut conn)
+                    .await
+            }
+            OrderRef::Number(number) => {
+                orders::table
+                    .filter(orders::number.eq(number.to_string()))
+                    .select(OrderRow::as_select())
+                    .first(&mut conn)
+                    .await
+            }
         };
-        let Some(row) = query
-            .first(&mut conn)
-            .await
-            .optional()
-            .context("loading an order")?
-        else {
+        let Some(row) = row.optional().context("loading an order")? else {
             return Ok(None);
         };
         Ok(with_lines(&mut conn, vec![row]).await?.pop())
@@ -416,27 +423,64 @@ impl OrderRepository for PgOrderRepository {
 
     async fn list(&self, filter: OrderFilter, page: PageRequest) -> anyhow::Result<Page<Order>> {
         let mut conn = checkout(&self.pool).await?;
-        let mut query = orders::table
-            .select(OrderRow::as_select())
-            .order(orders::id.desc())
-            .limit(i64::from(page.limit.get()) + 1)
-            .into_boxed();
-        if let Some(after) = page.after {
-            query = query.filter(orders::id.lt(after));
-        }
-        if let Some(customer) = filter.customer_id {
-            query = query.filter(orders::customer_id.eq(customer.as_uuid()));
-        }
-        if let Some(status) = filter.status {
-            query = query.filter(orders::status.eq(status.as_str()));
-        }
-        if let Some(from) = filter.from {
-            query = query.filter(orders::scheduled_at.ge(from));
-        }
-        if let Some(to) = filter.to {
-            query = query.filter(orders::scheduled_at.lt(to));
-        }
-        let rows = query.load(&mut conn).await.context("listing orders")?;
+        let limit = i64::from(page.limit.get()) + 1;
+        // The first page continues "after" the largest UUID, so that the common
+        // shapes (all orders, one customer's) are static, prepared-statement-cached
+        // queries; other filter combinations use a boxed query.
+        let after = page.after.unwrap_or(Uuid::max());
+        let rows = match filter {
+            OrderFilter {
+                customer_id: None,
+                status: None,
+                from: None,
+                to: None,
+            } => {
+                orders::table
+                    .filter(orders::id.lt(after))
+                    .order(orders::id.desc())
+                    .limit(limit)
+                    .select(OrderRow::as_select())
+                    .load(&mut conn)
+                    .await
+            }
+            OrderFilter {
+                customer_id: Some(customer),
+                status: None,
+                from: None,
+                to: None,
+            } => {
+                orders::table
+                    .filter(orders::customer_id.eq(customer.as_uuid()))
+                    .filter(orders::id.lt(after))
+                    .order(orders::id.desc())
+                    .limit(limit)
+                    .select(OrderRow::as_select())
+                    .load(&mut conn)
+                    .await
+            }
+            filter => {
+                let mut query = orders::table
+                    .filter(orders::id.lt(after))
+                    .order(orders::id.desc())
+                    .limit(limit)
+                    .select(OrderRow::as_select())
+                    .into_boxed();
+                if let Some(customer) = filter.customer_id {
+                    query = query.filter(orders::customer_id.eq(customer.as_uuid()));
+                }
+                if let Some(status) = filter.status {
+                    query = query.filter(orders::status.eq(status.as_str()));
+                }
+                if let Some(from) = filter.from {
+                    query = query.filter(orders::scheduled_at.ge(from));
+                }
+                if let Some(to) = filter.to {
+                    query = query.filter(orders::scheduled_at.lt(to));
+                }
+                query.load(&mut conn).await
+            }
+        };
+        let rows = rows.context("listing orders")?;
         let orders = with_lines(&mut conn, rows).await?;
         Ok(Page::from_overfetched(orders, page.limit, |o| {
             o.id.as_uuid()
