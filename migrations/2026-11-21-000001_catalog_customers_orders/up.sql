@@ -85,5 +85,5 @@ CREATE INDEX order_lines_product_idx ON order_lines (product_id);
 -- unique and a rolled-back order gives its number back.
 CREATE TABLE order_number_counters (
     day        date PRIMARY KEY,
-    last_value integer NOT NULL CHECK (last_value > 0)
+    last_value integer NOT NULL CHECK (last_value BETWEEN 1 AND 999999)
 );

@@ -69,6 +69,27 @@ impl Connection {
 const ORDER_COLUMNS: &str = "id, number, customer_id, status, scheduled_at, total_minor, currency, note, \
     payment_status, payment_reference, fulfillment_status, fulfillment_reference, fulfillment_attempts, \
     version, created_at, updated_at";
+/// `ordo_postgres`'s statement that takes the day's number and writes the order
+/// and its lines (`orders.rs`, `INSERT_NUMBERED`).
+const INSERT_NUMBERED: &str = "\
+WITH next AS (
+    INSERT INTO order_number_counters (day, last_value) VALUES ($1, 1)
+    ON CONFLICT (day) DO UPDATE SET last_value = order_number_counters.last_value + 1
+    RETURNING last_value
+), inserted AS (
+    INSERT INTO orders (id, number, customer_id, status, scheduled_at, total_minor, currency, note,
+                        fulfillment_attempts, version, created_at, updated_at)
+    SELECT $2, 'ORD-' || to_char($1::date, 'YYYYMMDD') || '-' || lpad(next.last_value::text, 6, '0'),
+           $3, 'placed', $4, $5, $6, $7, 0, 1, $8, $8
+    FROM next
+    RETURNING number
+), lines AS (
+    INSERT INTO order_lines (order_id, line_no, product_id, sku, name, quantity, unit_price_minor, reserves_stock)
+    SELECT $2, l.* FROM unnest($9::int[], $10::uuid[], $11::text[], $12::text[], $13::int[], $14::bigint[], $15::bool[])
+        AS l(line_no, product_id, sku, name, quantity, unit_price_minor, reserves_stock)
+)
+SELECT number FROM inserted";
+
 const LINE_COLUMNS: &str =
     "order_id, line_no, product_id, sku, name, quantity, unit_price_minor, reserves_stock";
 
@@ -156,8 +177,8 @@ pub type Item = (Uuid, i64);
 
 /// `OrderService::place` and `PgOrderRepository::insert`: customer and products
 /// read, then in one transaction the schedule lock, the spacing read, one
-/// conditional stock update per tracked product in id order, the day's counter,
-/// the order and its lines.
+/// conditional stock update per tracked product in id order, and the statement
+/// that takes the day's number and writes the order with its lines.
 pub async fn create_order(
     conn: &mut Connection,
     customer: Uuid,
@@ -189,39 +210,7 @@ pub async fn create_order(
              WHERE id = $3 AND stock >= $1 RETURNING stock",
         )
         .await?;
-    let next_number = conn
-        .prepared(
-            "INSERT INTO order_number_counters (day, last_value) VALUES ($1, 1) ON CONFLICT (day) \
-             DO UPDATE SET last_value = order_number_counters.last_value + 1 RETURNING last_value",
-        )
-        .await?;
-    let insert_order = conn
-        .prepared(&format!(
-            "INSERT INTO orders ({ORDER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
-        ))
-        .await?;
-    let placeholders: Vec<String> = (0..items.len())
-        .map(|i| {
-            let b = i * 8;
-            format!(
-                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6,
-                b + 7,
-                b + 8
-            )
-        })
-        .collect();
-    let insert_lines = conn
-        .prepared(&format!(
-            "INSERT INTO order_lines ({LINE_COLUMNS}) VALUES {}",
-            placeholders.join(", ")
-        ))
-        .await?;
+    let insert_numbered = conn.prepared(INSERT_NUMBERED).await?;
 
     let customer_rows = conn.client.query(&find_customer, &[&customer]).await?;
     anyhow::ensure!(!customer_rows.is_empty(), "customer {customer} vanished");
@@ -280,52 +269,41 @@ pub async fn create_order(
         anyhow::ensure!(updated.is_some(), "stock of {id} ran out");
     }
     let day: NaiveDate = now.date_naive();
-    let sequence: i32 = tx.query_one(&next_number, &[&day]).await?.try_get(0)?;
     let order_id = Uuid::now_v7();
-    let number = format!("ORD-{}-{sequence:06}", now.format("%Y%m%d"));
-    let none: Option<String> = None;
-    tx.execute(
-        &insert_order,
-        &[
-            &order_id,
-            &number,
-            &customer,
-            &"placed",
-            &scheduled_at,
-            &total,
-            &"EUR",
-            &none,
-            &none,
-            &none,
-            &none,
-            &none,
-            &0_i32,
-            &1_i32,
-            &now,
-            &now,
-        ],
-    )
-    .await?;
+    let note: Option<&str> = None;
     let line_numbers: Vec<i32> = (1..).take(lines.len()).collect();
+    let product_ids: Vec<Uuid> = lines.iter().map(|l| l.id).collect();
+    let skus: Vec<&str> = lines.iter().map(|l| l.sku.as_str()).collect();
+    let names: Vec<&str> = lines.iter().map(|l| l.name.as_str()).collect();
     let quantities: Vec<i32> = lines
         .iter()
         .map(|l| i32::try_from(l.quantity).unwrap_or(i32::MAX))
         .collect();
-    let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
-        Vec::with_capacity(lines.len() * 8);
-    for (i, line) in lines.iter().enumerate() {
-        params.extend_from_slice(&[
-            &order_id,
-            &line_numbers[i],
-            &line.id,
-            &line.sku,
-            &line.name,
-            &quantities[i],
-            &line.price,
-            &line.tracked,
-        ]);
-    }
-    tx.execute(&insert_lines, &params).await?;
+    let prices: Vec<i64> = lines.iter().map(|l| l.price).collect();
+    let tracked_flags: Vec<bool> = lines.iter().map(|l| l.tracked).collect();
+    let _number: String = tx
+        .query_one(
+            &insert_numbered,
+            &[
+                &day,
+                &order_id,
+                &customer,
+                &scheduled_at,
+                &total,
+                &"EUR",
+                &note,
+                &now,
+                &line_numbers,
+                &product_ids,
+                &skus,
+                &names,
+                &quantities,
+                &prices,
+                &tracked_flags,
+            ],
+        )
+        .await?
+        .try_get(0)?;
     tx.commit().await?;
     Ok(())
 }

@@ -10,7 +10,9 @@ use anyhow::Context;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Text};
+use diesel::sql_types::{
+    Array, BigInt, Bool, Date, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid,
+};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use ordo_domain::catalog::{ProductId, ProductName, Sku};
 use ordo_domain::customers::CustomerId;
@@ -25,7 +27,7 @@ use uuid::Uuid;
 
 use crate::errors::{TxError, unexpected};
 use crate::pool::{PgPool, checkout};
-use crate::schema::{order_lines, order_number_counters, orders, products};
+use crate::schema::{order_lines, orders, products};
 
 /// [`OrderRepository`] over PostgreSQL.
 #[derive(Clone)]
@@ -95,6 +97,24 @@ fn line_rows(order_id: OrderId, lines: &[OrderLine]) -> Vec<OrderLineRow> {
             reserves_stock: line.reserves_stock,
         })
         .collect()
+}
+
+/// Inserts an order's lines. Diesel caches a batch insert as a prepared statement
+/// only when its size is known at compile time, so common sizes go as arrays: one
+/// round trip instead of two while the day's number counter is locked.
+async fn insert_lines(conn: &mut AsyncPgConnection, lines: &[OrderLineRow]) -> QueryResult<usize> {
+    macro_rules! as_array {
+        ($($n:literal)*) => {
+            $(if let Ok(array) = <&[OrderLineRow; $n]>::try_from(lines) {
+                return diesel::insert_into(order_lines::table).values(array).execute(conn).await;
+            })*
+        };
+    }
+    as_array!(1 2 3 4 5 6 7 8);
+    diesel::insert_into(order_lines::table)
+        .values(lines)
+        .execute(conn)
+        .await
 }
 
 /// Rebuilds an order from its rows; rows only hold values written from domain
@@ -299,28 +319,65 @@ async fn move_stock(
     Ok(())
 }
 
-/// The next number of `day`: the counter row is updated inside the order's own
-/// transaction, so a rolled-back order gives its number back and numbers stay
-/// gapless. Taken last because the row lock serialises every order of the day.
-async fn next_number(
+/// Inserts the order and its lines and assigns its number, in one statement.
+///
+/// The number comes from a counter row per day, updated inside the order's own
+/// transaction: a rolled-back order gives its number back, so numbers stay
+/// gapless. That row lock serialises every order of the day until commit, so it is
+/// taken in the last statement before `COMMIT`, which also writes the order and its
+/// lines: the lock is held for one statement and the commit, nothing else. The
+/// counter's CHECK (at most 999 999) makes a full day fail instead of repeating.
+async fn insert_numbered(
     conn: &mut AsyncPgConnection,
-    day: chrono::NaiveDate,
-) -> Result<OrderNumber, TxError<anyhow::Error>> {
-    let value: i32 = diesel::insert_into(order_number_counters::table)
-        .values((
-            order_number_counters::day.eq(day),
-            order_number_counters::last_value.eq(1),
-        ))
-        .on_conflict(order_number_counters::day)
-        .do_update()
-        .set(order_number_counters::last_value.eq(order_number_counters::last_value + 1))
-        .returning(order_number_counters::last_value)
+    order: &NewOrder,
+    lines: &[OrderLineRow],
+) -> QueryResult<String> {
+    #[derive(QueryableByName)]
+    struct Numbered {
+        #[diesel(sql_type = Text)]
+        number: String,
+    }
+    let numbered: Numbered = diesel::sql_query(INSERT_NUMBERED)
+        .bind::<Date, _>(order.created_at.date_naive())
+        .bind::<SqlUuid, _>(order.id.as_uuid())
+        .bind::<SqlUuid, _>(order.customer_id.as_uuid())
+        .bind::<Timestamptz, _>(order.scheduled_at)
+        .bind::<BigInt, _>(order.total.minor())
+        .bind::<Text, _>(order.total.currency().as_str())
+        .bind::<Nullable<Text>, _>(order.note.as_ref().map(|n| n.as_str()))
+        .bind::<Timestamptz, _>(order.created_at)
+        .bind::<Array<Integer>, _>(lines.iter().map(|l| l.line_no).collect::<Vec<_>>())
+        .bind::<Array<SqlUuid>, _>(lines.iter().map(|l| l.product_id).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(lines.iter().map(|l| l.sku.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(lines.iter().map(|l| l.name.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Integer>, _>(lines.iter().map(|l| l.quantity).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(lines.iter().map(|l| l.unit_price_minor).collect::<Vec<_>>())
+        .bind::<Array<Bool>, _>(lines.iter().map(|l| l.reserves_stock).collect::<Vec<_>>())
         .get_result(conn)
         .await?;
-    let sequence = u32::try_from(value).unwrap_or(0);
-    OrderNumber::new(day, sequence)
-        .map_err(|_| TxError::Rule(anyhow::anyhow!("the order numbers of {day} are used up")))
+    Ok(numbered.number)
 }
+
+/// See [`insert_numbered`]. `$1` is the day; the number is formatted as
+/// `OrderNumber` displays it.
+pub(crate) const INSERT_NUMBERED: &str = "\
+WITH next AS (
+    INSERT INTO order_number_counters (day, last_value) VALUES ($1, 1)
+    ON CONFLICT (day) DO UPDATE SET last_value = order_number_counters.last_value + 1
+    RETURNING last_value
+), inserted AS (
+    INSERT INTO orders (id, number, customer_id, status, scheduled_at, total_minor, currency, note,
+                        fulfillment_attempts, version, created_at, updated_at)
+    SELECT $2, 'ORD-' || to_char($1::date, 'YYYYMMDD') || '-' || lpad(next.last_value::text, 6, '0'),
+           $3, 'placed', $4, $5, $6, $7, 0, 1, $8, $8
+    FROM next
+    RETURNING number
+), lines AS (
+    INSERT INTO order_lines (order_id, line_no, product_id, sku, name, quantity, unit_price_minor, reserves_stock)
+    SELECT $2, l.* FROM unnest($9::int[], $10::uuid[], $11::text[], $12::text[], $13::int[], $14::bigint[], $15::bool[])
+        AS l(line_no, product_id, sku, name, quantity, unit_price_minor, reserves_stock)
+)
+SELECT number FROM inserted";
 
 fn is_fk(e: &diesel::result::Error, constraint: &str) -> bool {
     matches!(
@@ -348,12 +405,11 @@ impl OrderRepository for PgOrderRepository {
                 move_stock(conn, &reservations(&order.lines), order.created_at)
                     .await
                     .map_err(TxError::widen)?;
-                let number = next_number(conn, order.created_at.date_naive())
-                    .await
-                    .map_err(TxError::widen)?;
+                let lines = line_rows(order.id, &order.lines);
+                let number = insert_numbered(conn, &order, &lines).await?;
                 let row = OrderRow {
                     id: order.id.as_uuid(),
-                    number: number.to_string(),
+                    number,
                     customer_id: order.customer_id.as_uuid(),
                     status: OrderStatus::Placed.as_str().to_owned(),
                     scheduled_at: order.scheduled_at,
@@ -369,15 +425,6 @@ impl OrderRepository for PgOrderRepository {
                     created_at: order.created_at,
                     updated_at: order.created_at,
                 };
-                diesel::insert_into(orders::table)
-                    .values(row.clone())
-                    .execute(conn)
-                    .await?;
-                let lines = line_rows(order.id, &order.lines);
-                diesel::insert_into(order_lines::table)
-                    .values(&lines)
-                    .execute(conn)
-                    .await?;
                 assemble(row, lines).map_err(|e| TxError::Rule(e.into()))
             })
             .await;
@@ -533,10 +580,7 @@ impl OrderRepository for PgOrderRepository {
                     .execute(conn)
                     .await?;
                 let lines = line_rows(id, &revision.lines);
-                diesel::insert_into(order_lines::table)
-                    .values(&lines)
-                    .execute(conn)
-                    .await?;
+                insert_lines(conn, &lines).await?;
                 let row: OrderRow = diesel::update(orders::table.find(id.as_uuid()))
                     .set((
                         orders::scheduled_at.eq(revision.scheduled_at),
