@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
+use ordo_postgres::INSERT_NUMBERED_ORDER;
 use tokio::sync::{Mutex, MutexGuard};
 use tokio_postgres::{Client, NoTls, Row, Statement};
 use uuid::Uuid;
@@ -69,27 +70,6 @@ impl Connection {
 const ORDER_COLUMNS: &str = "id, number, customer_id, status, scheduled_at, total_minor, currency, note, \
     payment_status, payment_reference, fulfillment_status, fulfillment_reference, fulfillment_attempts, \
     version, created_at, updated_at";
-/// `ordo_postgres`'s statement that takes the day's number and writes the order
-/// and its lines (`orders.rs`, `INSERT_NUMBERED`).
-const INSERT_NUMBERED: &str = "\
-WITH next AS (
-    INSERT INTO order_number_counters (day, last_value) VALUES ($1, 1)
-    ON CONFLICT (day) DO UPDATE SET last_value = order_number_counters.last_value + 1
-    RETURNING last_value
-), inserted AS (
-    INSERT INTO orders (id, number, customer_id, status, scheduled_at, total_minor, currency, note,
-                        fulfillment_attempts, version, created_at, updated_at)
-    SELECT $2, 'ORD-' || to_char($1::date, 'YYYYMMDD') || '-' || lpad(next.last_value::text, 6, '0'),
-           $3, 'placed', $4, $5, $6, $7, 0, 1, $8, $8
-    FROM next
-    RETURNING number
-), lines AS (
-    INSERT INTO order_lines (order_id, line_no, product_id, sku, name, quantity, unit_price_minor, reserves_stock)
-    SELECT $2, l.* FROM unnest($9::int[], $10::uuid[], $11::text[], $12::text[], $13::int[], $14::bigint[], $15::bool[])
-        AS l(line_no, product_id, sku, name, quantity, unit_price_minor, reserves_stock)
-)
-SELECT number FROM inserted";
-
 const LINE_COLUMNS: &str =
     "order_id, line_no, product_id, sku, name, quantity, unit_price_minor, reserves_stock";
 
@@ -210,7 +190,7 @@ pub async fn create_order(
              WHERE id = $3 AND stock >= $1 RETURNING stock",
         )
         .await?;
-    let insert_numbered = conn.prepared(INSERT_NUMBERED).await?;
+    let insert_numbered = conn.prepared(INSERT_NUMBERED_ORDER).await?;
 
     let customer_rows = conn.client.query(&find_customer, &[&customer]).await?;
     anyhow::ensure!(!customer_rows.is_empty(), "customer {customer} vanished");

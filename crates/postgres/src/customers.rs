@@ -12,7 +12,7 @@ use ordo_domain::customers::{
 use ordo_domain::{Page, PageRequest, Version};
 use uuid::Uuid;
 
-use crate::errors::{is_foreign_key_violation, unexpected, unique_violation};
+use crate::errors::{foreign_key_violation, unexpected, unique_violation};
 use crate::pool::{PgPool, checkout};
 use crate::schema::{customers, orders};
 
@@ -207,7 +207,9 @@ impl CustomerRepository for PgCustomerRepository {
             Ok(0) => Err(DeleteCustomerError::NotFound(id)),
             Ok(_) => Ok(()),
             // An order arrived between the check and the delete; the foreign key held.
-            Err(e) if is_foreign_key_violation(&e) => Err(DeleteCustomerError::HasOrders(id)),
+            Err(e) if foreign_key_violation(&e).is_some() => {
+                Err(DeleteCustomerError::HasOrders(id))
+            }
             Err(e) => Err(unexpected(e, "deleting a customer").into()),
         }
     }

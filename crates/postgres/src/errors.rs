@@ -12,12 +12,14 @@ pub(crate) fn unique_violation(error: &DieselError) -> Option<&str> {
     }
 }
 
-/// Whether `error` is a foreign-key violation (SQLSTATE 23503).
-pub(crate) fn is_foreign_key_violation(error: &DieselError) -> bool {
-    matches!(
-        error,
-        DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _)
-    )
+/// The name of the foreign key `error` violated (SQLSTATE 23503), if that is what it is.
+pub(crate) fn foreign_key_violation(error: &DieselError) -> Option<&str> {
+    match error {
+        DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, info) => {
+            Some(info.constraint_name().unwrap_or_default())
+        }
+        _ => None,
+    }
 }
 
 /// Turns an infrastructure failure into the `Unexpected` case of a use-case error,

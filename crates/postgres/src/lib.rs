@@ -15,6 +15,6 @@ pub mod testing;
 pub use cluster::{ClusterError, Durability, LocalCluster, LocalClusterConfig};
 pub use customers::PgCustomerRepository;
 pub use migrate::run_migrations;
-pub use orders::PgOrderRepository;
+pub use orders::{INSERT_NUMBERED_ORDER, PgOrderRepository};
 pub use pool::{PgPool, connect_pool, ping};
 pub use products::PgProductRepository;

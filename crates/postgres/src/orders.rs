@@ -25,7 +25,7 @@ use ordo_domain::orders::{
 use ordo_domain::{Currency, Money, Page, PageRequest, Version};
 use uuid::Uuid;
 
-use crate::errors::{TxError, unexpected};
+use crate::errors::{TxError, foreign_key_violation, unexpected};
 use crate::pool::{PgPool, checkout};
 use crate::schema::{order_lines, orders, products};
 
@@ -337,7 +337,7 @@ async fn insert_numbered(
         #[diesel(sql_type = Text)]
         number: String,
     }
-    let numbered: Numbered = diesel::sql_query(INSERT_NUMBERED)
+    let numbered: Numbered = diesel::sql_query(INSERT_NUMBERED_ORDER)
         .bind::<Date, _>(order.created_at.date_naive())
         .bind::<SqlUuid, _>(order.id.as_uuid())
         .bind::<SqlUuid, _>(order.customer_id.as_uuid())
@@ -358,9 +358,13 @@ async fn insert_numbered(
     Ok(numbered.number)
 }
 
-/// See [`insert_numbered`]. `$1` is the day; the number is formatted as
-/// `OrderNumber` displays it.
-pub(crate) const INSERT_NUMBERED: &str = "\
+/// The statement of [`insert_numbered`]: `$1` the day, `$2` the order id, `$3` the
+/// customer, `$4` scheduled_at, `$5` total_minor, `$6` currency, `$7` note, `$8`
+/// created_at, `$9`–`$15` the lines as arrays (line_no, product_id, sku, name,
+/// quantity, unit_price_minor, reserves_stock); it returns the number, formatted as
+/// `OrderNumber` displays it. Public so that the benchmark's reference runs exactly
+/// the statement Ordo runs.
+pub const INSERT_NUMBERED_ORDER: &str = "\
 WITH next AS (
     INSERT INTO order_number_counters (day, last_value) VALUES ($1, 1)
     ON CONFLICT (day) DO UPDATE SET last_value = order_number_counters.last_value + 1
@@ -378,14 +382,6 @@ WITH next AS (
         AS l(line_no, product_id, sku, name, quantity, unit_price_minor, reserves_stock)
 )
 SELECT number FROM inserted";
-
-fn is_fk(e: &diesel::result::Error, constraint: &str) -> bool {
-    matches!(
-        e,
-        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::ForeignKeyViolation, info)
-            if info.constraint_name() == Some(constraint)
-    )
-}
 
 #[async_trait]
 impl OrderRepository for PgOrderRepository {
@@ -429,15 +425,20 @@ impl OrderRepository for PgOrderRepository {
             })
             .await;
         result.map_err(|e| match e {
-            TxError::Database(e) if is_fk(&e, "orders_customer_id_fkey") => {
+            TxError::Database(e)
+                if foreign_key_violation(&e) == Some("orders_customer_id_fkey") =>
+            {
                 PlaceOrderError::CustomerNotFound(order.customer_id)
             }
             // A product was deleted between pricing and storing.
-            TxError::Database(e) if is_fk(&e, "order_lines_product_id_fkey") => match first_product
+            TxError::Database(e)
+                if foreign_key_violation(&e) == Some("order_lines_product_id_fkey") =>
             {
-                Some(id) => PricingError::UnknownProduct(id).into(),
-                None => unexpected(e, "storing an order").into(),
-            },
+                match first_product {
+                    Some(id) => PricingError::UnknownProduct(id).into(),
+                    None => unexpected(e, "storing an order").into(),
+                }
+            }
             e => e.into_domain("storing an order"),
         })
     }
@@ -597,7 +598,9 @@ impl OrderRepository for PgOrderRepository {
             })
             .await;
         result.map_err(|e| match e {
-            TxError::Database(e) if is_fk(&e, "order_lines_product_id_fkey") => {
+            TxError::Database(e)
+                if foreign_key_violation(&e) == Some("order_lines_product_id_fkey") =>
+            {
                 match <[OrderLine]>::first(&revision.lines) {
                     Some(line) => PricingError::UnknownProduct(line.product_id).into(),
                     None => unexpected(e, "revising an order").into(),

@@ -13,7 +13,7 @@ use ordo_domain::catalog::{
 use ordo_domain::{Currency, Money, Page, PageRequest, Version};
 use uuid::Uuid;
 
-use crate::errors::{TxError, is_foreign_key_violation, unexpected, unique_violation};
+use crate::errors::{TxError, foreign_key_violation, unexpected, unique_violation};
 use crate::pool::{PgPool, checkout};
 use crate::schema::{order_lines, products, stock_adjustments};
 
@@ -320,7 +320,7 @@ impl ProductRepository for PgProductRepository {
                 Ok(0) => return Err(DeleteProductError::NotFound(id)),
                 Ok(_) => return Ok(ProductDeletion::Deleted),
                 // An order took the product between the check and the delete.
-                Err(e) if is_foreign_key_violation(&e) => {}
+                Err(e) if foreign_key_violation(&e).is_some() => {}
                 Err(e) => return Err(unexpected(e, "deleting a product").into()),
             }
         }

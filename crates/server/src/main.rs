@@ -11,7 +11,7 @@ use ordo_server::{Application, LogFormat, Settings, telemetry};
 
 /// Ordo: an order-management backend.
 #[derive(Debug, Parser)]
-#[command(name = "ordo", version, about)]
+#[command(name = "ordo", version, about = "Ordo: an order-management backend")]
 struct Cli {
     /// A TOML configuration file (default: ./ordo.toml when present).
     #[arg(long, global = true, env = "ORDO_CONFIG")]
