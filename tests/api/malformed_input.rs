@@ -132,7 +132,9 @@ async fn huge_numbers_in_products_are_refused_not_overflowed() {
             &json!({"delta": 9_223_372_036_854_775_807_i64, "reason": "x"}),
         )
         .await;
-    assert_eq!(adjust.status, StatusCode::NOT_FOUND);
+    // The delta is out of range whatever the product, so it is refused first.
+    assert_eq!(adjust.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(adjust.body["errors"][0]["field"], "delta");
     assert_eq!(app.count("SELECT count(*) AS n FROM products").await, 0);
 }
 

@@ -120,6 +120,34 @@ async fn unknown_paths_and_methods_are_problem_documents() {
 
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     assert_eq!(unknown.problem_code(), "not_found");
-    assert!(wrong_method.status.is_client_error());
-    wrong_method.problem_code();
+    // No route of this path takes PATCH; the router answers as for any unknown route.
+    assert_eq!(wrong_method.status, StatusCode::NOT_FOUND);
+    assert_eq!(wrong_method.problem_code(), "not_found");
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_503_with_retry_after_not_500() {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+    let app = spawn_app().await;
+    let (server_url, _) = app.database.url.rsplit_once('/').expect("a database URL");
+    let mut admin = AsyncPgConnection::establish(&format!("{server_url}/postgres"))
+        .await
+        .expect("an admin connection");
+    diesel::sql_query(format!("DROP DATABASE {} WITH (FORCE)", app.database.name))
+        .execute(&mut admin)
+        .await
+        .expect("the database is dropped");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    let products = app.get("/v1/products").await;
+    let ready = app.get("/readyz").await;
+
+    assert_eq!(
+        products.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{products:?}"
+    );
+    assert_eq!(products.problem_code(), "database_unavailable");
+    assert_eq!(products.header("retry-after"), Some("1"));
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
 }

@@ -160,3 +160,55 @@ async fn deleting_a_product_used_by_orders_deactivates_it() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn stock_is_bounded_so_returns_can_never_overflow() {
+    let app = spawn_app().await;
+    let too_much = app
+        .post(
+            "/v1/products",
+            &json!({"sku": "BIG", "name": "Big", "kind": "good", "price_minor": 1, "stock": 1_000_000_000_001_i64}),
+        )
+        .await;
+    let kit = app
+        .create_product("KIT", 100, Some(1_000_000_000_000))
+        .await;
+    let path = format!("/v1/products/{}/stock-adjustments", id_of(&kit));
+
+    let over = app
+        .post(&path, &json!({"delta": 1, "reason": "delivery"}))
+        .await;
+    let no_reason = app.post(&path, &json!({"delta": -1, "reason": " "})).await;
+
+    assert_eq!(too_much.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(too_much.body["errors"][0]["field"], "stock");
+    assert_eq!(over.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(over.body["errors"][0]["field"], "delta");
+    assert_eq!(no_reason.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(no_reason.body["errors"][0]["field"], "reason");
+    assert_eq!(
+        app.get(&format!("/v1/products/{}", id_of(&kit))).await.body["stock"],
+        1_000_000_000_000_i64
+    );
+}
+
+#[tokio::test]
+async fn a_weak_if_match_never_matches() {
+    let app = spawn_app().await;
+    let kit = app.create_product("KIT", 100, Some(1)).await;
+
+    let reply = app
+        .client
+        .patch(format!("{}/v1/products/{}", app.address, id_of(&kit)))
+        .header("if-match", "W/\"1\"")
+        .json(&json!({"name": "Renamed"}))
+        .send()
+        .await
+        .expect("sent");
+
+    assert_eq!(reply.status(), StatusCode::PRECONDITION_FAILED);
+    assert_eq!(
+        app.get(&format!("/v1/products/{}", id_of(&kit))).await.body["name"],
+        "KIT"
+    );
+}

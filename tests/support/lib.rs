@@ -11,7 +11,8 @@ use ordo_server::{Application, Settings};
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 
-/// A running application and what a test needs to talk to it.
+/// A running application and what a test needs to talk to it. Dropping it stops
+/// the server, which closes its database connections.
 pub struct TestApp {
     /// `http://127.0.0.1:<port>`.
     pub address: String,
@@ -21,6 +22,14 @@ pub struct TestApp {
     pub database: TestDatabase,
     /// A pool to that database.
     pub pool: PgPool,
+    server: actix_web::dev::ServerHandle,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // The command is sent at once; the server's own thread carries it out.
+        drop(self.server.stop(false));
+    }
 }
 
 impl std::fmt::Debug for TestApp {
@@ -53,11 +62,28 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         ..Settings::default()
     };
     adjust(&mut settings);
-    let app = Application::build(settings)
+    // The server gets a thread and an actix system of its own, so that it outlives
+    // no test: it is stopped when the TestApp is dropped, whatever the test's
+    // runtime does meanwhile.
+    let (started, running) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            match Application::build(settings).await {
+                Ok(app) => {
+                    let _ = started.send(Ok((app.port(), app.handle())));
+                    let _ = app.run_until_stopped().await;
+                }
+                Err(e) => {
+                    let _ = started.send(Err(e));
+                }
+            }
+        });
+    });
+    let (port, server) = running
         .await
+        .expect("the server thread reports back")
         .expect("the application builds");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
+    let address = format!("http://127.0.0.1:{port}");
     TestApp {
         address,
         client: reqwest::Client::builder()
@@ -66,6 +92,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
             .expect("an HTTP client"),
         pool: database.pool(4).expect("a pool"),
         database,
+        server,
     }
 }
 

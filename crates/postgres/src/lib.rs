@@ -16,5 +16,5 @@ pub use cluster::{ClusterError, Durability, LocalCluster, LocalClusterConfig};
 pub use customers::PgCustomerRepository;
 pub use migrate::run_migrations;
 pub use orders::{INSERT_NUMBERED_ORDER, PgOrderRepository};
-pub use pool::{PgPool, connect_pool, ping};
+pub use pool::{DatabaseUnavailable, PgPool, connect_pool, ping};
 pub use products::PgProductRepository;

@@ -439,6 +439,12 @@ impl OrderRepository for PgOrderRepository {
                     None => unexpected(e, "storing an order").into(),
                 }
             }
+            TxError::Database(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::CheckViolation,
+                info,
+            )) if info.constraint_name() == Some("order_number_counters_last_value_check") => {
+                PlaceOrderError::NumbersExhausted(order.created_at.date_naive())
+            }
             e => e.into_domain("storing an order"),
         })
     }
@@ -668,6 +674,7 @@ impl OrderRepository for PgOrderRepository {
         id: OrderId,
         expected: Version,
         release_stock: bool,
+        at: DateTime<Utc>,
     ) -> anyhow::Result<bool> {
         let mut conn = checkout(&self.pool).await?;
         let result = conn
@@ -693,7 +700,7 @@ impl OrderRepository for PgOrderRepository {
                         .into_iter()
                         .map(|(product, n)| (product, -n))
                         .collect();
-                    move_stock(conn, &returns, Utc::now())
+                    move_stock(conn, &returns, at)
                         .await
                         .map_err(TxError::widen)?;
                 }

@@ -46,9 +46,17 @@ pub async fn ping(pool: &PgPool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// No database connection could be had: none became free in time, or PostgreSQL
+/// refused or could not be reached. Callers answer "try again later", not "bug".
+#[derive(Debug, thiserror::Error)]
+#[error("no database connection is available: {0}")]
+pub struct DatabaseUnavailable(String);
+
 /// Takes a connection from the pool.
 pub(crate) async fn checkout(pool: &PgPool) -> anyhow::Result<Object<AsyncPgConnection>> {
-    pool.get()
-        .await
-        .context("taking a PostgreSQL connection from the pool")
+    use deadpool::managed::PoolError;
+    pool.get().await.map_err(|e| match e {
+        PoolError::Timeout(_) | PoolError::Backend(_) => DatabaseUnavailable(e.to_string()).into(),
+        other => anyhow::Error::new(other).context("taking a PostgreSQL connection from the pool"),
+    })
 }

@@ -6,9 +6,9 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use ordo_domain::catalog::{
-    AdjustStockError, CreateProductError, DeleteProductError, NewProduct, Product, ProductChanges,
-    ProductDeletion, ProductId, ProductKind, ProductName, ProductRepository, Sku, StockAdjustment,
-    StockLevel, UpdateProductError,
+    AdjustStockError, CreateProductError, DeleteProductError, NewProduct, PriceMinor, Product,
+    ProductChanges, ProductDeletion, ProductId, ProductKind, ProductName, ProductRepository, Sku,
+    StockAdjustment, StockLevel, UpdateProductError,
 };
 use ordo_domain::{Currency, Money, Page, PageRequest, Version};
 use uuid::Uuid;
@@ -201,8 +201,8 @@ impl ProductRepository for PgProductRepository {
         let changeset = ProductChangeset {
             sku: changes.sku.map(|s| s.as_str().to_owned()),
             name: changes.name.map(|n| n.as_str().to_owned()),
-            price_minor: changes.price.map(|p| p.minor()),
-            currency: changes.price.map(|p| p.currency().as_str().to_owned()),
+            price_minor: changes.price_minor.map(PriceMinor::get),
+            currency: changes.currency.map(|c| c.as_str().to_owned()),
             low_stock_threshold: changes.low_stock_threshold.map(|t| t.map(StockLevel::get)),
             active: changes.active,
             updated_at: at,
@@ -267,13 +267,21 @@ impl ProductRepository for PgProductRepository {
                 let current = row
                     .stock
                     .ok_or(TxError::Rule(AdjustStockError::NotTracked(id)))?;
-                let after = current
-                    .checked_add(adjustment.delta)
-                    .filter(|after| *after >= 0)
-                    .ok_or(TxError::Rule(AdjustStockError::InsufficientStock {
+                // Both bounds come from the domain: never below zero, never above
+                // StockLevel::MAX (so returning an order's units cannot overflow).
+                let after = current.saturating_add(adjustment.delta);
+                if after < 0 {
+                    return Err(TxError::Rule(AdjustStockError::InsufficientStock {
                         product_id: id,
                         available: current,
-                    }))?;
+                    }));
+                }
+                if after > StockLevel::MAX {
+                    return Err(TxError::Rule(AdjustStockError::Invalid {
+                        field: "delta",
+                        message: format!("stock would exceed {} units", StockLevel::MAX),
+                    }));
+                }
                 let updated = diesel::update(products::table.find(id.as_uuid()))
                     .set((
                         products::stock.eq(after),

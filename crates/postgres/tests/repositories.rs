@@ -222,14 +222,26 @@ async fn concurrent_orders_on_one_day_get_gapless_distinct_numbers() {
         let request = place(c, at(10), &[(&inspection, 1)]);
         tokio::spawn(async move { s.orders.place(request).await })
     });
-    let mut sequences: Vec<u32> = futures::future::join_all(attempts)
+    let numbers: Vec<_> = futures::future::join_all(attempts)
         .await
         .into_iter()
-        .map(|r| r.expect("task").expect("placed").number.sequence())
+        .map(|r| r.expect("task").expect("placed").number)
         .collect();
-    sequences.sort_unstable();
 
-    assert_eq!(sequences, (1..=40).collect::<Vec<u32>>());
+    // Numbers run per day of placing; a run that straddles midnight UTC has two days.
+    let mut by_day: std::collections::BTreeMap<_, Vec<u32>> = Default::default();
+    for number in &numbers {
+        by_day
+            .entry(number.day())
+            .or_default()
+            .push(number.sequence());
+    }
+    for sequences in by_day.values_mut() {
+        sequences.sort_unstable();
+        let expected: Vec<u32> = (1..=u32::try_from(sequences.len()).expect("few")).collect();
+        assert_eq!(*sequences, expected, "numbers run from 1 without gaps");
+    }
+    assert_eq!(numbers.len(), 40);
 }
 
 #[tokio::test]
@@ -470,11 +482,14 @@ async fn lists_page_newest_first_without_repeats() {
     let s = services().await;
     let svc = product(&s, "SVC", None).await;
     let ada = customer(&s, "ada@example.com").await;
+    let mut created = Vec::new();
     for i in 0..5 {
-        s.orders
+        let order = s
+            .orders
             .place(place(&ada, at(0) + TimeDelta::hours(3 * i), &[(&svc, 1)]))
             .await
             .expect("placed");
+        created.push(order.id);
     }
     let limit = PageLimit::parse(2).expect("limit");
     let mut seen = Vec::new();
@@ -491,8 +506,27 @@ async fn lists_page_newest_first_without_repeats() {
             None => break,
         }
     }
-    assert_eq!(seen.len(), 5);
-    let mut sorted = seen.clone();
-    sorted.sort_by(|a, b| b.cmp(a));
-    assert_eq!(seen, sorted, "newest first");
+    created.reverse();
+    assert_eq!(seen, created, "every order once, newest first");
+}
+
+#[tokio::test]
+async fn a_day_whose_numbers_are_used_up_refuses_orders_and_writes_nothing() {
+    let s = services().await;
+    let svc = product(&s, "SVC", None).await;
+    let ada = customer(&s, "ada@example.com").await;
+    let today = Utc::now().date_naive();
+    count(
+        &s.pool,
+        &format!(
+            "WITH full_day AS (INSERT INTO order_number_counters (day, last_value) \
+             VALUES ('{today}', 999999) RETURNING 1) SELECT count(*) AS n FROM full_day"
+        ),
+    )
+    .await;
+
+    let result = s.orders.place(place(&ada, at(9), &[(&svc, 1)])).await;
+
+    assert!(matches!(result, Err(PlaceOrderError::NumbersExhausted(day)) if day == today));
+    assert_eq!(count(&s.pool, "SELECT count(*) AS n FROM orders").await, 0);
 }

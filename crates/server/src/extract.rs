@@ -196,18 +196,29 @@ impl FromRequest for IfMatch {
         if text == "*" {
             return ready(Ok(IfMatch(None)));
         }
-        let version = text
-            .trim_start_matches("W/")
-            .trim_matches('"')
-            .parse::<i32>()
-            .ok()
-            .and_then(|v| Version::new(v).ok());
-        ready(match version {
-            Some(v) => Ok(IfMatch(Some(v))),
-            // A tag we never issued can never match.
-            None => Err(ApiError::precondition_failed(
-                "If-Match names no version of this resource",
+        // If-Match compares strongly (RFC 9110 §13.1.1): a weak tag never matches.
+        // Of a list, the strong tags we could have issued count; one is expected.
+        let versions: Vec<Version> = text
+            .split(',')
+            .map(str::trim)
+            .filter(|tag| !tag.starts_with("W/"))
+            .filter_map(|tag| {
+                tag.strip_prefix('"')?
+                    .strip_suffix('"')?
+                    .parse::<i32>()
+                    .ok()
+            })
+            .filter_map(|v| Version::new(v).ok())
+            .collect();
+        ready(match versions.as_slice() {
+            [version] => Ok(IfMatch(Some(*version))),
+            [] => Err(ApiError::precondition_failed(
+                "If-Match names no current version of this resource",
             )),
+            _ => Err(ApiError::validation(vec![FieldError::new(
+                "If-Match",
+                "name the one ETag you last saw",
+            )])),
         })
     }
 }

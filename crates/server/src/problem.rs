@@ -124,7 +124,24 @@ impl ApiError {
     }
 
     /// 500 with a generic body; `source` goes to the log, never to the client.
+    /// When the database is merely unavailable, 503 with `Retry-After` instead.
     pub fn internal(source: anyhow::Error) -> Self {
+        if source
+            .chain()
+            .any(|cause| cause.is::<ordo_postgres::DatabaseUnavailable>())
+        {
+            tracing::warn!(error = %source, "database unavailable");
+            return Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database_unavailable",
+                "Service unavailable",
+                "The database is busy or unreachable; try again shortly.",
+            )
+            .with_header(
+                actix_web::http::header::RETRY_AFTER,
+                HeaderValue::from_static("1"),
+            );
+        }
         let mut error = Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal_error",

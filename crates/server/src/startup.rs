@@ -242,6 +242,11 @@ impl Application {
         self.port
     }
 
+    /// A handle to stop the server from elsewhere.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
     /// The application's services.
     pub fn state(&self) -> &AppState {
         &self.state

@@ -51,9 +51,14 @@ pub enum AdjustStockError {
         /// Units on hand.
         available: i64,
     },
-    /// The delta was zero or the reason empty.
-    #[error("{0}")]
-    Invalid(String),
+    /// The delta was zero or out of range, or the reason empty.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// `delta` or `reason`.
+        field: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
     /// Storage failed.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),

@@ -10,8 +10,8 @@ mod service;
 
 pub use error::{AdjustStockError, CreateProductError, DeleteProductError, UpdateProductError};
 pub use model::{
-    NewProduct, Product, ProductChanges, ProductId, ProductKind, ProductName, Sku, StockAdjustment,
-    StockLevel,
+    NewProduct, PriceMinor, Product, ProductChanges, ProductId, ProductKind, ProductName, Sku,
+    StockAdjustment, StockLevel,
 };
 #[cfg(any(test, feature = "mocks"))]
 pub use ports::MockProductRepository;

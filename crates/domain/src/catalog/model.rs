@@ -79,18 +79,24 @@ impl ProductKind {
     }
 }
 
-/// A number of units on hand or a stock threshold: never negative.
+/// A number of units on hand or a stock threshold: 0 to 10¹², so that adding any
+/// order's units back can never overflow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct StockLevel(i64);
 
 impl StockLevel {
+    /// The largest stock level.
+    pub const MAX: i64 = 1_000_000_000_000;
+
     /// Parses a stock level.
     ///
     /// # Errors
-    /// When `raw` is negative.
+    /// When `raw` is negative or above [`Self::MAX`].
     pub fn parse(raw: i64) -> Result<Self, InvalidValue> {
-        if raw < 0 {
-            return Err(InvalidValue::new("stock must not be negative"));
+        if !(0..=Self::MAX).contains(&raw) {
+            return Err(InvalidValue::new(
+                "stock must be between 0 and 1000000000000",
+            ));
         }
         Ok(Self(raw))
     }
@@ -275,15 +281,40 @@ impl NewProduct {
     }
 }
 
-/// A partial update of a product; `None` leaves a field as it is.
+/// A unit price in minor units, on its own: never negative.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PriceMinor(i64);
+
+impl PriceMinor {
+    /// Parses a price in minor units.
+    ///
+    /// # Errors
+    /// When `raw` is negative.
+    pub fn parse(raw: i64) -> Result<Self, InvalidValue> {
+        if raw < 0 {
+            return Err(InvalidValue::new("a price must not be negative"));
+        }
+        Ok(Self(raw))
+    }
+
+    /// The amount in minor units.
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+/// A partial update of a product; `None` leaves a field as it is. Price and
+/// currency change independently, so storage applies each without reading first.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ProductChanges {
     /// A new SKU.
     pub sku: Option<Sku>,
     /// A new name.
     pub name: Option<ProductName>,
-    /// A new unit price (its currency included).
-    pub price: Option<Money>,
+    /// A new unit price in minor units.
+    pub price_minor: Option<PriceMinor>,
+    /// A new currency of the unit price.
+    pub currency: Option<crate::money::Currency>,
     /// A new threshold; `Some(None)` clears it.
     pub low_stock_threshold: Option<Option<StockLevel>>,
     /// Activates or deactivates the product.
@@ -330,8 +361,9 @@ mod tests {
     }
 
     #[test]
-    fn stock_is_never_negative() {
+    fn stock_is_never_negative_nor_astronomical() {
         assert!(StockLevel::parse(-1).is_err());
+        assert!(StockLevel::parse(StockLevel::MAX + 1).is_err());
         assert_eq!(StockLevel::parse(0).map(StockLevel::get), Ok(0));
     }
 }

@@ -74,19 +74,29 @@ impl CatalogService {
     /// Adds or removes stock, with a reason kept for audit.
     ///
     /// # Errors
-    /// `Invalid` for a zero delta or an empty reason; `NotFound`, `NotTracked`,
-    /// `InsufficientStock` from storage.
+    /// `Invalid` for a zero delta, one that would take stock above
+    /// [`StockLevel::MAX`](super::StockLevel::MAX), or an empty reason; `NotFound`,
+    /// `NotTracked`, `InsufficientStock` from storage.
     pub async fn adjust_stock(
         &self,
         id: ProductId,
         delta: i64,
         reason: &str,
     ) -> Result<Product, AdjustStockError> {
-        if delta == 0 {
-            return Err(AdjustStockError::Invalid("delta must not be zero".into()));
+        if delta == 0 || delta.abs() > super::StockLevel::MAX {
+            return Err(AdjustStockError::Invalid {
+                field: "delta",
+                message:
+                    "delta must be a non-zero number of units, at most 1000000000000 either way"
+                        .into(),
+            });
         }
-        let reason = crate::value::parse_text(reason, "reason", 500)
-            .map_err(|e| AdjustStockError::Invalid(e.message().to_owned()))?;
+        let reason = crate::value::parse_text(reason, "reason", 500).map_err(|e| {
+            AdjustStockError::Invalid {
+                field: "reason",
+                message: e.message().to_owned(),
+            }
+        })?;
         let adjustment = StockAdjustment {
             delta,
             reason,
@@ -128,7 +138,10 @@ mod tests {
         let result = service(repo)
             .adjust_stock(ProductId::generate(), 0, "count")
             .await;
-        assert!(matches!(result, Err(AdjustStockError::Invalid(_))));
+        assert!(matches!(
+            result,
+            Err(AdjustStockError::Invalid { field: "delta", .. })
+        ));
     }
 
     #[tokio::test]
@@ -138,7 +151,13 @@ mod tests {
         let result = service(repo)
             .adjust_stock(ProductId::generate(), 5, "   ")
             .await;
-        assert!(matches!(result, Err(AdjustStockError::Invalid(_))));
+        assert!(matches!(
+            result,
+            Err(AdjustStockError::Invalid {
+                field: "reason",
+                ..
+            })
+        ));
     }
 
     #[tokio::test]

@@ -54,6 +54,9 @@ pub enum PlaceOrderError {
     /// Stock ran short.
     #[error(transparent)]
     InsufficientStock(#[from] StockShortage),
+    /// The day's 999 999 order numbers are used up.
+    #[error("the order numbers of {0} are used up")]
+    NumbersExhausted(chrono::NaiveDate),
     /// Storage failed.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
@@ -73,9 +76,12 @@ pub enum UpdateOrderError {
         /// Its status.
         status: OrderStatus,
     },
-    /// The order changed since the version the caller saw.
+    /// The order changed since the version the caller named in `If-Match`.
     #[error("order {0} was changed by someone else")]
     VersionMismatch(OrderId),
+    /// The order kept changing under us (no version was named); the caller may try again.
+    #[error("order {0} is being changed concurrently")]
+    Contended(OrderId),
     /// The items could not be priced.
     #[error(transparent)]
     Pricing(#[from] PricingError),

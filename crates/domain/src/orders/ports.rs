@@ -73,7 +73,8 @@ pub trait OrderRepository: Send + Sync {
     ) -> anyhow::Result<Option<Order>>;
 
     /// Deletes the order and its lines if it is still at `expected`, releasing its
-    /// reserved stock when `release_stock`. `false` when it changed or vanished.
+    /// reserved stock when `release_stock` (stamping the products with `at`).
+    /// `false` when it changed or vanished.
     ///
     /// # Errors
     /// When storage fails.
@@ -82,5 +83,6 @@ pub trait OrderRepository: Send + Sync {
         id: OrderId,
         expected: Version,
         release_stock: bool,
+        at: DateTime<Utc>,
     ) -> anyhow::Result<bool>;
 }

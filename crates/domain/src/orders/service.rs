@@ -108,11 +108,11 @@ impl OrderService {
 
     /// Replaces a placed order's schedule, items and note. With `if_match`, only
     /// when the order is still at that version; without, a concurrent change is
-    /// retried against the fresh order.
+    /// retried against the fresh order a few times.
     ///
     /// # Errors
-    /// `NotFound`, `NotEditable`, `VersionMismatch`, `Pricing`, `TooClose`,
-    /// `InsufficientStock`.
+    /// `NotFound`, `NotEditable`, `VersionMismatch` (only with `if_match`),
+    /// `Contended` (only without), `Pricing`, `TooClose`, `InsufficientStock`.
     pub async fn revise(
         &self,
         id: OrderId,
@@ -148,8 +148,18 @@ impl OrderService {
                 at: self.clock.now(),
             };
             match self.orders.revise(stored, self.policy.spacing).await {
-                Err(UpdateOrderError::VersionMismatch(_))
-                    if if_match.is_none() && attempts < OPTIMISTIC_ATTEMPTS => {}
+                Err(UpdateOrderError::VersionMismatch(_)) if if_match.is_none() => {
+                    if attempts >= OPTIMISTIC_ATTEMPTS {
+                        return Err(UpdateOrderError::Contended(id));
+                    }
+                }
+                // With a named version, tell a vanished order from a changed one.
+                Err(UpdateOrderError::VersionMismatch(_)) => {
+                    return Err(match self.orders.find(OrderRef::Id(id)).await? {
+                        Some(_) => UpdateOrderError::VersionMismatch(id),
+                        None => UpdateOrderError::NotFound(id),
+                    });
+                }
                 result => return result,
             }
         }
@@ -209,7 +219,11 @@ impl OrderService {
                 });
             }
             let release = current.status.holds_stock();
-            if self.orders.delete(id, current.version, release).await? {
+            let deleted = self
+                .orders
+                .delete(id, current.version, release, self.clock.now())
+                .await?;
+            if deleted {
                 return Ok(());
             }
         }

@@ -39,7 +39,13 @@ impl SpacingWindow {
     /// The open interval `(at - window, at + window)`: only orders scheduled inside it
     /// can conflict with one at `at`, so storage needs to look no further.
     pub fn neighbourhood(self, at: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
-        (at - self.0, at + self.0)
+        // Saturating, so that instants near chrono's limits cannot panic.
+        (
+            at.checked_sub_signed(self.0)
+                .unwrap_or(DateTime::<Utc>::MIN_UTC),
+            at.checked_add_signed(self.0)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+        )
     }
 }
 

@@ -262,6 +262,14 @@ impl From<PlaceOrderError> for ApiError {
             PlaceOrderError::Pricing(e) => e.into(),
             PlaceOrderError::TooClose(c) => c.into(),
             PlaceOrderError::InsufficientStock(s) => s.into(),
+            PlaceOrderError::NumbersExhausted(day) => ApiError::new(
+                actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+                "order_numbers_exhausted",
+                "Order numbers exhausted",
+                format!(
+                    "all 999999 order numbers of {day} are used; orders can be placed again tomorrow (UTC)"
+                ),
+            ),
             PlaceOrderError::Unexpected(e) => ApiError::internal(e),
         }
     }
@@ -279,6 +287,7 @@ impl From<UpdateOrderError> for ApiError {
             UpdateOrderError::VersionMismatch(id) => {
                 ApiError::precondition_failed(format!("order {id} has changed since that version"))
             }
+            UpdateOrderError::Contended(id) => contended(id),
             UpdateOrderError::Pricing(e) => e.into(),
             UpdateOrderError::TooClose(c) => c.into(),
             UpdateOrderError::InsufficientStock(s) => s.into(),

@@ -4,8 +4,8 @@ use actix_web::http::header::LOCATION;
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, Utc};
 use ordo_domain::catalog::{
-    AdjustStockError, CreateProductError, DeleteProductError, NewProduct, Product, ProductChanges,
-    ProductId, ProductKind, ProductName, Sku, StockLevel, UpdateProductError,
+    AdjustStockError, CreateProductError, DeleteProductError, NewProduct, PriceMinor, Product,
+    ProductChanges, ProductId, ProductKind, ProductName, Sku, StockLevel, UpdateProductError,
 };
 use ordo_domain::{Currency, Money};
 use serde::{Deserialize, Serialize};
@@ -178,8 +178,8 @@ impl From<AdjustStockError> for ApiError {
             )
             .with("product_id", product_id.to_string())
             .with("available", available),
-            AdjustStockError::Invalid(message) => {
-                ApiError::validation(vec![crate::problem::FieldError::new("delta", message)])
+            AdjustStockError::Invalid { field, message } => {
+                ApiError::validation(vec![crate::problem::FieldError::new(field, message)])
             }
             AdjustStockError::Unexpected(e) => ApiError::internal(e),
         }
@@ -293,37 +293,11 @@ async fn update_product(
     JsonBody(body): JsonBody<ProductPatch>,
 ) -> Result<HttpResponse, ApiError> {
     let id = ProductId::from_uuid(id.into_inner());
-    let price = match (body.price_minor, &body.currency) {
-        (None, None) => Ok(None),
-        (price, currency) => {
-            // A price or currency alone keeps the other half of the current price.
-            let current = match (price, currency) {
-                (Some(_), Some(_)) => None,
-                _ => Some(
-                    state
-                        .catalog
-                        .get(id)
-                        .await?
-                        .ok_or_else(|| not_found(id))?
-                        .price(),
-                ),
-            };
-            let currency = match currency {
-                Some(code) => field("currency", Currency::parse(code)),
-                None => Ok(current
-                    .map(|p| p.currency())
-                    .unwrap_or(state.default_currency)),
-            };
-            let minor = price.or(current.map(|p| p.minor())).unwrap_or_default();
-            currency
-                .and_then(|c| field("price_minor", Money::price(minor, c)))
-                .map(Some)
-        }
-    };
-    let (sku, name, price, threshold) = (
+    let (sku, name, price_minor, currency, threshold) = (
         optional("sku", body.sku.as_deref(), Sku::parse),
         optional("name", body.name.as_deref(), ProductName::parse),
-        price,
+        optional("price_minor", body.price_minor, PriceMinor::parse),
+        optional("currency", body.currency.as_deref(), Currency::parse),
         match body.low_stock_threshold {
             None => Ok(None),
             Some(None) => Ok(Some(None)),
@@ -336,7 +310,8 @@ async fn update_product(
     let changes = ProductChanges {
         sku,
         name,
-        price,
+        price_minor,
+        currency,
         low_stock_threshold: threshold,
         active: body.active,
     };

@@ -489,9 +489,11 @@ async fn deleting_a_placed_order_releases_stock_and_a_cancelled_one_does_not() {
         ports
             .orders
             .expect_delete()
-            .withf(move |got, _, release| *got == id && *release == expect_release)
+            .withf(move |got, _, release, at| {
+                *got == id && *release == expect_release && *at == noon()
+            })
             .times(1)
-            .returning(|_, _, _| Ok(true));
+            .returning(|_, _, _, _| Ok(true));
 
         assert!(ports.service().delete(id).await.is_ok(), "{status}");
     }
@@ -517,7 +519,7 @@ async fn deleting_a_missing_order_is_not_found_and_a_contended_one_says_so() {
         .orders
         .expect_delete()
         .times(3)
-        .returning(|_, _, _| Ok(false));
+        .returning(|_, _, _, _| Ok(false));
     assert!(matches!(
         ports.service().delete(id).await,
         Err(DeleteOrderError::Contended(_))
@@ -539,4 +541,153 @@ async fn storage_failures_surface_as_unexpected() {
         .await;
 
     assert!(matches!(result, Err(PlaceOrderError::Unexpected(_))));
+}
+
+#[tokio::test]
+async fn revising_to_an_unknown_product_writes_nothing() {
+    let p = product(100, "EUR", None, true);
+    let mut ports = Ports::new().with_products(vec![]);
+    ports.orders.expect_find().never();
+    ports.orders.expect_revise().never();
+
+    let result = ports
+        .service()
+        .revise(OrderId::generate(), revision_of(&p), None)
+        .await;
+
+    assert!(matches!(
+        result,
+        Err(UpdateOrderError::Pricing(PricingError::UnknownProduct(id))) if id == p.id()
+    ));
+}
+
+#[tokio::test]
+async fn a_revision_refused_by_the_spacing_rule_is_not_retried() {
+    let p = product(100, "EUR", None, true);
+    let mut ports = Ports::new().with_products(vec![p.clone()]);
+    let current = stored_order(OrderStatus::Placed, 1);
+    let id = current.id;
+    let conflicting = OrderId::generate();
+    ports
+        .orders
+        .expect_find()
+        .times(1)
+        .returning(move |_| Ok(Some(current.clone())));
+    ports
+        .orders
+        .expect_revise()
+        .times(1)
+        .returning(move |_, window| {
+            Err(SpacingConflict {
+                conflicting,
+                window,
+            }
+            .into())
+        });
+
+    let result = ports.service().revise(id, revision_of(&p), None).await;
+
+    assert!(matches!(result, Err(UpdateOrderError::TooClose(c)) if c.conflicting == conflicting));
+}
+
+#[tokio::test]
+async fn a_revision_short_of_stock_reports_the_product() {
+    let p = product(100, "EUR", Some(1), true);
+    let product_id = p.id();
+    let mut ports = Ports::new().with_products(vec![p.clone()]);
+    let current = stored_order(OrderStatus::Placed, 1);
+    let id = current.id;
+    ports
+        .orders
+        .expect_find()
+        .returning(move |_| Ok(Some(current.clone())));
+    ports.orders.expect_revise().returning(move |_, _| {
+        Err(StockShortage {
+            product_id,
+            available: 1,
+        }
+        .into())
+    });
+
+    let result = ports.service().revise(id, revision_of(&p), None).await;
+
+    assert!(
+        matches!(result, Err(UpdateOrderError::InsufficientStock(s)) if s.product_id == product_id)
+    );
+}
+
+#[tokio::test]
+async fn storage_failures_while_cancelling_or_deleting_surface_as_unexpected() {
+    let mut ports = Ports::new();
+    ports
+        .orders
+        .expect_find()
+        .returning(|_| Err(anyhow::anyhow!("connection reset")));
+    let service = ports.service();
+
+    assert!(matches!(
+        service.cancel(OrderId::generate()).await,
+        Err(CancelOrderError::Unexpected(_))
+    ));
+    assert!(matches!(
+        service.delete(OrderId::generate()).await,
+        Err(DeleteOrderError::Unexpected(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_revision_that_keeps_losing_the_race_is_contended_not_a_failed_precondition() {
+    let p = product(100, "EUR", None, true);
+    let mut ports = Ports::new().with_products(vec![p.clone()]);
+    let current = stored_order(OrderStatus::Placed, 1);
+    let id = current.id;
+    ports
+        .orders
+        .expect_find()
+        .times(3)
+        .returning(move |_| Ok(Some(current.clone())));
+    ports
+        .orders
+        .expect_revise()
+        .times(3)
+        .returning(|r, _| Err(UpdateOrderError::VersionMismatch(r.id)));
+
+    let result = ports.service().revise(id, revision_of(&p), None).await;
+
+    assert!(matches!(result, Err(UpdateOrderError::Contended(got)) if got == id));
+}
+
+#[tokio::test]
+async fn with_if_match_an_order_deleted_meanwhile_is_not_found() {
+    let p = product(100, "EUR", None, true);
+    let mut ports = Ports::new().with_products(vec![p.clone()]);
+    let current = stored_order(OrderStatus::Placed, 1);
+    let id = current.id;
+    let version = current.version;
+    let mut seq = mockall::Sequence::new();
+    ports
+        .orders
+        .expect_find()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(move |_| Ok(Some(current.clone())));
+    ports
+        .orders
+        .expect_revise()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|r, _| Err(UpdateOrderError::VersionMismatch(r.id)));
+    ports
+        .orders
+        .expect_find()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| Ok(None));
+
+    let result = ports
+        .service()
+        .revise(id, revision_of(&p), Some(version))
+        .await;
+
+    assert!(matches!(result, Err(UpdateOrderError::NotFound(got)) if got == id));
 }
