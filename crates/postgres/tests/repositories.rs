@@ -530,3 +530,47 @@ async fn a_day_whose_numbers_are_used_up_refuses_orders_and_writes_nothing() {
     assert!(matches!(result, Err(PlaceOrderError::NumbersExhausted(day)) if day == today));
     assert_eq!(count(&s.pool, "SELECT count(*) AS n FROM orders").await, 0);
 }
+
+#[tokio::test]
+async fn a_revision_and_a_create_that_conflict_only_with_each_other_never_both_succeed() {
+    let s = Arc::new(services().await);
+    let svc = product(&s, "SVC", None).await;
+    for round in 0..10_u32 {
+        let ada = customer(&s, &format!("ada{round}@example.com")).await;
+        let existing = s
+            .orders
+            .place(place(&ada, at(9), &[(&svc, 1)]))
+            .await
+            .expect("placed");
+        // 12:00 and 14:00 are each fine against 09:00, but two hours apart.
+        let revise = {
+            let s = s.clone();
+            let items = items(&[(&svc, 1)]);
+            tokio::spawn(async move {
+                s.orders
+                    .revise(
+                        existing.id,
+                        ReviseOrder {
+                            scheduled_at: at(12),
+                            items,
+                            note: None,
+                        },
+                        None,
+                    )
+                    .await
+                    .is_ok()
+            })
+        };
+        let create = {
+            let s = s.clone();
+            let request = place(&ada, at(14), &[(&svc, 1)]);
+            tokio::spawn(async move { s.orders.place(request).await.is_ok() })
+        };
+        let (revised, created) = (revise.await.expect("task"), create.await.expect("task"));
+
+        assert!(
+            revised ^ created,
+            "round {round}: exactly one may win (revised {revised}, created {created})"
+        );
+    }
+}
