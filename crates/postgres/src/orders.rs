@@ -274,6 +274,24 @@ fn stored_reservations(lines: &[OrderLineRow]) -> StockMoves {
         .collect()
 }
 
+/// What returning all of a stored order's reserved units means for stock.
+fn releases(lines: &[OrderLineRow]) -> StockMoves {
+    stored_reservations(lines)
+        .into_iter()
+        .map(|(product, units)| (product, -units))
+        .collect()
+}
+
+/// The stored lines of one order, in line order.
+async fn lines_of(conn: &mut AsyncPgConnection, id: OrderId) -> QueryResult<Vec<OrderLineRow>> {
+    order_lines::table
+        .filter(order_lines::order_id.eq(id.as_uuid()))
+        .order(order_lines::line_no)
+        .select(OrderLineRow::as_select())
+        .load(conn)
+        .await
+}
+
 /// Applies `moves` to the stock of the products that track it: one conditional
 /// `UPDATE … WHERE stock >= take` per product, in id order (a `BTreeMap` iterates
 /// in the same byte order PostgreSQL sorts UUIDs by), so that concurrent writers
@@ -571,11 +589,7 @@ impl OrderRepository for PgOrderRepository {
                 )
                 .await
                 .map_err(TxError::widen)?;
-                let old_lines: Vec<OrderLineRow> = order_lines::table
-                    .filter(order_lines::order_id.eq(id.as_uuid()))
-                    .select(OrderLineRow::as_select())
-                    .load(conn)
-                    .await?;
+                let old_lines = lines_of(conn, id).await?;
                 let mut moves = reservations(&revision.lines);
                 for (product, returned) in stored_reservations(&old_lines) {
                     *moves.entry(product).or_default() -= returned;
@@ -647,18 +661,9 @@ impl OrderRepository for PgOrderRepository {
                     let Some(row) = row else {
                         return Ok(None);
                     };
-                    let lines: Vec<OrderLineRow> = order_lines::table
-                        .filter(order_lines::order_id.eq(id.as_uuid()))
-                        .order(order_lines::line_no)
-                        .select(OrderLineRow::as_select())
-                        .load(conn)
-                        .await?;
+                    let lines = lines_of(conn, id).await?;
                     if release_stock {
-                        let returns = stored_reservations(&lines)
-                            .into_iter()
-                            .map(|(product, n)| (product, -n))
-                            .collect();
-                        move_stock(conn, &returns, at)
+                        move_stock(conn, &releases(&lines), at)
                             .await
                             .map_err(TxError::widen)?;
                     }
@@ -691,16 +696,8 @@ impl OrderRepository for PgOrderRepository {
                     return Ok(false);
                 }
                 if release_stock {
-                    let lines: Vec<OrderLineRow> = order_lines::table
-                        .filter(order_lines::order_id.eq(id.as_uuid()))
-                        .select(OrderLineRow::as_select())
-                        .load(conn)
-                        .await?;
-                    let returns = stored_reservations(&lines)
-                        .into_iter()
-                        .map(|(product, n)| (product, -n))
-                        .collect();
-                    move_stock(conn, &returns, at)
+                    let lines = lines_of(conn, id).await?;
+                    move_stock(conn, &releases(&lines), at)
                         .await
                         .map_err(TxError::widen)?;
                 }
