@@ -120,9 +120,19 @@ async fn unknown_paths_and_methods_are_problem_documents() {
 
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     assert_eq!(unknown.problem_code(), "not_found");
-    // No route of this path takes PATCH; the router answers as for any unknown route.
-    assert_eq!(wrong_method.status, StatusCode::NOT_FOUND);
-    assert_eq!(wrong_method.problem_code(), "not_found");
+    assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(wrong_method.problem_code(), "method_not_allowed");
+    assert_eq!(wrong_method.header("allow"), Some("GET, POST"));
+    // Templates with different parameter names share a path: their methods combine.
+    let on_one_order = app
+        .send(
+            reqwest::Method::PATCH,
+            "/v1/orders/0190aaaa-0000-7000-8000-000000000000",
+            None,
+        )
+        .await;
+    assert_eq!(on_one_order.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(on_one_order.header("allow"), Some("DELETE, GET, PUT"));
 }
 
 #[tokio::test]

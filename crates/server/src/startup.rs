@@ -268,14 +268,79 @@ impl Application {
     }
 }
 
+/// The methods each documented path template takes, so that a request for a known
+/// path with another method is answered 405 with `Allow` rather than 404.
+#[derive(Debug, Clone, Default)]
+pub struct AllowedMethods(Vec<(Vec<String>, Vec<&'static str>)>);
+
+impl AllowedMethods {
+    fn from_spec(spec: &utoipa::openapi::OpenApi) -> Self {
+        let entries = spec
+            .paths
+            .paths
+            .iter()
+            .map(|(template, item)| {
+                let methods = [
+                    ("GET", item.get.is_some()),
+                    ("POST", item.post.is_some()),
+                    ("PUT", item.put.is_some()),
+                    ("PATCH", item.patch.is_some()),
+                    ("DELETE", item.delete.is_some()),
+                ]
+                .into_iter()
+                .filter_map(|(method, present)| present.then_some(method))
+                .collect();
+                (template.split('/').map(str::to_owned).collect(), methods)
+            })
+            .collect();
+        Self(entries)
+    }
+
+    /// The `Allow` header value for `path`: the methods of every template it
+    /// matches, or `None` when no route has this path.
+    pub fn for_path(&self, path: &str) -> Option<String> {
+        let segments: Vec<&str> = path.split('/').collect();
+        let mut methods: Vec<&str> = self
+            .0
+            .iter()
+            .filter(|(template, _)| {
+                template.len() == segments.len()
+                    && template.iter().zip(&segments).all(|(t, s)| {
+                        t == s || (t.starts_with('{') && t.ends_with('}') && !s.is_empty())
+                    })
+            })
+            .flat_map(|(_, methods)| methods.iter().copied())
+            .collect();
+        methods.sort_unstable();
+        methods.dedup();
+        (!methods.is_empty()).then(|| methods.join(", "))
+    }
+}
+
+/// Requests no route took: 405 with `Allow` when the path exists, 404 otherwise.
+async fn unrouted(
+    req: actix_web::HttpRequest,
+    allowed: web::Data<AllowedMethods>,
+) -> Result<HttpResponse, ApiError> {
+    let Some(allow) = allowed.for_path(req.path()) else {
+        return Err(ApiError::for_status(StatusCode::NOT_FOUND));
+    };
+    let allow = actix_web::http::header::HeaderValue::from_str(&allow)
+        .map_err(|e| ApiError::internal(e.into()))?;
+    Err(ApiError::for_status(StatusCode::METHOD_NOT_ALLOWED)
+        .with_header(actix_web::http::header::ALLOW, allow))
+}
+
 fn serve(listener: TcpListener, state: AppState, settings: &Settings) -> anyhow::Result<Server> {
     let state = web::Data::new(state);
     let spec = openapi();
+    let allowed = web::Data::new(AllowedMethods::from_spec(&spec));
     let mut server = HttpServer::new(move || {
         App::new()
             .wrap(ErrorHandlers::new().default_handler(problem_for_bare_errors))
             .wrap(from_fn(request_context::middleware))
             .app_data(state.clone())
+            .app_data(allowed.clone())
             .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
             .app_data(
                 web::PathConfig::default()
@@ -289,9 +354,7 @@ fn serve(listener: TcpListener, state: AppState, settings: &Settings) -> anyhow:
             .into_app()
             .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", spec.clone()))
             .service(web::redirect("/docs", "/docs/"))
-            .default_service(web::to(|| async {
-                Err::<HttpResponse, _>(ApiError::for_status(StatusCode::NOT_FOUND))
-            }))
+            .default_service(web::to(unrouted))
     })
     .shutdown_timeout(settings.shutdown_timeout_secs)
     .listen(listener)?;
