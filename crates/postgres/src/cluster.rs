@@ -302,11 +302,17 @@ fn watchdog_alive(watchdog: &Watchdog) -> bool {
 /// The server log sits beside the data directory, not in it, so that it survives
 /// the removal of a throw-away cluster's data long enough to be read.
 fn log_path(data_dir: &Path) -> PathBuf {
+    beside(data_dir, "log")
+}
+
+/// `<parent>/<name>.<extension>` for a data directory `<parent>/<name>`: the files
+/// the watchdog removes together with a throw-away cluster's data.
+fn beside(data_dir: &Path, extension: &str) -> PathBuf {
     let name = data_dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "pg".into());
-    data_dir.with_file_name(format!("{name}.log"))
+    data_dir.with_file_name(format!("{name}.{extension}"))
 }
 
 fn absolute(path: &Path) -> Result<PathBuf, ClusterError> {
@@ -433,11 +439,7 @@ fn read_or_create_password(data_dir: &Path, run_as: Option<RunAs>) -> Result<Str
 }
 
 fn password_path(data_dir: &Path) -> PathBuf {
-    let name = data_dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "pg".into());
-    data_dir.with_file_name(format!("{name}.password"))
+    beside(data_dir, "password")
 }
 
 fn command_as(program: &Path, run_as: Option<RunAs>, cwd: &Path) -> Command {

@@ -130,6 +130,20 @@ pub fn optional<R, T>(
     raw.map(|raw| field(name, parse(raw))).transpose()
 }
 
+/// Parses a field that can be cleared: absent stays `None` (unchanged), `null`
+/// becomes `Some(None)` (cleared), a value becomes `Some(Some(parsed))`.
+pub fn clearable<R, T>(
+    name: &str,
+    raw: Option<Option<R>>,
+    parse: impl FnOnce(R) -> Result<T, InvalidValue>,
+) -> Checked<Option<Option<T>>> {
+    match raw {
+        None => Ok(None),
+        Some(None) => Ok(Some(None)),
+        Some(Some(raw)) => field(name, parse(raw)).map(|v| Some(Some(v))),
+    }
+}
+
 /// Collects the results of several field checks: all values, or every error.
 pub trait CheckAll {
     /// The values when every check passed.

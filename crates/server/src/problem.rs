@@ -186,11 +186,6 @@ impl ApiError {
         Self::new(status, code, title, detail)
     }
 
-    /// The stable problem code.
-    pub fn code(&self) -> &'static str {
-        self.0.code
-    }
-
     fn body(&self) -> Value {
         let context = request_context::current();
         let mut body = Map::new();

@@ -247,11 +247,6 @@ impl Application {
         self.server.handle()
     }
 
-    /// The application's services.
-    pub fn state(&self) -> &AppState {
-        &self.state
-    }
-
     /// Serves until SIGINT/SIGTERM, lets in-flight requests finish, then stops the
     /// embedded cluster.
     ///

@@ -13,7 +13,9 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use super::ListResponse;
-use crate::extract::{CheckAll, IfMatch, JsonBody, PageQuery, Staff, etag, field, optional};
+use crate::extract::{
+    CheckAll, IfMatch, JsonBody, PageQuery, Staff, clearable, etag, field, optional,
+};
 use crate::problem::ApiError;
 use crate::state::AppState;
 
@@ -226,11 +228,11 @@ async fn update_customer(
         optional("name", body.name.as_deref(), CustomerName::parse),
         optional("email", body.email.as_deref(), Email::parse),
         optional("city", body.city.as_deref(), City::parse),
-        match body.phone.as_ref() {
-            None => Ok(None),
-            Some(None) => Ok(Some(None)),
-            Some(Some(raw)) => field("phone", Phone::parse(raw)).map(|p| Some(Some(p))),
-        },
+        clearable(
+            "phone",
+            body.phone.as_ref().map(Option::as_deref),
+            Phone::parse,
+        ),
     )
         .check_all()?;
     let changes = CustomerChanges {

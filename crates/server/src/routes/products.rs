@@ -14,7 +14,9 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use super::ListResponse;
-use crate::extract::{CheckAll, IfMatch, JsonBody, PageQuery, Staff, etag, field, optional};
+use crate::extract::{
+    CheckAll, IfMatch, JsonBody, PageQuery, Staff, clearable, etag, field, optional,
+};
 use crate::problem::ApiError;
 use crate::state::AppState;
 
@@ -298,13 +300,11 @@ async fn update_product(
         optional("name", body.name.as_deref(), ProductName::parse),
         optional("price_minor", body.price_minor, PriceMinor::parse),
         optional("currency", body.currency.as_deref(), Currency::parse),
-        match body.low_stock_threshold {
-            None => Ok(None),
-            Some(None) => Ok(Some(None)),
-            Some(Some(raw)) => {
-                field("low_stock_threshold", StockLevel::parse(raw)).map(|t| Some(Some(t)))
-            }
-        },
+        clearable(
+            "low_stock_threshold",
+            body.low_stock_threshold,
+            StockLevel::parse,
+        ),
     )
         .check_all()?;
     let changes = ProductChanges {
