@@ -14,9 +14,11 @@ pub mod customers;
 pub mod money;
 pub mod orders;
 pub mod page;
+pub mod unavailable;
 pub mod value;
 
 pub use clock::{Clock, SystemClock, to_micros};
 pub use money::{Currency, Money, MoneyOverflow};
 pub use page::{Page, PageLimit, PageRequest};
+pub use unavailable::{Dependency, Unavailable};
 pub use value::{InvalidValue, Version};

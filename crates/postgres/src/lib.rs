@@ -5,6 +5,7 @@
 pub mod cluster;
 mod customers;
 mod errors;
+pub mod installation;
 mod migrate;
 mod orders;
 mod pool;
@@ -16,5 +17,5 @@ pub use cluster::{ClusterError, Durability, LocalCluster, LocalClusterConfig};
 pub use customers::PgCustomerRepository;
 pub use migrate::run_migrations;
 pub use orders::{INSERT_NUMBERED_ORDER, PgOrderRepository};
-pub use pool::{DatabaseUnavailable, PgPool, connect_pool, ping};
+pub use pool::{PgPool, PoolConfig, connect_pool, ping};
 pub use products::PgProductRepository;
