@@ -14,6 +14,7 @@ pub mod customers;
 pub mod money;
 pub mod orders;
 pub mod page;
+pub mod ratelimit;
 pub mod unavailable;
 pub mod value;
 

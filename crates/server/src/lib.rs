@@ -10,6 +10,7 @@ pub mod http;
 pub mod middleware;
 pub mod openapi;
 pub mod problem;
+pub mod rate_limits;
 pub mod routes;
 pub mod routing;
 pub mod seed;
