@@ -8,6 +8,7 @@
 
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod catalog;
 pub mod clock;
 pub mod customers;
