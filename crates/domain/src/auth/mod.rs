@@ -8,9 +8,11 @@
 //! both the thief and the user must log in again.
 
 mod model;
+mod ports;
 mod refresh;
 
 pub use model::{Password, PasswordHash, Principal, Role, UserId};
+pub use ports::{AccessClaims, AccessTokens, InvalidToken, PasswordHasher, StoredUser};
 pub use refresh::{
     RefreshFamilyId, RefreshToken, RefreshTokenHash, Rotation, StoredRefreshToken, rotation,
 };
