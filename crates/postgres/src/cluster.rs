@@ -70,7 +70,7 @@ exec 3<&-
 wait "$pg"
 status=$?
 kill "$owner" 2>/dev/null
-if wait "$owner" && [ -n "$ORDO_REMOVE_DATA_DIR" ]; then
+if wait "$owner" 2>/dev/null && [ -n "$ORDO_REMOVE_DATA_DIR" ]; then
   rm -rf "$ORDO_REMOVE_DATA_DIR" "$ORDO_REMOVE_DATA_DIR.log" "$ORDO_REMOVE_DATA_DIR.password" "$ORDO_REMOVE_DATA_DIR.port"
 fi
 exit "$status"
