@@ -233,7 +233,7 @@ impl ClusterHealth {
 /// Keeps the cluster of a [`LocalCluster`] running: a background task for the
 /// server to own. It holds no connection and stops the server never; the
 /// [`LocalCluster`] handle does that.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Supervisor {
     shared: Arc<Shared>,
 }
@@ -320,12 +320,9 @@ impl LocalCluster {
             Ok((bin_dir, run_as, data_dir, password, running))
         })
         .await?;
-        let port = match running {
-            Some(port) => port,
-            None => {
-                let data_dir = data_dir.clone();
-                blocking(move || read_or_choose_port(&data_dir, run_as)).await?
-            }
+        let port = {
+            let data_dir = data_dir.clone();
+            blocking(move || record_port(&data_dir, run_as, running)).await?
         };
         let cluster = Self {
             shared: Arc::new(Shared {
@@ -806,15 +803,24 @@ fn running_port(data_dir: &Path) -> Option<u16> {
     (state != "Z" && state != "X").then_some(port)
 }
 
-/// The data directory's port: the recorded one, or a free one, recorded now.
-fn read_or_choose_port(data_dir: &Path, run_as: Option<RunAs>) -> Result<u16, ClusterError> {
+/// The data directory's port: the one a running server uses, else the recorded
+/// one, else a free one. Recorded when no port is yet.
+fn record_port(
+    data_dir: &Path,
+    run_as: Option<RunAs>,
+    running: Option<u16>,
+) -> Result<u16, ClusterError> {
     let path = port_path(data_dir);
-    if let Ok(recorded) = fs::read_to_string(&path)
-        && let Ok(port) = recorded.trim().parse::<u16>()
-    {
-        return Ok(port);
+    let recorded = fs::read_to_string(&path)
+        .ok()
+        .and_then(|text| text.trim().parse::<u16>().ok());
+    if let Some(recorded) = recorded {
+        return Ok(running.unwrap_or(recorded));
     }
-    let port = free_port()?;
+    let port = match running {
+        Some(port) => port,
+        None => free_port()?,
+    };
     fs::write(&path, format!("{port}\n")).map_err(io_err(format!("writing {}", path.display())))?;
     if let Some(user) = run_as {
         // The watchdog, running as that user, removes a throw-away cluster's files.
