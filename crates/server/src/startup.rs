@@ -84,6 +84,8 @@ pub async fn prepare_database(settings: &Settings) -> anyhow::Result<Database> {
         },
         None => {
             let cluster = start_embedded(&settings.data_dir.join("pg")).await?;
+            // Restarts PostgreSQL when it dies; ends by itself once the cluster is stopped.
+            tokio::spawn(cluster.supervisor().run(std::future::pending()));
             cluster
                 .ensure_database(EMBEDDED_DATABASE)
                 .await
