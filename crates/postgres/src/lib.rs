@@ -13,7 +13,9 @@ mod products;
 mod schema;
 pub mod testing;
 
-pub use cluster::{ClusterError, Durability, LocalCluster, LocalClusterConfig};
+pub use cluster::{
+    ClusterError, ClusterHealth, Durability, LocalCluster, LocalClusterConfig, Supervisor,
+};
 pub use customers::PgCustomerRepository;
 pub use migrate::run_migrations;
 pub use orders::{INSERT_NUMBERED_ORDER, PgOrderRepository};

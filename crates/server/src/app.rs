@@ -165,10 +165,20 @@ impl ApplicationBuilder {
         tasks.spawn("metrics-upkeep", move |cancel| {
             metrics::upkeep(upkeep_handle, cancel)
         });
+        let database_health = database.cluster.as_ref().map(|cluster| {
+            // Restarts the embedded PostgreSQL when it dies; /readyz reads its health.
+            let supervisor = cluster.supervisor();
+            tasks.spawn("postgres-supervisor", move |cancel| async move {
+                supervisor.run(cancel.cancelled_owned()).await;
+                Ok(())
+            });
+            cluster.health()
+        });
         for start in extra_tasks {
             start(&mut tasks);
         }
-        let state = AppState::new(services, pool, metrics, tasks.health());
+        let mut state = AppState::new(services, pool, metrics, tasks.health());
+        state.database_health = database_health;
         if database.cluster.is_some() && settings.sample_data {
             load_sample_data_once(&state).await?;
         }

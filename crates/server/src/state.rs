@@ -26,6 +26,9 @@ pub struct AppState {
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// Which background tasks died, for readiness checks.
     pub tasks: TaskHealth,
+    /// Whether the embedded PostgreSQL is up (it is being restarted otherwise);
+    /// `None` with an external database.
+    pub database_health: Option<ordo_postgres::ClusterHealth>,
 }
 
 impl AppState {
@@ -50,6 +53,7 @@ impl AppState {
             pool,
             metrics,
             tasks,
+            database_health: None,
         }
     }
 }

@@ -19,6 +19,9 @@ pub async fn healthz() -> HttpResponse {
 #[utoipa::path(tag = "operations", responses((status = 200, description = "Ready"), (status = 503, description = "The database does not answer")))]
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if state.database_health.as_ref().is_some_and(|h| !h.is_up()) {
+        return Err(not_ready("the embedded PostgreSQL server is restarting"));
+    }
     if let Some(failure) = state.tasks.failures().first() {
         return Err(not_ready(&format!(
             "the background task {} died: {}",
