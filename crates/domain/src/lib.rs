@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod catalog;
+pub mod clients;
 pub mod clock;
 pub mod customers;
 pub mod money;

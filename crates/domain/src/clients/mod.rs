@@ -1,0 +1,11 @@
+//! API clients: programs that call Ordo with an API key, each with its own rate
+//! limit and, optionally, the networks it may call from.
+//!
+//! A key looks like `ordo_<prefix>_<secret>`. The prefix identifies the key in logs
+//! and lists without revealing it; the whole key is shown once, when it is created
+//! or rotated, and stored only as a digest, so a copy of the database holds no
+//! usable key.
+
+mod model;
+
+pub use model::{ApiKey, ApiKeyDigest, ClientId, ClientName, ClientRateLimit, IpAllowList};
