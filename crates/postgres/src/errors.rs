@@ -40,16 +40,6 @@ impl<E> From<diesel::result::Error> for TxError<E> {
     }
 }
 
-impl<E> TxError<E> {
-    /// The same failure as part of a larger use case, whose error takes `E`.
-    pub(crate) fn widen<F: From<E>>(self) -> TxError<F> {
-        match self {
-            Self::Rule(e) => TxError::Rule(e.into()),
-            Self::Database(e) => TxError::Database(e),
-        }
-    }
-}
-
 impl<E: From<anyhow::Error>> TxError<E> {
     pub(crate) fn into_domain(self, doing: &'static str) -> E {
         match self {

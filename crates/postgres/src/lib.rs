@@ -10,6 +10,7 @@ mod orders;
 mod pool;
 mod products;
 mod schema;
+mod stock;
 pub mod testing;
 
 pub use cluster::{ClusterError, Durability, LocalCluster, LocalClusterConfig};

@@ -15,7 +15,8 @@ use uuid::Uuid;
 
 use crate::errors::{TxError, foreign_key_violation, unexpected, unique_violation};
 use crate::pool::{PgPool, checkout};
-use crate::schema::{order_lines, products, stock_adjustments};
+use crate::schema::{order_lines, products};
+use crate::stock;
 
 /// [`ProductRepository`] over PostgreSQL.
 #[derive(Clone)]
@@ -93,17 +94,6 @@ impl ProductRow {
         ))
         .with_context(|| format!("product {} holds values Ordo never writes", self.id))
     }
-}
-
-#[derive(Debug, Insertable)]
-#[diesel(table_name = stock_adjustments)]
-struct StockAdjustmentRow<'a> {
-    id: Uuid,
-    product_id: Uuid,
-    delta: i64,
-    reason: &'a str,
-    stock_after: i64,
-    created_at: DateTime<Utc>,
 }
 
 #[derive(Debug, AsChangeset)]
@@ -254,54 +244,7 @@ impl ProductRepository for PgProductRepository {
         let mut conn = checkout(&self.pool).await?;
         let result = conn
             .transaction(async |conn| -> Result<Product, TxError<AdjustStockError>> {
-                // Row lock: concurrent adjustments and orders of this product queue here,
-                // so the check below and the write see the same stock.
-                let row = products::table
-                    .find(id.as_uuid())
-                    .select(ProductRow::as_select())
-                    .for_update()
-                    .first(conn)
-                    .await
-                    .optional()?
-                    .ok_or(TxError::Rule(AdjustStockError::NotFound(id)))?;
-                let current = row
-                    .stock
-                    .ok_or(TxError::Rule(AdjustStockError::NotTracked(id)))?;
-                // Both bounds come from the domain: never below zero, never above
-                // StockLevel::MAX (so returning an order's units cannot overflow).
-                let after = current.saturating_add(adjustment.delta);
-                if after < 0 {
-                    return Err(TxError::Rule(AdjustStockError::InsufficientStock {
-                        product_id: id,
-                        available: current,
-                    }));
-                }
-                if after > StockLevel::MAX {
-                    return Err(TxError::Rule(AdjustStockError::Invalid {
-                        field: "delta",
-                        message: format!("stock would exceed {} units", StockLevel::MAX),
-                    }));
-                }
-                let updated = diesel::update(products::table.find(id.as_uuid()))
-                    .set((
-                        products::stock.eq(after),
-                        products::version.eq(products::version + 1),
-                        products::updated_at.eq(adjustment.at),
-                    ))
-                    .returning(ProductRow::as_returning())
-                    .get_result(conn)
-                    .await?;
-                diesel::insert_into(stock_adjustments::table)
-                    .values(StockAdjustmentRow {
-                        id: Uuid::now_v7(),
-                        product_id: id.as_uuid(),
-                        delta: adjustment.delta,
-                        reason: &adjustment.reason,
-                        stock_after: after,
-                        created_at: adjustment.at,
-                    })
-                    .execute(conn)
-                    .await?;
+                let updated = stock::adjust(conn, id, &adjustment).await?;
                 updated.into_domain().map_err(|e| TxError::Rule(e.into()))
             })
             .await;
