@@ -7,27 +7,24 @@
 //! Each function works on a connection the caller holds, usually inside a
 //! transaction that also writes other rows (an order, an adjustment record).
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use ordo_domain::catalog::{AdjustStockError, ProductId, StockAdjustment, StockLevel};
-use ordo_domain::orders::StockShortage;
+use ordo_domain::catalog::{
+    AdjustStockError, ProductId, StockAdjustment, StockLevel, StockShortage,
+};
+use ordo_domain::orders::StockMoves;
 use uuid::Uuid;
 
 use crate::errors::TxError;
 use crate::products::ProductRow;
 use crate::schema::{products, stock_adjustments};
 
-/// Units each product's stock must give (positive) or get back (negative).
-pub(crate) type StockMoves = BTreeMap<Uuid, i64>;
-
-/// Applies `moves` to the stock of the products that track it: one conditional
-/// `UPDATE … WHERE stock >= take AND stock - take <= MAX` per product, in id order
-/// (a `BTreeMap` iterates in the same byte order PostgreSQL sorts UUIDs by), so
-/// that concurrent writers lock rows in the same order and queue instead of
-/// deadlocking. Products that do not track stock are left alone.
+/// Applies `moves` (decided by the domain) to the stock of the products that track
+/// it: one conditional `UPDATE … WHERE stock >= take AND stock - take <= MAX` per
+/// product, in id order (`StockMoves` iterates in the same byte order PostgreSQL
+/// sorts UUIDs by), so that concurrent writers lock rows in the same order and
+/// queue instead of deadlocking. Products that do not track stock are left alone.
 ///
 /// # Errors
 /// `Rule(StockShortage)` when a product has fewer units than it must give;
@@ -41,7 +38,8 @@ pub(crate) async fn move_stock<E>(
 where
     E: From<StockShortage> + From<anyhow::Error>,
 {
-    for (&id, &take) in moves.iter().filter(|(_, take)| **take != 0) {
+    for (product, take) in moves.iter() {
+        let id = product.as_uuid();
         let updated: Option<i64> = diesel::update(
             products::table
                 .filter(products::id.eq(id))
@@ -71,7 +69,7 @@ where
             Some(Some(available)) if available < take => {
                 return Err(TxError::Rule(
                     StockShortage {
-                        product_id: ProductId::from_uuid(id),
+                        product_id: product,
                         available,
                     }
                     .into(),
@@ -129,10 +127,13 @@ pub(crate) async fn adjust(
     // StockLevel::MAX (so returning an order's units cannot overflow).
     let after = current.saturating_add(adjustment.delta);
     if after < 0 {
-        return Err(TxError::Rule(AdjustStockError::InsufficientStock {
-            product_id: id,
-            available: current,
-        }));
+        return Err(TxError::Rule(
+            StockShortage {
+                product_id: id,
+                available: current,
+            }
+            .into(),
+        ));
     }
     if after > StockLevel::MAX {
         return Err(TxError::Rule(AdjustStockError::Invalid {

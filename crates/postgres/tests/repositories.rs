@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use ordo_domain::catalog::{
     AdjustStockError, CatalogService, CreateProductError, NewProduct, Product, ProductDeletion,
-    ProductKind, ProductName, Sku, StockLevel,
+    ProductKind, ProductName, Sku, StockLevel, StockShortage,
 };
 use ordo_domain::customers::{
     City, CreateCustomerError, Customer, CustomerId, CustomerName, CustomerService, Email,
@@ -404,10 +404,10 @@ async fn stock_adjustments_never_go_below_zero_and_are_recorded() {
     assert!(results.iter().all(|r| matches!(
         r,
         Ok(Ok(_))
-            | Ok(Err(AdjustStockError::InsufficientStock {
+            | Ok(Err(AdjustStockError::InsufficientStock(StockShortage {
                 available: 0,
                 ..
-            }))
+            })))
     )));
     assert_eq!(stock_of(&s, &widget).await, Some(0));
     assert_eq!(

@@ -8,7 +8,9 @@ mod model;
 mod ports;
 mod service;
 
-pub use error::{AdjustStockError, CreateProductError, DeleteProductError, UpdateProductError};
+pub use error::{
+    AdjustStockError, CreateProductError, DeleteProductError, StockShortage, UpdateProductError,
+};
 pub use model::{
     NewProduct, PriceMinor, Product, ProductChanges, ProductId, ProductKind, ProductName, Sku,
     StockAdjustment, StockLevel,

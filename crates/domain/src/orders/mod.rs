@@ -14,10 +14,12 @@ mod pricing;
 mod service;
 mod spacing;
 mod status;
+mod stock_moves;
 
+pub use crate::catalog::StockShortage;
 pub use error::{
     CancelOrderError, DeleteOrderError, PlaceOrderError, PricingError, SpacingConflict,
-    StockShortage, UpdateOrderError,
+    UpdateOrderError,
 };
 pub use model::{
     FulfillmentInfo, InvalidItems, NewOrder, Order, OrderFilter, OrderId, OrderItem, OrderItems,
@@ -31,3 +33,4 @@ pub use pricing::price_lines;
 pub use service::{OrderPolicy, OrderService};
 pub use spacing::{ScheduledOrder, SpacingWindow, find_conflict};
 pub use status::OrderStatus;
+pub use stock_moves::StockMoves;

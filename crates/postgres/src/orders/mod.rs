@@ -20,22 +20,20 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use ordo_domain::orders::{
     NewOrder, Order, OrderFilter, OrderId, OrderLine, OrderRef, OrderRepository, OrderRevision,
-    OrderStatus, PlaceOrderError, PricingError, SpacingWindow, UpdateOrderError,
+    OrderStatus, PlaceOrderError, PricingError, SpacingWindow, StockMoves, UpdateOrderError,
 };
 use ordo_domain::{Page, PageRequest, Version};
 use uuid::Uuid;
 
 pub use numbering::INSERT_NUMBERED_ORDER;
 pub(crate) use numbering::insert_numbered;
-pub(crate) use rows::{
-    OrderLineRow, OrderRow, assemble, line_rows, lines_of, replace_lines, with_lines,
-};
+pub(crate) use rows::{OrderRow, assemble, line_rows, lines_of, replace_lines, with_lines};
 pub(crate) use schedule::{check_spacing, lock_customer_schedule};
 
 use crate::errors::{TxError, foreign_key_violation, unexpected};
 use crate::pool::{PgPool, checkout};
 use crate::schema::orders;
-use crate::stock::{StockMoves, move_stock};
+use crate::stock::move_stock;
 
 /// [`OrderRepository`] over PostgreSQL.
 #[derive(Clone)]
@@ -56,30 +54,6 @@ impl PgOrderRepository {
     }
 }
 
-fn reservations(lines: &[OrderLine]) -> StockMoves {
-    lines
-        .iter()
-        .filter(|l| l.reserves_stock)
-        .map(|l| (l.product_id.as_uuid(), i64::from(l.quantity.get())))
-        .collect()
-}
-
-fn stored_reservations(lines: &[OrderLineRow]) -> StockMoves {
-    lines
-        .iter()
-        .filter(|l| l.reserves_stock)
-        .map(|l| (l.product_id, i64::from(l.quantity)))
-        .collect()
-}
-
-/// What returning all of a stored order's reserved units means for stock.
-fn releases(lines: &[OrderLineRow]) -> StockMoves {
-    stored_reservations(lines)
-        .into_iter()
-        .map(|(product, units)| (product, -units))
-        .collect()
-}
-
 #[async_trait]
 impl OrderRepository for PgOrderRepository {
     async fn insert(
@@ -93,7 +67,7 @@ impl OrderRepository for PgOrderRepository {
             .transaction(async |conn| -> Result<Order, TxError<PlaceOrderError>> {
                 lock_customer_schedule(conn, order.customer_id).await?;
                 check_spacing(conn, order.customer_id, order.scheduled_at, None, window).await?;
-                move_stock(conn, &reservations(&order.lines), order.created_at).await?;
+                move_stock(conn, &StockMoves::reserve(&order.lines), order.created_at).await?;
                 let lines = line_rows(order.id, &order.lines);
                 let number = insert_numbered(conn, &order, &lines).await?;
                 assemble(OrderRow::placed(&order, number), lines)
@@ -247,10 +221,9 @@ impl OrderRepository for PgOrderRepository {
                 )
                 .await?;
                 let old_lines = lines_of(conn, id).await?;
-                let mut moves = reservations(&revision.lines);
-                for (product, returned) in stored_reservations(&old_lines) {
-                    *moves.entry(product).or_default() -= returned;
-                }
+                let old =
+                    assemble(current.clone(), old_lines).map_err(|e| TxError::Rule(e.into()))?;
+                let moves = StockMoves::revise(&old.lines, &revision.lines);
                 move_stock(conn, &moves, revision.at).await?;
                 let lines = line_rows(id, &revision.lines);
                 replace_lines(conn, id, &lines).await?;
@@ -314,10 +287,11 @@ impl OrderRepository for PgOrderRepository {
                         return Ok(None);
                     };
                     let lines = lines_of(conn, id).await?;
+                    let order = assemble(row, lines).map_err(TxError::Rule)?;
                     if release_stock {
-                        move_stock(conn, &releases(&lines), at).await?;
+                        move_stock(conn, &StockMoves::release(&order.lines), at).await?;
                     }
-                    assemble(row, lines).map(Some).map_err(TxError::Rule)
+                    Ok(Some(order))
                 },
             )
             .await;
@@ -334,20 +308,21 @@ impl OrderRepository for PgOrderRepository {
         let mut conn = checkout(&self.pool).await?;
         let result = conn
             .transaction(async |conn| -> Result<bool, TxError<anyhow::Error>> {
-                let locked: Option<Uuid> = orders::table
+                let locked: Option<OrderRow> = orders::table
                     .filter(orders::id.eq(id.as_uuid()))
                     .filter(orders::version.eq(expected.get()))
-                    .select(orders::id)
+                    .select(OrderRow::as_select())
                     .for_update()
                     .first(conn)
                     .await
                     .optional()?;
-                if locked.is_none() {
+                let Some(locked) = locked else {
                     return Ok(false);
-                }
+                };
                 if release_stock {
                     let lines = lines_of(conn, id).await?;
-                    move_stock(conn, &releases(&lines), at).await?;
+                    let order = assemble(locked, lines).map_err(TxError::Rule)?;
+                    move_stock(conn, &StockMoves::release(&order.lines), at).await?;
                 }
                 diesel::delete(orders::table.find(id.as_uuid()))
                     .execute(conn)

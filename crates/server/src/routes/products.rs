@@ -171,15 +171,7 @@ impl From<AdjustStockError> for ApiError {
                 "stock_not_tracked",
                 format!("product {id} does not track stock"),
             ),
-            AdjustStockError::InsufficientStock {
-                product_id,
-                available,
-            } => ApiError::conflict(
-                "insufficient_stock",
-                format!("only {available} units of product {product_id} are in stock"),
-            )
-            .with("product_id", product_id.to_string())
-            .with("available", available),
+            AdjustStockError::InsufficientStock(shortage) => shortage.into(),
             AdjustStockError::Invalid { field, message } => {
                 ApiError::validation(vec![crate::problem::FieldError::new(field, message)])
             }
