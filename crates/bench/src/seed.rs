@@ -111,7 +111,7 @@ pub async fn create(state: &AppState, scale: Scale) -> anyhow::Result<Dataset> {
                         note: None,
                     })
                     .await?;
-                anyhow::Ok(order.id.as_uuid())
+                anyhow::Ok(order.id().as_uuid())
             }
         })
         .buffer_unordered(PARALLELISM)

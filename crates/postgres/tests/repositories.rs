@@ -143,18 +143,18 @@ async fn an_order_reserves_stock_and_gets_the_first_number_of_its_day() {
         .await
         .expect("placed");
 
-    assert_eq!(order.status, OrderStatus::Placed);
-    assert_eq!(order.total.minor(), 3000);
-    assert_eq!(order.number.sequence(), 1);
-    assert_eq!(order.number.day(), order.created_at.date_naive());
+    assert_eq!(order.status(), OrderStatus::Placed);
+    assert_eq!(order.total().minor(), 3000);
+    assert_eq!(order.number().sequence(), 1);
+    assert_eq!(order.number().day(), order.created_at().date_naive());
     assert_eq!(stock_of(&s, &widget).await, Some(7));
     let found = s
         .orders
-        .get(OrderRef::Number(order.number))
+        .get(OrderRef::Number(order.number()))
         .await
         .expect("read");
-    assert_eq!(found.as_ref().map(|o| o.id), Some(order.id));
-    assert_eq!(found.map(|o| o.lines.len()), Some(1));
+    assert_eq!(found.as_ref().map(|o| o.id()), Some(order.id()));
+    assert_eq!(found.map(|o| o.lines().len()), Some(1));
 }
 
 #[tokio::test]
@@ -225,7 +225,7 @@ async fn concurrent_orders_on_one_day_get_gapless_distinct_numbers() {
     let numbers: Vec<_> = futures::future::join_all(attempts)
         .await
         .into_iter()
-        .map(|r| r.expect("task").expect("placed").number)
+        .map(|r| r.expect("task").expect("placed").number())
         .collect();
 
     // Numbers run per day of placing; a run that straddles midnight UTC has two days.
@@ -289,24 +289,24 @@ async fn revising_moves_stock_by_the_difference_and_checks_spacing_against_other
     let revised = s
         .orders
         .revise(
-            first.id,
+            first.id(),
             ReviseOrder {
                 scheduled_at: at(8),
                 items: items(&[(&widget, 1), (&gadget, 2)]),
                 note: None,
             },
-            Some(first.version),
+            Some(first.version()),
         )
         .await
         .expect("revised");
-    assert_eq!(revised.version.get(), 2);
+    assert_eq!(revised.version().get(), 2);
     assert_eq!(stock_of(&s, &widget).await, Some(9));
     assert_eq!(stock_of(&s, &gadget).await, Some(7));
 
     let too_close = s
         .orders
         .revise(
-            first.id,
+            first.id(),
             ReviseOrder {
                 scheduled_at: at(11),
                 items: items(&[(&widget, 1)]),
@@ -315,18 +315,20 @@ async fn revising_moves_stock_by_the_difference_and_checks_spacing_against_other
             None,
         )
         .await;
-    assert!(matches!(too_close, Err(UpdateOrderError::TooClose(c)) if c.conflicting == second.id));
+    assert!(
+        matches!(too_close, Err(UpdateOrderError::TooClose(c)) if c.conflicting == second.id())
+    );
 
     let stale = s
         .orders
         .revise(
-            first.id,
+            first.id(),
             ReviseOrder {
                 scheduled_at: at(7),
                 items: items(&[(&widget, 1)]),
                 note: None,
             },
-            Some(first.version),
+            Some(first.version()),
         )
         .await;
     assert!(matches!(stale, Err(UpdateOrderError::VersionMismatch(_))));
@@ -343,9 +345,10 @@ async fn cancelling_returns_stock_exactly_once_even_when_raced() {
         .await
         .expect("placed");
 
+    let id = order.id();
     let cancels = (0..10).map(|_| {
         let s = s.clone();
-        tokio::spawn(async move { s.orders.cancel(order.id).await })
+        tokio::spawn(async move { s.orders.cancel(id).await })
     });
     let results = futures::future::join_all(cancels).await;
 
@@ -371,7 +374,7 @@ async fn deleting_an_order_returns_its_stock_and_removes_its_lines() {
         .await
         .expect("placed");
 
-    s.orders.delete(order.id).await.expect("deleted");
+    s.orders.delete(order.id()).await.expect("deleted");
 
     assert_eq!(stock_of(&s, &widget).await, Some(10));
     assert_eq!(
@@ -380,7 +383,7 @@ async fn deleting_an_order_returns_its_stock_and_removes_its_lines() {
     );
     assert!(
         s.orders
-            .get(OrderRef::Id(order.id))
+            .get(OrderRef::Id(order.id()))
             .await
             .expect("read")
             .is_none()
@@ -489,7 +492,7 @@ async fn lists_page_newest_first_without_repeats() {
             .place(place(&ada, at(0) + TimeDelta::hours(3 * i), &[(&svc, 1)]))
             .await
             .expect("placed");
-        created.push(order.id);
+        created.push(order.id());
     }
     let limit = PageLimit::parse(2).expect("limit");
     let mut seen = Vec::new();
@@ -500,7 +503,7 @@ async fn lists_page_newest_first_without_repeats() {
             .list(Default::default(), PageRequest { limit, after })
             .await
             .expect("page");
-        seen.extend(page.items.iter().map(|o| o.id));
+        seen.extend(page.items.iter().map(|o| o.id()));
         match page.next_after {
             Some(next) => after = Some(next),
             None => break,
@@ -549,7 +552,7 @@ async fn a_revision_and_a_create_that_conflict_only_with_each_other_never_both_s
             tokio::spawn(async move {
                 s.orders
                     .revise(
-                        existing.id,
+                        existing.id(),
                         ReviseOrder {
                             scheduled_at: at(12),
                             items,

@@ -257,32 +257,121 @@ pub struct FulfillmentInfo {
 /// An order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Order {
+    id: OrderId,
+    number: OrderNumber,
+    customer_id: CustomerId,
+    status: OrderStatus,
+    scheduled_at: DateTime<Utc>,
+    lines: Vec<OrderLine>,
+    total: Money,
+    note: Option<OrderNote>,
+    payment: Option<PaymentInfo>,
+    fulfillment: Option<FulfillmentInfo>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    version: Version,
+}
+
+impl Order {
+    /// Reassembles a stored order; storage only holds what Ordo wrote, so the parts
+    /// are taken as they are.
+    #[allow(clippy::too_many_arguments)]
+    pub fn restore(
+        id: OrderId,
+        number: OrderNumber,
+        customer_id: CustomerId,
+        status: OrderStatus,
+        scheduled_at: DateTime<Utc>,
+        lines: Vec<OrderLine>,
+        total: Money,
+        note: Option<OrderNote>,
+        payment: Option<PaymentInfo>,
+        fulfillment: Option<FulfillmentInfo>,
+        created_at: DateTime<Utc>,
+        updated_at: DateTime<Utc>,
+        version: Version,
+    ) -> Self {
+        Self {
+            id,
+            number,
+            customer_id,
+            status,
+            scheduled_at,
+            lines,
+            total,
+            note,
+            payment,
+            fulfillment,
+            created_at,
+            updated_at,
+            version,
+        }
+    }
+
     /// The id.
-    pub id: OrderId,
+    pub fn id(&self) -> OrderId {
+        self.id
+    }
+
     /// The human-readable number.
-    pub number: OrderNumber,
+    pub fn number(&self) -> OrderNumber {
+        self.number
+    }
+
     /// Whom the order is for.
-    pub customer_id: CustomerId,
+    pub fn customer_id(&self) -> CustomerId {
+        self.customer_id
+    }
+
     /// Where the order is in its life.
-    pub status: OrderStatus,
+    pub fn status(&self) -> OrderStatus {
+        self.status
+    }
+
     /// When the order is due.
-    pub scheduled_at: DateTime<Utc>,
+    pub fn scheduled_at(&self) -> DateTime<Utc> {
+        self.scheduled_at
+    }
+
     /// The priced lines, in the order they were given.
-    pub lines: Vec<OrderLine>,
+    pub fn lines(&self) -> &[OrderLine] {
+        &self.lines
+    }
+
     /// The sum of the line totals.
-    pub total: Money,
+    pub fn total(&self) -> Money {
+        self.total
+    }
+
     /// A free-text note.
-    pub note: Option<OrderNote>,
+    pub fn note(&self) -> Option<&OrderNote> {
+        self.note.as_ref()
+    }
+
     /// The payment, once checkout asked for one.
-    pub payment: Option<PaymentInfo>,
+    pub fn payment(&self) -> Option<&PaymentInfo> {
+        self.payment.as_ref()
+    }
+
     /// The upstream fulfilment, once requested.
-    pub fulfillment: Option<FulfillmentInfo>,
+    pub fn fulfillment(&self) -> Option<&FulfillmentInfo> {
+        self.fulfillment.as_ref()
+    }
+
     /// When the order was placed.
-    pub created_at: DateTime<Utc>,
+    pub fn created_at(&self) -> DateTime<Utc> {
+        self.created_at
+    }
+
     /// When the order last changed.
-    pub updated_at: DateTime<Utc>,
+    pub fn updated_at(&self) -> DateTime<Utc> {
+        self.updated_at
+    }
+
     /// The revision, for optimistic concurrency.
-    pub version: Version,
+    pub fn version(&self) -> Version {
+        self.version
+    }
 }
 
 /// A request to place an order.

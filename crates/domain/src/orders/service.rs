@@ -128,19 +128,19 @@ impl OrderService {
                 .find(OrderRef::Id(id))
                 .await?
                 .ok_or(UpdateOrderError::NotFound(id))?;
-            if if_match.is_some_and(|expected| expected != current.version) {
+            if if_match.is_some_and(|expected| expected != current.version()) {
                 return Err(UpdateOrderError::VersionMismatch(id));
             }
-            if !current.status.is_editable() {
+            if !current.status().is_editable() {
                 return Err(UpdateOrderError::NotEditable {
                     id,
-                    status: current.status,
+                    status: current.status(),
                 });
             }
             let stored = OrderRevision {
                 id,
-                customer_id: current.customer_id,
-                expected: current.version,
+                customer_id: current.customer_id(),
+                expected: current.version(),
                 scheduled_at: to_micros(revision.scheduled_at),
                 lines: lines.clone(),
                 total,
@@ -177,18 +177,18 @@ impl OrderService {
                 .find(OrderRef::Id(id))
                 .await?
                 .ok_or(CancelOrderError::NotFound(id))?;
-            if !current.status.can_transition_to(OrderStatus::Cancelled) {
+            if !current.status().can_transition_to(OrderStatus::Cancelled) {
                 return Err(CancelOrderError::NotCancellable {
                     id,
-                    status: current.status,
+                    status: current.status(),
                 });
             }
-            let release = current.status.holds_stock();
+            let release = current.status().holds_stock();
             let moved = self
                 .orders
                 .transition(
                     id,
-                    current.version,
+                    current.version(),
                     OrderStatus::Cancelled,
                     release,
                     self.clock.now(),
@@ -212,16 +212,16 @@ impl OrderService {
                 .find(OrderRef::Id(id))
                 .await?
                 .ok_or(DeleteOrderError::NotFound(id))?;
-            if !current.status.is_deletable() {
+            if !current.status().is_deletable() {
                 return Err(DeleteOrderError::NotDeletable {
                     id,
-                    status: current.status,
+                    status: current.status(),
                 });
             }
-            let release = current.status.holds_stock();
+            let release = current.status().holds_stock();
             let deleted = self
                 .orders
-                .delete(id, current.version, release, self.clock.now())
+                .delete(id, current.version(), release, self.clock.now())
                 .await?;
             if deleted {
                 return Ok(());

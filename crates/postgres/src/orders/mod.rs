@@ -187,7 +187,7 @@ impl OrderRepository for PgOrderRepository {
         let rows = rows.context("listing orders")?;
         let orders = with_lines(&mut conn, rows).await?;
         Ok(Page::from_overfetched(orders, page.limit, |o| {
-            o.id.as_uuid()
+            o.id().as_uuid()
         }))
     }
 
@@ -223,7 +223,7 @@ impl OrderRepository for PgOrderRepository {
                 let old_lines = lines_of(conn, id).await?;
                 let old =
                     assemble(current.clone(), old_lines).map_err(|e| TxError::Rule(e.into()))?;
-                let moves = StockMoves::revise(&old.lines, &revision.lines);
+                let moves = StockMoves::revise(old.lines(), &revision.lines);
                 move_stock(conn, &moves, revision.at).await?;
                 let lines = line_rows(id, &revision.lines);
                 replace_lines(conn, id, &lines).await?;
@@ -289,7 +289,7 @@ impl OrderRepository for PgOrderRepository {
                     let lines = lines_of(conn, id).await?;
                     let order = assemble(row, lines).map_err(TxError::Rule)?;
                     if release_stock {
-                        move_stock(conn, &StockMoves::release(&order.lines), at).await?;
+                        move_stock(conn, &StockMoves::release(order.lines()), at).await?;
                     }
                     Ok(Some(order))
                 },
@@ -322,7 +322,7 @@ impl OrderRepository for PgOrderRepository {
                 if release_stock {
                     let lines = lines_of(conn, id).await?;
                     let order = assemble(locked, lines).map_err(TxError::Rule)?;
-                    move_stock(conn, &StockMoves::release(&order.lines), at).await?;
+                    move_stock(conn, &StockMoves::release(order.lines()), at).await?;
                 }
                 diesel::delete(orders::table.find(id.as_uuid()))
                     .execute(conn)

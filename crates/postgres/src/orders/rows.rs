@@ -134,31 +134,30 @@ pub(crate) fn assemble(row: OrderRow, lines: Vec<OrderLineRow>) -> anyhow::Resul
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        Ok(Order {
-            id: OrderId::from_uuid(row.id),
-            number: OrderNumber::parse(&row.number)?,
-            customer_id: CustomerId::from_uuid(row.customer_id),
-            status: OrderStatus::parse(&row.status)?,
-            scheduled_at: row.scheduled_at,
+        Ok(Order::restore(
+            OrderId::from_uuid(row.id),
+            OrderNumber::parse(&row.number)?,
+            CustomerId::from_uuid(row.customer_id),
+            OrderStatus::parse(&row.status)?,
+            row.scheduled_at,
             lines,
-            total: Money::new(row.total_minor, currency),
-            note: row.note.as_deref().map(OrderNote::parse).transpose()?,
-            payment: row.payment_status.clone().map(|status| PaymentInfo {
+            Money::new(row.total_minor, currency),
+            row.note.as_deref().map(OrderNote::parse).transpose()?,
+            row.payment_status.clone().map(|status| PaymentInfo {
                 status,
                 reference: row.payment_reference.clone(),
             }),
-            fulfillment: row
-                .fulfillment_status
+            row.fulfillment_status
                 .clone()
                 .map(|status| FulfillmentInfo {
                     status,
                     reference: row.fulfillment_reference.clone(),
                     attempts: row.fulfillment_attempts,
                 }),
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-            version: Version::new(row.version)?,
-        })
+            row.created_at,
+            row.updated_at,
+            Version::new(row.version)?,
+        ))
     };
     build().with_context(|| format!("order {id} holds values Ordo never writes"))
 }

@@ -119,13 +119,13 @@ pub struct OrderView {
 impl From<&Order> for OrderView {
     fn from(o: &Order) -> Self {
         Self {
-            id: o.id.as_uuid(),
-            number: o.number.to_string(),
-            customer_id: o.customer_id.as_uuid(),
-            status: o.status.as_str(),
-            scheduled_at: o.scheduled_at,
+            id: o.id().as_uuid(),
+            number: o.number().to_string(),
+            customer_id: o.customer_id().as_uuid(),
+            status: o.status().as_str(),
+            scheduled_at: o.scheduled_at(),
             items: o
-                .lines
+                .lines()
                 .iter()
                 .map(|l| LineView {
                     product_id: l.product_id.as_uuid(),
@@ -136,21 +136,21 @@ impl From<&Order> for OrderView {
                     line_total_minor: l.line_total().minor(),
                 })
                 .collect(),
-            total_minor: o.total.minor(),
-            currency: o.total.currency().to_string(),
-            note: o.note.as_ref().map(ToString::to_string),
-            payment: o.payment.as_ref().map(|p| PaymentView {
+            total_minor: o.total().minor(),
+            currency: o.total().currency().to_string(),
+            note: o.note().map(ToString::to_string),
+            payment: o.payment().map(|p| PaymentView {
                 status: p.status.clone(),
                 reference: p.reference.clone(),
             }),
-            fulfillment: o.fulfillment.as_ref().map(|f| FulfillmentView {
+            fulfillment: o.fulfillment().map(|f| FulfillmentView {
                 status: f.status.clone(),
                 reference: f.reference.clone(),
                 attempts: f.attempts,
             }),
-            created_at: o.created_at,
-            updated_at: o.updated_at,
-            version: o.version.get(),
+            created_at: o.created_at(),
+            updated_at: o.updated_at(),
+            version: o.version().get(),
         }
     }
 }
@@ -174,7 +174,7 @@ pub struct OrderListQuery {
 }
 
 fn order_response(mut builder: actix_web::HttpResponseBuilder, order: &Order) -> HttpResponse {
-    etag(&mut builder, order.version).json(OrderView::from(order))
+    etag(&mut builder, order.version()).json(OrderView::from(order))
 }
 
 fn order_not_found(id: impl std::fmt::Display) -> ApiError {
@@ -364,7 +364,7 @@ async fn place_order(
         })
         .await?;
     let mut builder = HttpResponse::Created();
-    builder.insert_header((LOCATION, format!("/v1/orders/{}", order.id)));
+    builder.insert_header((LOCATION, format!("/v1/orders/{}", order.id())));
     Ok(order_response(builder, &order))
 }
 

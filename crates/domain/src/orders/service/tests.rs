@@ -31,22 +31,40 @@ fn customer(id: CustomerId) -> Customer {
 fn stored_order(status: OrderStatus, version: i32) -> Order {
     let p = product(100, "EUR", Some(5), true);
     let (lines, total) = price_lines(&items(&[(&p, 1)]), &[p]).expect("priced");
-    Order {
-        id: OrderId::generate(),
-        number: OrderNumber::new(NaiveDate::from_ymd_opt(2026, 11, 21).expect("date"), 1)
-            .expect("number"),
-        customer_id: CustomerId::generate(),
+    Order::restore(
+        OrderId::generate(),
+        OrderNumber::new(NaiveDate::from_ymd_opt(2026, 11, 21).expect("date"), 1).expect("number"),
+        CustomerId::generate(),
         status,
-        scheduled_at: noon(),
+        noon(),
         lines,
         total,
-        note: None,
-        payment: None,
-        fulfillment: None,
-        created_at: noon(),
-        updated_at: noon(),
-        version: Version::new(version).expect("version"),
-    }
+        None,
+        None,
+        None,
+        noon(),
+        noon(),
+        Version::new(version).expect("version"),
+    )
+}
+
+/// `order` with another id, status and version.
+fn rebuilt(order: &Order, id: OrderId, status: OrderStatus, version: Version) -> Order {
+    Order::restore(
+        id,
+        order.number(),
+        order.customer_id(),
+        status,
+        order.scheduled_at(),
+        order.lines().to_vec(),
+        order.total(),
+        order.note().cloned(),
+        order.payment().cloned(),
+        order.fulfillment().cloned(),
+        order.created_at(),
+        order.updated_at(),
+        version,
+    )
 }
 
 struct Ports {
@@ -177,9 +195,13 @@ async fn an_order_without_a_schedule_is_due_now_and_priced_from_the_catalog() {
                 && *window == SpacingWindow::default()
         })
         .returning(|order, _| {
-            let mut stored = stored_order(OrderStatus::Placed, 1);
-            stored.id = order.id;
-            Ok(stored)
+            let stored = stored_order(OrderStatus::Placed, 1);
+            Ok(rebuilt(
+                &stored,
+                order.id,
+                OrderStatus::Placed,
+                stored.version(),
+            ))
         });
 
     let placed = ports
@@ -188,7 +210,7 @@ async fn an_order_without_a_schedule_is_due_now_and_priced_from_the_catalog() {
         .await
         .expect("placed");
 
-    assert_eq!(placed.status, OrderStatus::Placed);
+    assert_eq!(placed.status(), OrderStatus::Placed);
 }
 
 #[tokio::test]
@@ -271,7 +293,7 @@ async fn only_placed_orders_can_be_revised() {
     let p = product(100, "EUR", None, true);
     let mut ports = Ports::new().with_products(vec![p.clone()]);
     let paid = stored_order(OrderStatus::Paid, 2);
-    let id = paid.id;
+    let id = paid.id();
     ports
         .orders
         .expect_find()
@@ -294,7 +316,7 @@ async fn a_stale_if_match_is_refused_before_any_write() {
     let p = product(100, "EUR", None, true);
     let mut ports = Ports::new().with_products(vec![p.clone()]);
     let current = stored_order(OrderStatus::Placed, 3);
-    let id = current.id;
+    let id = current.id();
     ports
         .orders
         .expect_find()
@@ -315,7 +337,7 @@ async fn without_if_match_a_concurrent_change_is_retried_against_the_fresh_order
     let p = product(100, "EUR", None, true);
     let mut ports = Ports::new().with_products(vec![p.clone()]);
     let current = stored_order(OrderStatus::Placed, 1);
-    let id = current.id;
+    let id = current.id();
     let mut seq = mockall::Sequence::new();
     let first = current.clone();
     ports
@@ -330,8 +352,12 @@ async fn without_if_match_a_concurrent_change_is_retried_against_the_fresh_order
         .times(1)
         .in_sequence(&mut seq)
         .returning(|r, _| Err(UpdateOrderError::VersionMismatch(r.id)));
-    let mut fresher = current.clone();
-    fresher.version = Version::new(2).expect("version");
+    let fresher = rebuilt(
+        &current,
+        current.id(),
+        current.status(),
+        Version::new(2).expect("version"),
+    );
     ports
         .orders
         .expect_find()
@@ -356,7 +382,7 @@ async fn without_if_match_a_concurrent_change_is_retried_against_the_fresh_order
 async fn cancelling_a_placed_order_releases_its_stock() {
     let mut ports = Ports::new();
     let placed = stored_order(OrderStatus::Placed, 4);
-    let id = placed.id;
+    let id = placed.id();
     let found = placed.clone();
     ports
         .orders
@@ -373,21 +399,24 @@ async fn cancelling_a_placed_order_releases_its_stock() {
                 && *at == noon()
         })
         .returning(move |_, _, _, _, _| {
-            let mut cancelled = placed.clone();
-            cancelled.status = OrderStatus::Cancelled;
-            Ok(Some(cancelled))
+            Ok(Some(rebuilt(
+                &placed,
+                placed.id(),
+                OrderStatus::Cancelled,
+                placed.version(),
+            )))
         });
 
     let cancelled = ports.service().cancel(id).await.expect("cancelled");
 
-    assert_eq!(cancelled.status, OrderStatus::Cancelled);
+    assert_eq!(cancelled.status(), OrderStatus::Cancelled);
 }
 
 #[tokio::test]
 async fn cancelling_after_a_failed_payment_releases_nothing_twice() {
     let mut ports = Ports::new();
     let failed = stored_order(OrderStatus::PaymentFailed, 2);
-    let id = failed.id;
+    let id = failed.id();
     let found = failed.clone();
     ports
         .orders
@@ -406,7 +435,7 @@ async fn cancelling_after_a_failed_payment_releases_nothing_twice() {
 async fn a_paid_order_cannot_be_cancelled() {
     let mut ports = Ports::new();
     let paid = stored_order(OrderStatus::Paid, 2);
-    let id = paid.id;
+    let id = paid.id();
     ports
         .orders
         .expect_find()
@@ -438,7 +467,7 @@ async fn cancelling_a_missing_order_is_not_found() {
 async fn an_order_that_keeps_changing_is_reported_as_contended() {
     let mut ports = Ports::new();
     let placed = stored_order(OrderStatus::Placed, 1);
-    let id = placed.id;
+    let id = placed.id();
     ports
         .orders
         .expect_find()
@@ -460,7 +489,7 @@ async fn an_order_that_keeps_changing_is_reported_as_contended() {
 async fn a_paid_order_cannot_be_deleted() {
     let mut ports = Ports::new();
     let paid = stored_order(OrderStatus::Paid, 2);
-    let id = paid.id;
+    let id = paid.id();
     ports
         .orders
         .expect_find()
@@ -481,7 +510,7 @@ async fn deleting_a_placed_order_releases_stock_and_a_cancelled_one_does_not() {
     for (status, expect_release) in [(OrderStatus::Placed, true), (OrderStatus::Cancelled, false)] {
         let mut ports = Ports::new();
         let order = stored_order(status, 1);
-        let id = order.id;
+        let id = order.id();
         ports
             .orders
             .expect_find()
@@ -510,7 +539,7 @@ async fn deleting_a_missing_order_is_not_found_and_a_contended_one_says_so() {
 
     let mut ports = Ports::new();
     let order = stored_order(OrderStatus::Placed, 1);
-    let id = order.id;
+    let id = order.id();
     ports
         .orders
         .expect_find()
@@ -566,7 +595,7 @@ async fn a_revision_refused_by_the_spacing_rule_is_not_retried() {
     let p = product(100, "EUR", None, true);
     let mut ports = Ports::new().with_products(vec![p.clone()]);
     let current = stored_order(OrderStatus::Placed, 1);
-    let id = current.id;
+    let id = current.id();
     let conflicting = OrderId::generate();
     ports
         .orders
@@ -596,7 +625,7 @@ async fn a_revision_short_of_stock_reports_the_product() {
     let product_id = p.id();
     let mut ports = Ports::new().with_products(vec![p.clone()]);
     let current = stored_order(OrderStatus::Placed, 1);
-    let id = current.id;
+    let id = current.id();
     ports
         .orders
         .expect_find()
@@ -640,7 +669,7 @@ async fn a_revision_that_keeps_losing_the_race_is_contended_not_a_failed_precond
     let p = product(100, "EUR", None, true);
     let mut ports = Ports::new().with_products(vec![p.clone()]);
     let current = stored_order(OrderStatus::Placed, 1);
-    let id = current.id;
+    let id = current.id();
     ports
         .orders
         .expect_find()
@@ -662,8 +691,8 @@ async fn with_if_match_an_order_deleted_meanwhile_is_not_found() {
     let p = product(100, "EUR", None, true);
     let mut ports = Ports::new().with_products(vec![p.clone()]);
     let current = stored_order(OrderStatus::Placed, 1);
-    let id = current.id;
-    let version = current.version;
+    let id = current.id();
+    let version = current.version();
     let mut seq = mockall::Sequence::new();
     ports
         .orders
