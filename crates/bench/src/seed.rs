@@ -73,7 +73,6 @@ pub async fn create(state: &AppState, scale: Scale) -> anyhow::Result<Dataset> {
             Money::price(100 + i64::from(i) * 10, eur)?,
             stock,
             None,
-            state.catalog.now(),
         )?;
         products.push(state.catalog.create(product).await?);
     }
@@ -82,7 +81,6 @@ pub async fn create(state: &AppState, scale: Scale) -> anyhow::Result<Dataset> {
             let customer = state
                 .customers
                 .create(NewCustomer {
-                    id: CustomerId::generate(),
                     name: CustomerName::parse(&format!("Customer {i}"))?,
                     email: Email::parse(&format!("customer{i}@bench.example"))?,
                     city: City::parse(CITIES[i % CITIES.len()])?,

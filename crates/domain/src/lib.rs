@@ -11,12 +11,14 @@
 pub mod catalog;
 pub mod clock;
 pub mod customers;
+pub mod ids;
 pub mod money;
 pub mod orders;
 pub mod page;
 pub mod value;
 
 pub use clock::{Clock, SystemClock, to_micros};
+pub use ids::{IdSource, UuidV7Ids};
 pub use money::{Currency, Money, MoneyOverflow};
 pub use page::{Page, PageLimit, PageRequest};
 pub use value::{InvalidValue, Version};

@@ -81,11 +81,12 @@ const EMAIL_KEY: &str = "customers_email_key";
 impl CustomerRepository for PgCustomerRepository {
     async fn insert(
         &self,
+        id: CustomerId,
         customer: NewCustomer,
         at: DateTime<Utc>,
     ) -> Result<Customer, CreateCustomerError> {
         let row = CustomerRow {
-            id: customer.id.as_uuid(),
+            id: id.as_uuid(),
             name: customer.name.as_str().to_owned(),
             email: customer.email.as_str().to_owned(),
             city: customer.city.as_str().to_owned(),

@@ -56,9 +56,9 @@ pub(crate) struct ProductRow {
 }
 
 impl ProductRow {
-    fn from_new(product: &NewProduct) -> Self {
+    fn from_new(id: ProductId, product: &NewProduct, at: DateTime<Utc>) -> Self {
         Self {
-            id: product.id().as_uuid(),
+            id: id.as_uuid(),
             sku: product.sku().as_str().to_owned(),
             name: product.name().as_str().to_owned(),
             kind: product.kind().as_str().to_owned(),
@@ -68,8 +68,8 @@ impl ProductRow {
             low_stock_threshold: product.low_stock_threshold().map(StockLevel::get),
             active: true,
             version: Version::FIRST.get(),
-            created_at: product.created_at(),
-            updated_at: product.created_at(),
+            created_at: at,
+            updated_at: at,
         }
     }
 
@@ -125,10 +125,15 @@ pub(crate) async fn load_products(
 
 #[async_trait]
 impl ProductRepository for PgProductRepository {
-    async fn insert(&self, product: NewProduct) -> Result<Product, CreateProductError> {
+    async fn insert(
+        &self,
+        id: ProductId,
+        product: NewProduct,
+        at: DateTime<Utc>,
+    ) -> Result<Product, CreateProductError> {
         let mut conn = checkout(&self.pool).await?;
         let row = diesel::insert_into(products::table)
-            .values(ProductRow::from_new(&product))
+            .values(ProductRow::from_new(id, &product, at))
             .returning(ProductRow::as_returning())
             .get_result(&mut conn)
             .await

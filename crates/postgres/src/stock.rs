@@ -152,7 +152,7 @@ pub(crate) async fn adjust(
         .await?;
     diesel::insert_into(stock_adjustments::table)
         .values(StockAdjustmentRow {
-            id: Uuid::now_v7(),
+            id: adjustment.id.as_uuid(),
             product_id: id.as_uuid(),
             delta: adjustment.delta,
             reason: &adjustment.reason,

@@ -10,14 +10,13 @@ use ordo_domain::catalog::{
     ProductKind, ProductName, Sku, StockLevel, StockShortage,
 };
 use ordo_domain::customers::{
-    City, CreateCustomerError, Customer, CustomerId, CustomerName, CustomerService, Email,
-    NewCustomer,
+    City, CreateCustomerError, Customer, CustomerName, CustomerService, Email, NewCustomer,
 };
 use ordo_domain::orders::{
     OrderItem, OrderItems, OrderPolicy, OrderRef, OrderService, OrderStatus, PlaceOrder,
     PlaceOrderError, Quantity, ReviseOrder, UpdateOrderError,
 };
-use ordo_domain::{Currency, Money, PageLimit, PageRequest, SystemClock};
+use ordo_domain::{Currency, Money, PageLimit, PageRequest, SystemClock, UuidV7Ids};
 use ordo_postgres::testing::fresh_database;
 use ordo_postgres::{PgCustomerRepository, PgOrderRepository, PgPool, PgProductRepository};
 
@@ -35,10 +34,18 @@ async fn services() -> Services {
     let customers = Arc::new(PgCustomerRepository::new(pool.clone()));
     let orders = Arc::new(PgOrderRepository::new(pool.clone()));
     let clock = Arc::new(SystemClock);
+    let ids = Arc::new(UuidV7Ids);
     Services {
-        catalog: CatalogService::new(products.clone(), clock.clone()),
-        customers: CustomerService::new(customers.clone(), clock.clone()),
-        orders: OrderService::new(orders, products, customers, clock, OrderPolicy::default()),
+        catalog: CatalogService::new(products.clone(), clock.clone(), ids.clone()),
+        customers: CustomerService::new(customers.clone(), clock.clone(), ids.clone()),
+        orders: OrderService::new(
+            orders,
+            products,
+            customers,
+            clock,
+            ids,
+            OrderPolicy::default(),
+        ),
         pool,
     }
 }
@@ -60,7 +67,6 @@ async fn product(s: &Services, sku: &str, stock: Option<i64>) -> Product {
         eur(1000),
         stock.map(|n| StockLevel::parse(n).expect("stock")),
         None,
-        Utc::now(),
     )
     .expect("new product");
     s.catalog.create(new).await.expect("product created")
@@ -69,7 +75,6 @@ async fn product(s: &Services, sku: &str, stock: Option<i64>) -> Product {
 async fn customer(s: &Services, email: &str) -> Customer {
     s.customers
         .create(NewCustomer {
-            id: CustomerId::generate(),
             name: CustomerName::parse("Ada").expect("name"),
             email: Email::parse(email).expect("email"),
             city: City::parse("Oslo").expect("city"),
@@ -434,7 +439,6 @@ async fn skus_and_customer_emails_are_unique() {
         eur(1),
         None,
         None,
-        Utc::now(),
     )
     .expect("new product");
     assert!(matches!(
@@ -446,7 +450,6 @@ async fn skus_and_customer_emails_are_unique() {
     let shouting = s
         .customers
         .create(NewCustomer {
-            id: CustomerId::generate(),
             name: CustomerName::parse("Ada").expect("name"),
             email: Email::parse("ADA@Example.com").expect("email"),
             city: City::parse("Oslo").expect("city"),

@@ -3,7 +3,7 @@
 use chrono::{Duration, Timelike, Utc};
 use ordo_domain::Currency;
 use ordo_domain::catalog::{NewProduct, Product, ProductKind, ProductName, Sku, StockLevel};
-use ordo_domain::customers::{City, CustomerId, CustomerName, Email, NewCustomer, Phone};
+use ordo_domain::customers::{City, CustomerName, Email, NewCustomer, Phone};
 use ordo_domain::orders::{OrderItem, OrderItems, OrderNote, PlaceOrder, Quantity};
 use ordo_domain::{Money, PageLimit, PageRequest};
 
@@ -144,7 +144,6 @@ pub async fn load(state: &AppState, currency: Currency) -> anyhow::Result<SeedOu
     if !state.catalog.list(probe).await?.items.is_empty() {
         return Ok(SeedOutcome::AlreadyPopulated);
     }
-    let now = state.catalog.now();
     let mut products: Vec<Product> = Vec::new();
     for &(sku, name, kind, price, stock, threshold) in PRODUCTS {
         let product = NewProduct::new(
@@ -154,14 +153,12 @@ pub async fn load(state: &AppState, currency: Currency) -> anyhow::Result<SeedOu
             Money::price(price, currency)?,
             stock.map(StockLevel::parse).transpose()?,
             threshold.map(StockLevel::parse).transpose()?,
-            now,
         )?;
         products.push(state.catalog.create(product).await?);
     }
     let mut customers = Vec::new();
     for &(name, email, city, phone) in CUSTOMERS {
         let customer = NewCustomer {
-            id: CustomerId::generate(),
             name: CustomerName::parse(name)?,
             email: Email::parse(email)?,
             city: City::parse(city)?,

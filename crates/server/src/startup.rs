@@ -16,7 +16,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use ordo_domain::catalog::CatalogService;
 use ordo_domain::customers::CustomerService;
 use ordo_domain::orders::{OrderPolicy, OrderService, SpacingWindow};
-use ordo_domain::{Currency, SystemClock};
+use ordo_domain::{Currency, SystemClock, UuidV7Ids};
 use ordo_postgres::{
     ClusterError, Durability, LocalCluster, LocalClusterConfig, PgCustomerRepository,
     PgOrderRepository, PgPool, PgProductRepository, connect_pool, run_migrations,
@@ -154,10 +154,18 @@ pub fn build_state(settings: &Settings, pool: PgPool) -> anyhow::Result<AppState
     let customers = Arc::new(PgCustomerRepository::new(pool.clone()));
     let orders = Arc::new(PgOrderRepository::new(pool.clone()));
     let clock = Arc::new(SystemClock);
+    let ids = Arc::new(UuidV7Ids);
     Ok(AppState {
-        catalog: CatalogService::new(products.clone(), clock.clone()),
-        customers: CustomerService::new(customers.clone(), clock.clone()),
-        orders: OrderService::new(orders, products, customers, clock, OrderPolicy { spacing }),
+        catalog: CatalogService::new(products.clone(), clock.clone(), ids.clone()),
+        customers: CustomerService::new(customers.clone(), clock.clone(), ids.clone()),
+        orders: OrderService::new(
+            orders,
+            products,
+            customers,
+            clock,
+            ids,
+            OrderPolicy { spacing },
+        ),
         pool,
         default_currency,
         metrics: metrics_handle(),

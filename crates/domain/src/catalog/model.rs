@@ -206,20 +206,19 @@ impl Product {
 }
 
 /// A product to add to the catalog, already checked: a service never tracks stock.
+/// The catalog service gives it its id and creation instant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewProduct {
-    pub(crate) id: ProductId,
     pub(crate) sku: Sku,
     pub(crate) name: ProductName,
     pub(crate) kind: ProductKind,
     pub(crate) price: Money,
     pub(crate) stock: Option<StockLevel>,
     pub(crate) low_stock_threshold: Option<StockLevel>,
-    pub(crate) created_at: DateTime<Utc>,
 }
 
 impl NewProduct {
-    /// Checks the combination of fields and gives the product a new id.
+    /// Checks the combination of fields.
     ///
     /// # Errors
     /// When a service is given a stock level.
@@ -230,27 +229,20 @@ impl NewProduct {
         price: Money,
         stock: Option<StockLevel>,
         low_stock_threshold: Option<StockLevel>,
-        created_at: DateTime<Utc>,
     ) -> Result<Self, InvalidValue> {
         if kind == ProductKind::Service && stock.is_some() {
             return Err(InvalidValue::new("a service cannot track stock"));
         }
         Ok(Self {
-            id: ProductId::generate(),
             sku,
             name,
             kind,
             price,
             stock,
             low_stock_threshold,
-            created_at,
         })
     }
 
-    /// The new product's id.
-    pub fn id(&self) -> ProductId {
-        self.id
-    }
     /// The SKU.
     pub fn sku(&self) -> &Sku {
         &self.sku
@@ -274,10 +266,6 @@ impl NewProduct {
     /// The low-stock threshold.
     pub fn low_stock_threshold(&self) -> Option<StockLevel> {
         self.low_stock_threshold
-    }
-    /// The creation instant.
-    pub fn created_at(&self) -> DateTime<Utc> {
-        self.created_at
     }
 }
 
@@ -321,9 +309,16 @@ pub struct ProductChanges {
     pub active: Option<bool>,
 }
 
+id_newtype!(
+    /// Identifies a recorded stock adjustment.
+    StockAdjustmentId
+);
+
 /// A change of stock with its reason, kept for audit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StockAdjustment {
+    /// The record's id.
+    pub id: StockAdjustmentId,
     /// Units added (positive) or removed (negative).
     pub delta: i64,
     /// Why, e.g. "delivery" or "breakage".
@@ -355,7 +350,6 @@ mod tests {
             Money::new(100, eur),
             Some(StockLevel::parse(1).expect("stock")),
             None,
-            Utc::now(),
         );
         assert!(result.is_err());
     }

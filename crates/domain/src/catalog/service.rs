@@ -2,9 +2,11 @@ use std::sync::Arc;
 
 use super::{
     AdjustStockError, CreateProductError, DeleteProductError, NewProduct, Product, ProductChanges,
-    ProductDeletion, ProductId, ProductRepository, StockAdjustment, UpdateProductError,
+    ProductDeletion, ProductId, ProductRepository, StockAdjustment, StockAdjustmentId,
+    UpdateProductError,
 };
 use crate::clock::Clock;
+use crate::ids::IdSource;
 use crate::page::{Page, PageRequest};
 use crate::value::Version;
 
@@ -13,6 +15,7 @@ use crate::value::Version;
 pub struct CatalogService {
     products: Arc<dyn ProductRepository>,
     clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdSource>,
 }
 
 impl std::fmt::Debug for CatalogService {
@@ -23,21 +26,25 @@ impl std::fmt::Debug for CatalogService {
 
 impl CatalogService {
     /// A service over the given ports.
-    pub fn new(products: Arc<dyn ProductRepository>, clock: Arc<dyn Clock>) -> Self {
-        Self { products, clock }
+    pub fn new(
+        products: Arc<dyn ProductRepository>,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdSource>,
+    ) -> Self {
+        Self {
+            products,
+            clock,
+            ids,
+        }
     }
 
-    /// The service's clock, for callers that build new products.
-    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        self.clock.now()
-    }
-
-    /// Adds a product.
+    /// Adds a product, with a new id and the clock's time.
     ///
     /// # Errors
     /// `SkuTaken` when the SKU is in use.
     pub async fn create(&self, product: NewProduct) -> Result<Product, CreateProductError> {
-        self.products.insert(product).await
+        let id = ProductId::from_uuid(self.ids.new_id());
+        self.products.insert(id, product, self.clock.now()).await
     }
 
     /// One product, or `None`.
@@ -98,6 +105,7 @@ impl CatalogService {
             }
         })?;
         let adjustment = StockAdjustment {
+            id: StockAdjustmentId::from_uuid(self.ids.new_id()),
             delta,
             reason,
             at: self.clock.now(),
@@ -119,6 +127,7 @@ mod tests {
     use super::*;
     use crate::catalog::MockProductRepository;
     use crate::clock::MockClock;
+    use crate::ids::MockIdSource;
     use chrono::{TimeZone, Utc};
 
     fn service(repo: MockProductRepository) -> CatalogService {
@@ -128,7 +137,9 @@ mod tests {
                 .single()
                 .expect("valid")
         });
-        CatalogService::new(Arc::new(repo), Arc::new(clock))
+        let mut ids = MockIdSource::new();
+        ids.expect_new_id().returning(uuid::Uuid::now_v7);
+        CatalogService::new(Arc::new(repo), Arc::new(clock), Arc::new(ids))
     }
 
     #[tokio::test]

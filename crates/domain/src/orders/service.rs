@@ -8,6 +8,7 @@ use super::{
 use crate::catalog::ProductRepository;
 use crate::clock::{Clock, to_micros};
 use crate::customers::CustomerRepository;
+use crate::ids::IdSource;
 use crate::money::Money;
 use crate::page::{Page, PageRequest};
 use crate::value::Version;
@@ -29,6 +30,7 @@ pub struct OrderService {
     products: Arc<dyn ProductRepository>,
     customers: Arc<dyn CustomerRepository>,
     clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdSource>,
     policy: OrderPolicy,
 }
 
@@ -47,6 +49,7 @@ impl OrderService {
         products: Arc<dyn ProductRepository>,
         customers: Arc<dyn CustomerRepository>,
         clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdSource>,
         policy: OrderPolicy,
     ) -> Self {
         Self {
@@ -54,6 +57,7 @@ impl OrderService {
             products,
             customers,
             clock,
+            ids,
             policy,
         }
     }
@@ -75,7 +79,7 @@ impl OrderService {
         }
         let (lines, total) = self.price(&request.items).await?;
         let order = NewOrder {
-            id: OrderId::generate(),
+            id: OrderId::from_uuid(self.ids.new_id()),
             customer_id: request.customer_id,
             scheduled_at: to_micros(request.scheduled_at.unwrap_or(now)),
             lines,

@@ -164,7 +164,6 @@ async fn create_customer(
     let customer = state
         .customers
         .create(NewCustomer {
-            id: CustomerId::generate(),
             name,
             email,
             city,

@@ -6,8 +6,12 @@ use super::*;
 use crate::catalog::{MockProductRepository, Product};
 use crate::clock::MockClock;
 use crate::customers::{City, Customer, CustomerId, CustomerName, Email, MockCustomerRepository};
+use crate::ids::MockIdSource;
 use crate::orders::pricing::tests::{items, product};
 use crate::orders::{MockOrderRepository, OrderNumber, SpacingConflict, StockShortage};
+
+/// The id the service's id source hands out.
+const NEW_ORDER_ID: uuid::Uuid = uuid::Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0001);
 
 fn noon() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 21, 12, 0, 0)
@@ -71,6 +75,7 @@ struct Ports {
     orders: MockOrderRepository,
     products: MockProductRepository,
     customers: MockCustomerRepository,
+    ids: MockIdSource,
 }
 
 impl Ports {
@@ -79,6 +84,11 @@ impl Ports {
             orders: MockOrderRepository::new(),
             products: MockProductRepository::new(),
             customers: MockCustomerRepository::new(),
+            ids: {
+                let mut ids = MockIdSource::new();
+                ids.expect_new_id().return_const(NEW_ORDER_ID);
+                ids
+            },
         }
     }
 
@@ -105,6 +115,7 @@ impl Ports {
             Arc::new(self.products),
             Arc::new(self.customers),
             Arc::new(clock),
+            Arc::new(self.ids),
             OrderPolicy::default(),
         )
     }
@@ -186,7 +197,8 @@ async fn an_order_without_a_schedule_is_due_now_and_priced_from_the_catalog() {
         .orders
         .expect_insert()
         .withf(move |order, window| {
-            order.customer_id == customer_id
+            order.id == OrderId::from_uuid(NEW_ORDER_ID)
+                && order.customer_id == customer_id
                 && order.scheduled_at == noon()
                 && order.created_at == noon()
                 && order.total.minor() == 750
