@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use futures::{StreamExt, TryStreamExt, stream};
 use ordo_domain::catalog::{NewProduct, Product, ProductKind, ProductName, Sku, StockLevel};
 use ordo_domain::customers::{City, CustomerId, CustomerName, Email, NewCustomer};
-use ordo_domain::orders::{OrderItem, OrderItems, PlaceOrder, Quantity};
+use ordo_domain::orders::{OrderItem, OrderItems, PlaceOrder, Quantity, ScheduledAt};
 use ordo_domain::{Currency, Money};
 use ordo_server::state::AppState;
 use rand::rngs::StdRng;
@@ -104,7 +104,9 @@ pub async fn create(state: &AppState, scale: Scale) -> anyhow::Result<Dataset> {
                     .orders
                     .place(PlaceOrder {
                         customer_id: CustomerId::from_uuid(customer),
-                        scheduled_at: Some(epoch() + Duration::hours(4 * i64::try_from(round)?)),
+                        scheduled_at: Some(ScheduledAt::parse(
+                            epoch() + Duration::hours(4 * i64::try_from(round)?),
+                        )?),
                         items,
                         note: None,
                     })

@@ -14,7 +14,7 @@ use ordo_domain::customers::{
 };
 use ordo_domain::orders::{
     OrderItem, OrderItems, OrderPolicy, OrderRef, OrderService, OrderStatus, PlaceOrder,
-    PlaceOrderError, Quantity, ReviseOrder, UpdateOrderError,
+    PlaceOrderError, Quantity, ReviseOrder, ScheduledAt, UpdateOrderError,
 };
 use ordo_domain::{Currency, Money, PageLimit, PageRequest, SystemClock, UuidV7Ids};
 use ordo_postgres::testing::fresh_database;
@@ -105,7 +105,7 @@ fn at(hour: u32) -> DateTime<Utc> {
 fn place(customer: &Customer, when: DateTime<Utc>, of: &[(&Product, i64)]) -> PlaceOrder {
     PlaceOrder {
         customer_id: customer.id(),
-        scheduled_at: Some(when),
+        scheduled_at: Some(ScheduledAt::parse(when).expect("schedulable")),
         items: items(of),
         note: None,
     }
@@ -296,7 +296,7 @@ async fn revising_moves_stock_by_the_difference_and_checks_spacing_against_other
         .revise(
             first.id(),
             ReviseOrder {
-                scheduled_at: at(8),
+                scheduled_at: ScheduledAt::parse(at(8)).expect("schedulable"),
                 items: items(&[(&widget, 1), (&gadget, 2)]),
                 note: None,
             },
@@ -313,7 +313,7 @@ async fn revising_moves_stock_by_the_difference_and_checks_spacing_against_other
         .revise(
             first.id(),
             ReviseOrder {
-                scheduled_at: at(11),
+                scheduled_at: ScheduledAt::parse(at(11)).expect("schedulable"),
                 items: items(&[(&widget, 1)]),
                 note: None,
             },
@@ -329,7 +329,7 @@ async fn revising_moves_stock_by_the_difference_and_checks_spacing_against_other
         .revise(
             first.id(),
             ReviseOrder {
-                scheduled_at: at(7),
+                scheduled_at: ScheduledAt::parse(at(7)).expect("schedulable"),
                 items: items(&[(&widget, 1)]),
                 note: None,
             },
@@ -557,7 +557,7 @@ async fn a_revision_and_a_create_that_conflict_only_with_each_other_never_both_s
                     .revise(
                         existing.id(),
                         ReviseOrder {
-                            scheduled_at: at(12),
+                            scheduled_at: ScheduledAt::parse(at(12)).expect("schedulable"),
                             items,
                             note: None,
                         },

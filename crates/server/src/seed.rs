@@ -4,7 +4,7 @@ use chrono::{Duration, Timelike, Utc};
 use ordo_domain::Currency;
 use ordo_domain::catalog::{NewProduct, Product, ProductKind, ProductName, Sku, StockLevel};
 use ordo_domain::customers::{City, CustomerName, Email, NewCustomer, Phone};
-use ordo_domain::orders::{OrderItem, OrderItems, OrderNote, PlaceOrder, Quantity};
+use ordo_domain::orders::{OrderItem, OrderItems, OrderNote, PlaceOrder, Quantity, ScheduledAt};
 use ordo_domain::{Money, PageLimit, PageRequest};
 
 use crate::state::AppState;
@@ -207,7 +207,7 @@ pub async fn load(state: &AppState, currency: Currency) -> anyhow::Result<SeedOu
             .orders
             .place(PlaceOrder {
                 customer_id: customers[customer].id(),
-                scheduled_at: Some(tomorrow_nine + offset),
+                scheduled_at: Some(ScheduledAt::parse(tomorrow_nine + offset)?),
                 items: OrderItems::new(items)?,
                 note: note.map(OrderNote::parse).transpose()?,
             })

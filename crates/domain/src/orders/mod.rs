@@ -24,7 +24,7 @@ pub use error::{
 pub use model::{
     FulfillmentInfo, InvalidItems, NewOrder, Order, OrderFilter, OrderId, OrderItem, OrderItems,
     OrderLine, OrderNote, OrderNumber, OrderRef, OrderRevision, PaymentInfo, PlaceOrder, Quantity,
-    ReviseOrder, check_schedulable,
+    ReviseOrder, ScheduledAt,
 };
 #[cfg(any(test, feature = "mocks"))]
 pub use ports::MockOrderRepository;

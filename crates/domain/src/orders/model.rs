@@ -1,10 +1,11 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
 
 use super::OrderStatus;
 use crate::catalog::{ProductId, ProductName, Sku};
+use crate::clock::to_micros;
 use crate::customers::CustomerId;
 use crate::money::Money;
 use crate::value::{InvalidValue, Version, id_newtype, text_newtype};
@@ -21,18 +22,42 @@ text_newtype!(
     2000
 );
 
-/// Checks that an instant is one orders can be scheduled at: between the years 1970
-/// and 9999, which every storage and client represents without surprises.
-///
-/// # Errors
-/// Outside that range.
-pub fn check_schedulable(at: DateTime<Utc>) -> Result<(), InvalidValue> {
-    if (1970..=9999).contains(&at.year()) {
-        Ok(())
-    } else {
-        Err(InvalidValue::new(
-            "must lie between the years 1970 and 9999",
-        ))
+/// An instant an order can be scheduled at, exactly as storage keeps it: between
+/// the years 1970 and 9999 (which every storage and client represents without
+/// surprises), to the microsecond, and with a leap second (`23:59:60`) read as the
+/// first instant of the next minute — so what is stored, returned on create and
+/// read back is one and the same instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ScheduledAt(DateTime<Utc>);
+
+impl ScheduledAt {
+    /// Parses an instant.
+    ///
+    /// # Errors
+    /// Outside the years 1970 to 9999.
+    pub fn parse(at: DateTime<Utc>) -> Result<Self, InvalidValue> {
+        // chrono represents a leap second as a nanosecond count of one second or
+        // more within second 59; PostgreSQL stores it as the next minute.
+        let at = match at.nanosecond().checked_sub(1_000_000_000) {
+            Some(nanos) => at
+                .with_nanosecond(nanos)
+                .and_then(|at| at.checked_add_signed(chrono::TimeDelta::seconds(1)))
+                .ok_or_else(|| InvalidValue::new("must lie between the years 1970 and 9999"))?,
+            None => at,
+        };
+        let at = to_micros(at);
+        if (1970..=9999).contains(&at.year()) {
+            Ok(Self(at))
+        } else {
+            Err(InvalidValue::new(
+                "must lie between the years 1970 and 9999",
+            ))
+        }
+    }
+
+    /// The instant.
+    pub fn get(self) -> DateTime<Utc> {
+        self.0
     }
 }
 
@@ -380,7 +405,7 @@ pub struct PlaceOrder {
     /// Whom the order is for.
     pub customer_id: CustomerId,
     /// When it is due; now when `None`.
-    pub scheduled_at: Option<DateTime<Utc>>,
+    pub scheduled_at: Option<ScheduledAt>,
     /// What is ordered.
     pub items: OrderItems,
     /// A free-text note.
@@ -391,7 +416,7 @@ pub struct PlaceOrder {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReviseOrder {
     /// The new due instant.
-    pub scheduled_at: DateTime<Utc>,
+    pub scheduled_at: ScheduledAt,
     /// The new lines, replacing the old ones.
     pub items: OrderItems,
     /// The new note; `None` clears it.
@@ -514,10 +539,30 @@ mod tests {
         assert!(OrderItems::new(many).is_err());
     }
 
+    fn utc(raw: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(raw)
+            .expect("an RFC 3339 instant")
+            .with_timezone(&Utc)
+    }
+
     #[test]
     fn schedules_outside_1970_to_9999_are_refused() {
-        use chrono::TimeZone;
-        assert!(check_schedulable(Utc.with_ymd_and_hms(1969, 12, 31, 0, 0, 0).unwrap()).is_err());
-        assert!(check_schedulable(Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()).is_ok());
+        assert!(ScheduledAt::parse(utc("1969-12-31T00:00:00Z")).is_err());
+        assert!(ScheduledAt::parse(utc("2026-01-01T00:00:00Z")).is_ok());
+        assert!(ScheduledAt::parse(utc("9999-12-31T23:59:60Z")).is_err());
+    }
+
+    #[test]
+    fn a_leap_second_is_the_first_instant_of_the_next_minute() {
+        let leap = ScheduledAt::parse(utc("2030-06-30T23:59:60Z")).expect("schedulable");
+        assert_eq!(leap.get(), utc("2030-07-01T00:00:00Z"));
+        let leap = ScheduledAt::parse(utc("2030-06-30T23:59:60.5Z")).expect("schedulable");
+        assert_eq!(leap.get(), utc("2030-07-01T00:00:00.5Z"));
+    }
+
+    #[test]
+    fn a_schedule_keeps_microseconds_and_drops_the_rest() {
+        let at = ScheduledAt::parse(utc("2030-01-01T09:00:00.123456789Z")).expect("schedulable");
+        assert_eq!(at.get(), utc("2030-01-01T09:00:00.123456Z"));
     }
 }

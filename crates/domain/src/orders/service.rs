@@ -3,10 +3,10 @@ use std::sync::Arc;
 use super::{
     CancelOrderError, DeleteOrderError, NewOrder, Order, OrderFilter, OrderId, OrderItems,
     OrderLine, OrderRef, OrderRepository, OrderRevision, OrderStatus, PlaceOrder, PlaceOrderError,
-    PricingError, ReviseOrder, SpacingWindow, UpdateOrderError, price_lines,
+    PricingError, ReviseOrder, ScheduledAt, SpacingWindow, UpdateOrderError, price_lines,
 };
 use crate::catalog::ProductRepository;
-use crate::clock::{Clock, to_micros};
+use crate::clock::Clock;
 use crate::customers::CustomerRepository;
 use crate::ids::IdSource;
 use crate::money::Money;
@@ -81,7 +81,7 @@ impl OrderService {
         let order = NewOrder {
             id: OrderId::from_uuid(self.ids.new_id()),
             customer_id: request.customer_id,
-            scheduled_at: to_micros(request.scheduled_at.unwrap_or(now)),
+            scheduled_at: request.scheduled_at.map_or(now, ScheduledAt::get),
             lines,
             total,
             note: request.note,
@@ -145,7 +145,7 @@ impl OrderService {
                 id,
                 customer_id: current.customer_id(),
                 expected: current.version(),
-                scheduled_at: to_micros(revision.scheduled_at),
+                scheduled_at: revision.scheduled_at.get(),
                 lines: lines.clone(),
                 total,
                 note: revision.note.clone(),

@@ -8,7 +8,7 @@ use ordo_domain::customers::CustomerId;
 use ordo_domain::orders::{
     CancelOrderError, DeleteOrderError, InvalidItems, Order, OrderFilter, OrderId, OrderItem,
     OrderItems, OrderNote, OrderRef, OrderStatus, PlaceOrder, PlaceOrderError, PricingError,
-    Quantity, ReviseOrder, SpacingConflict, StockShortage, UpdateOrderError, check_schedulable,
+    Quantity, ReviseOrder, ScheduledAt, SpacingConflict, StockShortage, UpdateOrderError,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -201,8 +201,8 @@ fn check_items(items: &[ItemInput]) -> Checked<OrderItems> {
     })
 }
 
-fn check_schedule(name: &str, at: DateTime<Utc>) -> Checked<DateTime<Utc>> {
-    field(name, check_schedulable(at).map(|()| at))
+fn check_schedule(name: &str, at: DateTime<Utc>) -> Checked<ScheduledAt> {
+    field(name, ScheduledAt::parse(at))
 }
 
 impl From<PricingError> for ApiError {

@@ -281,7 +281,7 @@ async fn a_stock_shortage_from_storage_reaches_the_caller() {
 
 fn revision_of(p: &Product) -> ReviseOrder {
     ReviseOrder {
-        scheduled_at: noon(),
+        scheduled_at: ScheduledAt::parse(noon()).expect("schedulable"),
         items: items(&[(p, 2)]),
         note: None,
     }
