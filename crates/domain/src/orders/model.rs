@@ -7,7 +7,7 @@ use super::OrderStatus;
 use crate::catalog::{ProductId, ProductName, Sku};
 use crate::clock::to_micros;
 use crate::customers::CustomerId;
-use crate::money::Money;
+use crate::money::{Money, MoneyOverflow};
 use crate::value::{InvalidValue, Version, id_newtype, text_newtype};
 
 id_newtype!(
@@ -234,28 +234,77 @@ impl OrderItems {
 }
 
 /// A priced line of an order: the product as it was when the order was priced.
+/// Its total always fits in 64-bit minor units.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderLine {
-    /// The product.
-    pub product_id: ProductId,
-    /// Its SKU at pricing time.
-    pub sku: Sku,
-    /// Its name at pricing time.
-    pub name: ProductName,
-    /// How many units.
-    pub quantity: Quantity,
-    /// The unit price at pricing time.
-    pub unit_price: Money,
-    /// Whether the product tracks stock, so the line reserves units.
-    pub reserves_stock: bool,
+    product_id: ProductId,
+    sku: Sku,
+    name: ProductName,
+    quantity: Quantity,
+    unit_price: Money,
+    reserves_stock: bool,
+    line_total: Money,
 }
 
 impl OrderLine {
-    /// `unit_price × quantity`. Pricing has checked that this fits.
-    pub fn line_total(&self) -> Money {
+    /// A line of `quantity` units of a product at `unit_price`; `reserves_stock`
+    /// when the product tracks stock.
+    ///
+    /// # Errors
+    /// When `unit_price × quantity` does not fit in 64-bit minor units.
+    pub fn new(
+        product_id: ProductId,
+        sku: Sku,
+        name: ProductName,
+        quantity: Quantity,
+        unit_price: Money,
+        reserves_stock: bool,
+    ) -> Result<Self, MoneyOverflow> {
+        let line_total = unit_price.times(quantity.get())?;
+        Ok(Self {
+            product_id,
+            sku,
+            name,
+            quantity,
+            unit_price,
+            reserves_stock,
+            line_total,
+        })
+    }
+
+    /// The product.
+    pub fn product_id(&self) -> ProductId {
+        self.product_id
+    }
+
+    /// Its SKU at pricing time.
+    pub fn sku(&self) -> &Sku {
+        &self.sku
+    }
+
+    /// Its name at pricing time.
+    pub fn name(&self) -> &ProductName {
+        &self.name
+    }
+
+    /// How many units.
+    pub fn quantity(&self) -> Quantity {
+        self.quantity
+    }
+
+    /// The unit price at pricing time.
+    pub fn unit_price(&self) -> Money {
         self.unit_price
-            .times(self.quantity.get())
-            .unwrap_or_else(|_| Money::new(i64::MAX, self.unit_price.currency()))
+    }
+
+    /// Whether the product tracks stock, so the line reserves units.
+    pub fn reserves_stock(&self) -> bool {
+        self.reserves_stock
+    }
+
+    /// `unit_price × quantity`.
+    pub fn line_total(&self) -> Money {
+        self.line_total
     }
 }
 
@@ -543,6 +592,23 @@ mod tests {
         DateTime::parse_from_rfc3339(raw)
             .expect("an RFC 3339 instant")
             .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn a_line_whose_total_does_not_fit_is_refused_not_capped() {
+        let eur = crate::money::Currency::parse("EUR").expect("currency");
+        let line = |price: i64| {
+            OrderLine::new(
+                ProductId::generate(),
+                Sku::parse("SKU-1").expect("sku"),
+                ProductName::parse("Widget").expect("name"),
+                Quantity::parse(1_000_000).expect("quantity"),
+                Money::new(price, eur),
+                false,
+            )
+        };
+        assert!(line(i64::MAX / 999_999).is_err());
+        assert_eq!(line(7).map(|l| l.line_total().minor()), Ok(7_000_000));
     }
 
     #[test]

@@ -46,8 +46,9 @@ impl StockMoves {
     fn adding(mut self, lines: &[OrderLine], sign: i64) -> Self {
         // A line holds at most Quantity::MAX units and an order at most
         // OrderItems::MAX_LINES lines, so these sums stay far from overflowing.
-        for line in lines.iter().filter(|l| l.reserves_stock) {
-            *self.0.entry(line.product_id).or_default() += sign * i64::from(line.quantity.get());
+        for line in lines.iter().filter(|l| l.reserves_stock()) {
+            *self.0.entry(line.product_id()).or_default() +=
+                sign * i64::from(line.quantity().get());
         }
         self
     }
@@ -61,14 +62,15 @@ mod tests {
     use crate::orders::Quantity;
 
     fn line(product: ProductId, quantity: i64, reserves_stock: bool) -> OrderLine {
-        OrderLine {
-            product_id: product,
-            sku: Sku::parse("SKU-1").expect("sku"),
-            name: ProductName::parse("Widget").expect("name"),
-            quantity: Quantity::parse(quantity).expect("quantity"),
-            unit_price: Money::new(100, Currency::parse("EUR").expect("currency")),
+        OrderLine::new(
+            product,
+            Sku::parse("SKU-1").expect("sku"),
+            ProductName::parse("Widget").expect("name"),
+            Quantity::parse(quantity).expect("quantity"),
+            Money::new(100, Currency::parse("EUR").expect("currency")),
             reserves_stock,
-        }
+        )
+        .expect("a line total that fits")
     }
 
     #[test]

@@ -62,13 +62,14 @@ impl OrderRepository for PgOrderRepository {
         window: SpacingWindow,
     ) -> Result<Order, PlaceOrderError> {
         let mut conn = checkout(&self.pool).await?;
-        let first_product = <[OrderLine]>::first(&order.lines).map(|l| l.product_id);
+        let first_product = <[OrderLine]>::first(&order.lines).map(|l| l.product_id());
         let result = conn
             .transaction(async |conn| -> Result<Order, TxError<PlaceOrderError>> {
                 lock_customer_schedule(conn, order.customer_id).await?;
                 check_spacing(conn, order.customer_id, order.scheduled_at, None, window).await?;
                 move_stock(conn, &StockMoves::reserve(&order.lines), order.created_at).await?;
-                let lines = line_rows(order.id, &order.lines);
+                let lines =
+                    line_rows(order.id, &order.lines).map_err(|e| TxError::Rule(e.into()))?;
                 let number = insert_numbered(conn, &order, &lines).await?;
                 assemble(OrderRow::placed(&order, number), lines)
                     .map_err(|e| TxError::Rule(e.into()))
@@ -225,7 +226,7 @@ impl OrderRepository for PgOrderRepository {
                     assemble(current.clone(), old_lines).map_err(|e| TxError::Rule(e.into()))?;
                 let moves = StockMoves::revise(old.lines(), &revision.lines);
                 move_stock(conn, &moves, revision.at).await?;
-                let lines = line_rows(id, &revision.lines);
+                let lines = line_rows(id, &revision.lines).map_err(|e| TxError::Rule(e.into()))?;
                 replace_lines(conn, id, &lines).await?;
                 let row: OrderRow = diesel::update(orders::table.find(id.as_uuid()))
                     .set((
@@ -247,7 +248,7 @@ impl OrderRepository for PgOrderRepository {
                 if foreign_key_violation(&e) == Some("order_lines_product_id_fkey") =>
             {
                 match <[OrderLine]>::first(&revision.lines) {
-                    Some(line) => PricingError::UnknownProduct(line.product_id).into(),
+                    Some(line) => PricingError::UnknownProduct(line.product_id()).into(),
                     None => unexpected(e, "revising an order").into(),
                 }
             }

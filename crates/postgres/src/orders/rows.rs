@@ -77,19 +77,31 @@ pub(crate) struct OrderLineRow {
     pub(crate) reserves_stock: bool,
 }
 
-pub(crate) fn line_rows(order_id: OrderId, lines: &[OrderLine]) -> Vec<OrderLineRow> {
+/// The rows of an order's lines, numbered from 1.
+///
+/// # Errors
+/// When a quantity does not fit the column (`Quantity` keeps it far below), rather
+/// than storing a different number.
+pub(crate) fn line_rows(
+    order_id: OrderId,
+    lines: &[OrderLine],
+) -> anyhow::Result<Vec<OrderLineRow>> {
     lines
         .iter()
         .zip(1..)
-        .map(|(line, line_no)| OrderLineRow {
-            order_id: order_id.as_uuid(),
-            line_no,
-            product_id: line.product_id.as_uuid(),
-            sku: line.sku.as_str().to_owned(),
-            name: line.name.as_str().to_owned(),
-            quantity: i32::try_from(line.quantity.get()).unwrap_or(i32::MAX),
-            unit_price_minor: line.unit_price.minor(),
-            reserves_stock: line.reserves_stock,
+        .map(|(line, line_no)| {
+            let quantity = i32::try_from(line.quantity().get())
+                .with_context(|| format!("the quantity of line {line_no} of order {order_id}"))?;
+            Ok(OrderLineRow {
+                order_id: order_id.as_uuid(),
+                line_no,
+                product_id: line.product_id().as_uuid(),
+                sku: line.sku().as_str().to_owned(),
+                name: line.name().as_str().to_owned(),
+                quantity,
+                unit_price_minor: line.unit_price().minor(),
+                reserves_stock: line.reserves_stock(),
+            })
         })
         .collect()
 }
@@ -124,14 +136,14 @@ pub(crate) fn assemble(row: OrderRow, lines: Vec<OrderLineRow>) -> anyhow::Resul
         let lines = lines
             .into_iter()
             .map(|l| -> anyhow::Result<OrderLine> {
-                Ok(OrderLine {
-                    product_id: ProductId::from_uuid(l.product_id),
-                    sku: Sku::parse(&l.sku)?,
-                    name: ProductName::parse(&l.name)?,
-                    quantity: Quantity::parse(i64::from(l.quantity))?,
-                    unit_price: Money::price(l.unit_price_minor, currency)?,
-                    reserves_stock: l.reserves_stock,
-                })
+                Ok(OrderLine::new(
+                    ProductId::from_uuid(l.product_id),
+                    Sku::parse(&l.sku)?,
+                    ProductName::parse(&l.name)?,
+                    Quantity::parse(i64::from(l.quantity))?,
+                    Money::price(l.unit_price_minor, currency)?,
+                    l.reserves_stock,
+                )?)
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Order::restore(

@@ -128,11 +128,11 @@ impl From<&Order> for OrderView {
                 .lines()
                 .iter()
                 .map(|l| LineView {
-                    product_id: l.product_id.as_uuid(),
-                    sku: l.sku.to_string(),
-                    name: l.name.to_string(),
-                    quantity: l.quantity.get(),
-                    unit_price_minor: l.unit_price.minor(),
+                    product_id: l.product_id().as_uuid(),
+                    sku: l.sku().to_string(),
+                    name: l.name().to_string(),
+                    quantity: l.quantity().get(),
+                    unit_price_minor: l.unit_price().minor(),
                     line_total_minor: l.line_total().minor(),
                 })
                 .collect(),

@@ -203,7 +203,7 @@ async fn an_order_without_a_schedule_is_due_now_and_priced_from_the_catalog() {
                 && order.created_at == noon()
                 && order.total.minor() == 750
                 && order.lines.len() == 1
-                && order.lines[0].reserves_stock
+                && order.lines[0].reserves_stock()
                 && *window == SpacingWindow::default()
         })
         .returning(|order, _| {
