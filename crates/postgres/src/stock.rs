@@ -125,7 +125,8 @@ pub(crate) async fn adjust(
         .ok_or(TxError::Rule(AdjustStockError::NotTracked(id)))?;
     // Both bounds come from the domain: never below zero, never above
     // StockLevel::MAX (so returning an order's units cannot overflow).
-    let after = current.saturating_add(adjustment.delta);
+    // |delta| <= StockLevel::MAX, so this cannot overflow.
+    let after = current + adjustment.delta.get();
     if after < 0 {
         return Err(TxError::Rule(
             StockShortage {
@@ -154,7 +155,7 @@ pub(crate) async fn adjust(
         .values(StockAdjustmentRow {
             id: adjustment.id.as_uuid(),
             product_id: id.as_uuid(),
-            delta: adjustment.delta,
+            delta: adjustment.delta.get(),
             reason: &adjustment.reason,
             stock_after: after,
             created_at: adjustment.at,

@@ -13,7 +13,7 @@ pub use error::{
 };
 pub use model::{
     NewProduct, PriceMinor, Product, ProductChanges, ProductId, ProductKind, ProductName, Sku,
-    StockAdjustment, StockAdjustmentId, StockLevel,
+    StockAdjustment, StockAdjustmentId, StockDelta, StockLevel,
 };
 #[cfg(any(test, feature = "mocks"))]
 pub use ports::MockProductRepository;

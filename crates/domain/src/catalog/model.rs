@@ -309,6 +309,30 @@ pub struct ProductChanges {
     pub active: Option<bool>,
 }
 
+/// A change of stock in units: not zero, at most [`StockLevel::MAX`] either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StockDelta(i64);
+
+impl StockDelta {
+    /// Parses a change of stock.
+    ///
+    /// # Errors
+    /// When `raw` is zero or beyond ±[`StockLevel::MAX`] (`i64::MIN` included).
+    pub fn parse(raw: i64) -> Result<Self, InvalidValue> {
+        if raw == 0 || !(-StockLevel::MAX..=StockLevel::MAX).contains(&raw) {
+            return Err(InvalidValue::new(
+                "delta must be a non-zero number of units, at most 1000000000000 either way",
+            ));
+        }
+        Ok(Self(raw))
+    }
+
+    /// Units added (positive) or removed (negative).
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
 id_newtype!(
     /// Identifies a recorded stock adjustment.
     StockAdjustmentId
@@ -320,7 +344,7 @@ pub struct StockAdjustment {
     /// The record's id.
     pub id: StockAdjustmentId,
     /// Units added (positive) or removed (negative).
-    pub delta: i64,
+    pub delta: StockDelta,
     /// Why, e.g. "delivery" or "breakage".
     pub reason: String,
     /// When the adjustment was made.
@@ -352,6 +376,23 @@ mod tests {
             None,
         );
         assert!(result.is_err());
+    }
+
+    #[test]
+    fn a_stock_delta_is_non_zero_and_bounded_either_way() {
+        for bad in [
+            0,
+            StockLevel::MAX + 1,
+            -StockLevel::MAX - 1,
+            i64::MIN,
+            i64::MAX,
+        ] {
+            assert!(StockDelta::parse(bad).is_err(), "{bad} should be refused");
+        }
+        assert_eq!(
+            StockDelta::parse(-StockLevel::MAX).map(StockDelta::get),
+            Ok(-StockLevel::MAX)
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use super::{
     AdjustStockError, CreateProductError, DeleteProductError, NewProduct, Product, ProductChanges,
-    ProductDeletion, ProductId, ProductRepository, StockAdjustment, StockAdjustmentId,
+    ProductDeletion, ProductId, ProductRepository, StockAdjustment, StockAdjustmentId, StockDelta,
     UpdateProductError,
 };
 use crate::clock::Clock;
@@ -90,14 +90,10 @@ impl CatalogService {
         delta: i64,
         reason: &str,
     ) -> Result<Product, AdjustStockError> {
-        if delta == 0 || delta.abs() > super::StockLevel::MAX {
-            return Err(AdjustStockError::Invalid {
-                field: "delta",
-                message:
-                    "delta must be a non-zero number of units, at most 1000000000000 either way"
-                        .into(),
-            });
-        }
+        let delta = StockDelta::parse(delta).map_err(|e| AdjustStockError::Invalid {
+            field: "delta",
+            message: e.message().to_owned(),
+        })?;
         let reason = crate::value::parse_text(reason, "reason", 500).map_err(|e| {
             AdjustStockError::Invalid {
                 field: "reason",
@@ -156,6 +152,19 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_most_negative_delta_is_refused_as_invalid_without_touching_storage() {
+        let mut repo = MockProductRepository::new();
+        repo.expect_adjust_stock().never();
+        let result = service(repo)
+            .adjust_stock(ProductId::generate(), i64::MIN, "count")
+            .await;
+        assert!(matches!(
+            result,
+            Err(AdjustStockError::Invalid { field: "delta", .. })
+        ));
+    }
+
+    #[tokio::test]
     async fn an_adjustment_needs_a_reason() {
         let mut repo = MockProductRepository::new();
         repo.expect_adjust_stock().never();
@@ -178,7 +187,7 @@ mod tests {
         repo.expect_adjust_stock()
             .withf(move |got, adj| {
                 *got == id
-                    && adj.delta == -3
+                    && adj.delta.get() == -3
                     && adj.reason == "breakage"
                     && adj.at
                         == Utc
