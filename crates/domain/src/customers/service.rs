@@ -41,6 +41,7 @@ impl CustomerService {
     ///
     /// # Errors
     /// `EmailTaken`.
+    #[tracing::instrument(skip_all)]
     pub async fn create(&self, customer: NewCustomer) -> Result<Customer, CreateCustomerError> {
         let id = CustomerId::from_uuid(self.ids.new_id());
         self.customers.insert(id, customer, self.clock.now()).await
@@ -50,6 +51,7 @@ impl CustomerService {
     ///
     /// # Errors
     /// When storage fails.
+    #[tracing::instrument(skip_all, fields(customer_id = %id))]
     pub async fn get(&self, id: CustomerId) -> anyhow::Result<Option<Customer>> {
         self.customers.find(id).await
     }
@@ -58,6 +60,7 @@ impl CustomerService {
     ///
     /// # Errors
     /// When storage fails.
+    #[tracing::instrument(skip_all)]
     pub async fn list(&self, page: PageRequest) -> anyhow::Result<Page<Customer>> {
         self.customers.list(page).await
     }
@@ -66,6 +69,7 @@ impl CustomerService {
     ///
     /// # Errors
     /// `NotFound`, `EmailTaken`, `VersionMismatch`.
+    #[tracing::instrument(skip_all, fields(customer_id = %id))]
     pub async fn update(
         &self,
         id: CustomerId,
@@ -81,6 +85,7 @@ impl CustomerService {
     ///
     /// # Errors
     /// `NotFound`, `HasOrders`.
+    #[tracing::instrument(skip_all, fields(customer_id = %id))]
     pub async fn delete(&self, id: CustomerId) -> Result<(), DeleteCustomerError> {
         self.customers.delete(id).await
     }

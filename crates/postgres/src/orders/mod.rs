@@ -56,6 +56,7 @@ impl PgOrderRepository {
 
 #[async_trait]
 impl OrderRepository for PgOrderRepository {
+    #[tracing::instrument(skip_all, fields(order_id = %order.id, customer_id = %order.customer_id))]
     async fn insert(
         &self,
         order: NewOrder,
@@ -100,6 +101,7 @@ impl OrderRepository for PgOrderRepository {
         })
     }
 
+    #[tracing::instrument(skip_all, fields(order = ?order))]
     async fn find(&self, order: OrderRef) -> anyhow::Result<Option<Order>> {
         let mut conn = checkout(&self.pool).await?;
         // Two static queries rather than one boxed one: diesel caches only static
@@ -126,6 +128,7 @@ impl OrderRepository for PgOrderRepository {
         Ok(with_lines(&mut conn, vec![row]).await?.pop())
     }
 
+    #[tracing::instrument(skip_all, fields(customer_id = ?filter.customer_id))]
     async fn list(&self, filter: OrderFilter, page: PageRequest) -> anyhow::Result<Page<Order>> {
         let mut conn = checkout(&self.pool).await?;
         let limit = i64::from(page.limit.get()) + 1;
@@ -192,6 +195,7 @@ impl OrderRepository for PgOrderRepository {
         }))
     }
 
+    #[tracing::instrument(skip_all, fields(order_id = %revision.id, customer_id = %revision.customer_id))]
     async fn revise(
         &self,
         revision: OrderRevision,
@@ -256,6 +260,7 @@ impl OrderRepository for PgOrderRepository {
         })
     }
 
+    #[tracing::instrument(skip_all, fields(order_id = %id, to = %to))]
     async fn transition(
         &self,
         id: OrderId,
@@ -299,6 +304,7 @@ impl OrderRepository for PgOrderRepository {
         result.map_err(|e| e.into_domain("changing an order's status"))
     }
 
+    #[tracing::instrument(skip_all, fields(order_id = %id))]
     async fn delete(
         &self,
         id: OrderId,
