@@ -53,6 +53,28 @@ async fn an_order_is_created_priced_numbered_and_found_by_id_and_number() {
 }
 
 #[tokio::test]
+async fn a_leap_second_is_stored_returned_and_read_back_as_the_same_instant() {
+    let app = spawn_app().await;
+    let svc = app.create_product("SVC", 100, None).await;
+    let customer = app.create_customer("ada@example.com", "Oslo").await;
+
+    let created = app
+        .post(
+            "/v1/orders",
+            &json!({"customer_id": id_of(&customer), "scheduled_at": "2030-06-30T23:59:60Z", "items": [{"product_id": id_of(&svc), "quantity": 1}]}),
+        )
+        .await;
+
+    assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+    assert_eq!(created.body["scheduled_at"], "2030-07-01T00:00:00Z");
+    let read = app
+        .get(&format!("/v1/orders/{}", id_of(&created.body)))
+        .await;
+    assert_eq!(read.body["scheduled_at"], created.body["scheduled_at"]);
+    assert_eq!(read.body, created.body);
+}
+
+#[tokio::test]
 async fn scheduled_at_defaults_to_now() {
     let app = spawn_app().await;
     let svc = app.create_product("SVC", 100, None).await;

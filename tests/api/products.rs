@@ -193,6 +193,27 @@ async fn stock_is_bounded_so_returns_can_never_overflow() {
 }
 
 #[tokio::test]
+async fn the_most_negative_delta_is_a_validation_error_not_a_conflict() {
+    let app = spawn_app().await;
+    let kit = app.create_product("KIT", 100, Some(5)).await;
+
+    let reply = app
+        .post(
+            &format!("/v1/products/{}/stock-adjustments", id_of(&kit)),
+            &json!({"delta": i64::MIN, "reason": "x"}),
+        )
+        .await;
+
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{reply:?}");
+    assert_eq!(reply.problem_code(), "validation_failed");
+    assert_eq!(reply.body["errors"][0]["field"], "delta");
+    assert_eq!(
+        app.get(&format!("/v1/products/{}", id_of(&kit))).await.body["stock"],
+        5
+    );
+}
+
+#[tokio::test]
 async fn a_weak_if_match_never_matches() {
     let app = spawn_app().await;
     let kit = app.create_product("KIT", 100, Some(1)).await;

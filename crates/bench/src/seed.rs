@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use futures::{StreamExt, TryStreamExt, stream};
 use ordo_domain::catalog::{NewProduct, Product, ProductKind, ProductName, Sku, StockLevel};
 use ordo_domain::customers::{City, CustomerId, CustomerName, Email, NewCustomer};
-use ordo_domain::orders::{OrderItem, OrderItems, PlaceOrder, Quantity};
+use ordo_domain::orders::{OrderItem, OrderItems, PlaceOrder, Quantity, ScheduledAt};
 use ordo_domain::{Currency, Money};
 use ordo_server::Services;
 use rand::rngs::StdRng;
@@ -73,7 +73,6 @@ pub async fn create(services: &Services, scale: Scale) -> anyhow::Result<Dataset
             Money::price(100 + i64::from(i) * 10, eur)?,
             stock,
             None,
-            services.catalog.now(),
         )?;
         products.push(services.catalog.create(product).await?);
     }
@@ -82,7 +81,6 @@ pub async fn create(services: &Services, scale: Scale) -> anyhow::Result<Dataset
             let customer = services
                 .customers
                 .create(NewCustomer {
-                    id: CustomerId::generate(),
                     name: CustomerName::parse(&format!("Customer {i}"))?,
                     email: Email::parse(&format!("customer{i}@bench.example"))?,
                     city: City::parse(CITIES[i % CITIES.len()])?,
@@ -106,12 +104,14 @@ pub async fn create(services: &Services, scale: Scale) -> anyhow::Result<Dataset
                     .orders
                     .place(PlaceOrder {
                         customer_id: CustomerId::from_uuid(customer),
-                        scheduled_at: Some(epoch() + Duration::hours(4 * i64::try_from(round)?)),
+                        scheduled_at: Some(ScheduledAt::parse(
+                            epoch() + Duration::hours(4 * i64::try_from(round)?),
+                        )?),
                         items,
                         note: None,
                     })
                     .await?;
-                anyhow::Ok(order.id.as_uuid())
+                anyhow::Ok(order.id().as_uuid())
             }
         })
         .buffer_unordered(PARALLELISM)

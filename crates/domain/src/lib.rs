@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod clients;
 pub mod clock;
 pub mod customers;
+pub mod ids;
 pub mod money;
 pub mod orders;
 pub mod page;
@@ -21,6 +22,7 @@ pub mod unavailable;
 pub mod value;
 
 pub use clock::{Clock, SystemClock, to_micros};
+pub use ids::{IdSource, UuidV7Ids};
 pub use money::{Currency, Money, MoneyOverflow};
 pub use page::{Page, PageLimit, PageRequest};
 pub use unavailable::{Dependency, Unavailable};

@@ -64,9 +64,13 @@ impl Unavailable {
 
     /// The `Unavailable` anywhere in `error`'s chain of causes.
     pub fn find(error: &anyhow::Error) -> Option<&Unavailable> {
-        error
-            .chain()
-            .find_map(|cause| cause.downcast_ref::<Unavailable>())
+        // anyhow finds a type attached as context at any depth; the chain finds it as
+        // the source of another error.
+        error.downcast_ref::<Unavailable>().or_else(|| {
+            error
+                .chain()
+                .find_map(|cause| cause.downcast_ref::<Unavailable>())
+        })
     }
 }
 
@@ -96,6 +100,18 @@ mod tests {
         let found = Unavailable::find(&error).expect("found");
         assert_eq!(found.dependency(), Dependency::Database);
         assert_eq!(found.retry_after(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn an_unavailable_attached_as_context_between_layers_is_found() {
+        let error = anyhow::anyhow!("canceling statement due to lock timeout")
+            .context(Unavailable::new(
+                Dependency::Database,
+                Duration::from_secs(1),
+                "lock timeout",
+            ))
+            .context("listing products");
+        assert!(Unavailable::find(&error).is_some());
     }
 
     #[test]

@@ -79,13 +79,15 @@ const EMAIL_KEY: &str = "customers_email_key";
 
 #[async_trait]
 impl CustomerRepository for PgCustomerRepository {
+    #[tracing::instrument(skip_all, fields(customer_id = %id))]
     async fn insert(
         &self,
+        id: CustomerId,
         customer: NewCustomer,
         at: DateTime<Utc>,
     ) -> Result<Customer, CreateCustomerError> {
         let row = CustomerRow {
-            id: customer.id.as_uuid(),
+            id: id.as_uuid(),
             name: customer.name.as_str().to_owned(),
             email: customer.email.as_str().to_owned(),
             city: customer.city.as_str().to_owned(),
@@ -107,6 +109,7 @@ impl CustomerRepository for PgCustomerRepository {
         Ok(stored.into_domain()?)
     }
 
+    #[tracing::instrument(skip_all, fields(customer_id = %id))]
     async fn find(&self, id: CustomerId) -> anyhow::Result<Option<Customer>> {
         let mut conn = checkout(&self.pool).await?;
         customers::table
@@ -120,6 +123,7 @@ impl CustomerRepository for PgCustomerRepository {
             .transpose()
     }
 
+    #[tracing::instrument(skip_all)]
     async fn list(&self, page: PageRequest) -> anyhow::Result<Page<Customer>> {
         let mut conn = checkout(&self.pool).await?;
         let mut query = customers::table
@@ -140,6 +144,7 @@ impl CustomerRepository for PgCustomerRepository {
         }))
     }
 
+    #[tracing::instrument(skip_all, fields(customer_id = %id))]
     async fn update(
         &self,
         id: CustomerId,
@@ -189,6 +194,7 @@ impl CustomerRepository for PgCustomerRepository {
         }
     }
 
+    #[tracing::instrument(skip_all, fields(customer_id = %id))]
     async fn delete(&self, id: CustomerId) -> Result<(), DeleteCustomerError> {
         let mut conn = checkout(&self.pool).await?;
         let has_orders = diesel::select(diesel::dsl::exists(

@@ -38,6 +38,19 @@ pub(crate) fn unexpected(error: DieselError, doing: &'static str) -> anyhow::Err
     }
 }
 
+/// `.doing("loading products")` on a query's result: the failure as the `Unexpected`
+/// case of a use-case error, classified like [`unexpected`] (so a lost connection or a
+/// timeout is the domain's `Unavailable`), with a note of what was being done.
+pub(crate) trait Doing<T> {
+    fn doing(self, what: &'static str) -> anyhow::Result<T>;
+}
+
+impl<T> Doing<T> for Result<T, DieselError> {
+    fn doing(self, what: &'static str) -> anyhow::Result<T> {
+        self.map_err(|e| unexpected(e, what))
+    }
+}
+
 /// How long a client is asked to wait after a transient database failure.
 pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(1);
 
@@ -84,16 +97,6 @@ pub(crate) enum TxError<E> {
 impl<E> From<diesel::result::Error> for TxError<E> {
     fn from(e: diesel::result::Error) -> Self {
         Self::Database(e)
-    }
-}
-
-impl<E> TxError<E> {
-    /// The same failure as part of a larger use case, whose error takes `E`.
-    pub(crate) fn widen<F: From<E>>(self) -> TxError<F> {
-        match self {
-            Self::Rule(e) => TxError::Rule(e.into()),
-            Self::Database(e) => TxError::Database(e),
-        }
     }
 }
 

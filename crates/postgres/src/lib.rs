@@ -11,6 +11,7 @@ mod orders;
 mod pool;
 mod products;
 mod schema;
+mod stock;
 pub mod testing;
 
 pub use cluster::{

@@ -13,9 +13,10 @@ use ordo_domain::catalog::{
 use ordo_domain::{Currency, Money, Page, PageRequest, Version};
 use uuid::Uuid;
 
-use crate::errors::{TxError, foreign_key_violation, unexpected, unique_violation};
+use crate::errors::{Doing, TxError, foreign_key_violation, unexpected, unique_violation};
 use crate::pool::{PgPool, checkout};
-use crate::schema::{order_lines, products, stock_adjustments};
+use crate::schema::{order_lines, products};
+use crate::stock;
 
 /// [`ProductRepository`] over PostgreSQL.
 #[derive(Clone)]
@@ -55,9 +56,9 @@ pub(crate) struct ProductRow {
 }
 
 impl ProductRow {
-    fn from_new(product: &NewProduct) -> Self {
+    fn from_new(id: ProductId, product: &NewProduct, at: DateTime<Utc>) -> Self {
         Self {
-            id: product.id().as_uuid(),
+            id: id.as_uuid(),
             sku: product.sku().as_str().to_owned(),
             name: product.name().as_str().to_owned(),
             kind: product.kind().as_str().to_owned(),
@@ -67,8 +68,8 @@ impl ProductRow {
             low_stock_threshold: product.low_stock_threshold().map(StockLevel::get),
             active: true,
             version: Version::FIRST.get(),
-            created_at: product.created_at(),
-            updated_at: product.created_at(),
+            created_at: at,
+            updated_at: at,
         }
     }
 
@@ -95,17 +96,6 @@ impl ProductRow {
     }
 }
 
-#[derive(Debug, Insertable)]
-#[diesel(table_name = stock_adjustments)]
-struct StockAdjustmentRow<'a> {
-    id: Uuid,
-    product_id: Uuid,
-    delta: i64,
-    reason: &'a str,
-    stock_after: i64,
-    created_at: DateTime<Utc>,
-}
-
 #[derive(Debug, AsChangeset)]
 #[diesel(table_name = products)]
 struct ProductChangeset {
@@ -127,7 +117,7 @@ pub(crate) async fn load_products(
         .select(ProductRow::as_select())
         .load(conn)
         .await
-        .context("loading products")?
+        .doing("loading products")?
         .into_iter()
         .map(ProductRow::into_domain)
         .collect()
@@ -135,10 +125,16 @@ pub(crate) async fn load_products(
 
 #[async_trait]
 impl ProductRepository for PgProductRepository {
-    async fn insert(&self, product: NewProduct) -> Result<Product, CreateProductError> {
+    #[tracing::instrument(skip_all, fields(product_id = %id))]
+    async fn insert(
+        &self,
+        id: ProductId,
+        product: NewProduct,
+        at: DateTime<Utc>,
+    ) -> Result<Product, CreateProductError> {
         let mut conn = checkout(&self.pool).await?;
         let row = diesel::insert_into(products::table)
-            .values(ProductRow::from_new(&product))
+            .values(ProductRow::from_new(id, &product, at))
             .returning(ProductRow::as_returning())
             .get_result(&mut conn)
             .await
@@ -151,6 +147,7 @@ impl ProductRepository for PgProductRepository {
         Ok(row.into_domain()?)
     }
 
+    #[tracing::instrument(skip_all, fields(product_id = %id))]
     async fn find(&self, id: ProductId) -> anyhow::Result<Option<Product>> {
         let mut conn = checkout(&self.pool).await?;
         products::table
@@ -159,17 +156,19 @@ impl ProductRepository for PgProductRepository {
             .first(&mut conn)
             .await
             .optional()
-            .context("loading a product")?
+            .doing("loading a product")?
             .map(ProductRow::into_domain)
             .transpose()
     }
 
+    #[tracing::instrument(skip_all, fields(products = ids.len()))]
     async fn find_many(&self, ids: &[ProductId]) -> anyhow::Result<Vec<Product>> {
         let ids: Vec<Uuid> = ids.iter().map(ProductId::as_uuid).collect();
         let mut conn = checkout(&self.pool).await?;
         load_products(&mut conn, &ids).await
     }
 
+    #[tracing::instrument(skip_all)]
     async fn list(&self, page: PageRequest) -> anyhow::Result<Page<Product>> {
         let mut conn = checkout(&self.pool).await?;
         let mut query = products::table
@@ -180,7 +179,7 @@ impl ProductRepository for PgProductRepository {
         if let Some(after) = page.after {
             query = query.filter(products::id.lt(after));
         }
-        let rows = query.load(&mut conn).await.context("listing products")?;
+        let rows = query.load(&mut conn).await.doing("listing products")?;
         let products = rows
             .into_iter()
             .map(ProductRow::into_domain)
@@ -190,6 +189,7 @@ impl ProductRepository for PgProductRepository {
         }))
     }
 
+    #[tracing::instrument(skip_all, fields(product_id = %id))]
     async fn update(
         &self,
         id: ProductId,
@@ -237,7 +237,7 @@ impl ProductRepository for PgProductRepository {
                     .first::<Uuid>(&mut conn)
                     .await
                     .optional()
-                    .context("checking a product exists")?;
+                    .doing("checking a product exists")?;
                 Err(match exists {
                     Some(_) => UpdateProductError::VersionMismatch(id),
                     None => UpdateProductError::NotFound(id),
@@ -246,6 +246,7 @@ impl ProductRepository for PgProductRepository {
         }
     }
 
+    #[tracing::instrument(skip_all, fields(product_id = %id, adjustment_id = %adjustment.id))]
     async fn adjust_stock(
         &self,
         id: ProductId,
@@ -254,60 +255,14 @@ impl ProductRepository for PgProductRepository {
         let mut conn = checkout(&self.pool).await?;
         let result = conn
             .transaction(async |conn| -> Result<Product, TxError<AdjustStockError>> {
-                // Row lock: concurrent adjustments and orders of this product queue here,
-                // so the check below and the write see the same stock.
-                let row = products::table
-                    .find(id.as_uuid())
-                    .select(ProductRow::as_select())
-                    .for_update()
-                    .first(conn)
-                    .await
-                    .optional()?
-                    .ok_or(TxError::Rule(AdjustStockError::NotFound(id)))?;
-                let current = row
-                    .stock
-                    .ok_or(TxError::Rule(AdjustStockError::NotTracked(id)))?;
-                // Both bounds come from the domain: never below zero, never above
-                // StockLevel::MAX (so returning an order's units cannot overflow).
-                let after = current.saturating_add(adjustment.delta);
-                if after < 0 {
-                    return Err(TxError::Rule(AdjustStockError::InsufficientStock {
-                        product_id: id,
-                        available: current,
-                    }));
-                }
-                if after > StockLevel::MAX {
-                    return Err(TxError::Rule(AdjustStockError::Invalid {
-                        field: "delta",
-                        message: format!("stock would exceed {} units", StockLevel::MAX),
-                    }));
-                }
-                let updated = diesel::update(products::table.find(id.as_uuid()))
-                    .set((
-                        products::stock.eq(after),
-                        products::version.eq(products::version + 1),
-                        products::updated_at.eq(adjustment.at),
-                    ))
-                    .returning(ProductRow::as_returning())
-                    .get_result(conn)
-                    .await?;
-                diesel::insert_into(stock_adjustments::table)
-                    .values(StockAdjustmentRow {
-                        id: Uuid::now_v7(),
-                        product_id: id.as_uuid(),
-                        delta: adjustment.delta,
-                        reason: &adjustment.reason,
-                        stock_after: after,
-                        created_at: adjustment.at,
-                    })
-                    .execute(conn)
-                    .await?;
+                let updated = stock::adjust(conn, id, &adjustment).await?;
                 updated.into_domain().map_err(|e| TxError::Rule(e.into()))
             })
             .await;
         result.map_err(|e| e.into_domain("adjusting stock"))
     }
 
+    #[tracing::instrument(skip_all, fields(product_id = %id))]
     async fn delete(
         &self,
         id: ProductId,
@@ -319,7 +274,7 @@ impl ProductRepository for PgProductRepository {
         ))
         .get_result::<bool>(&mut conn)
         .await
-        .context("checking whether orders use a product")?;
+        .doing("checking whether orders use a product")?;
         if !used {
             let deleted = diesel::delete(products::table.find(id.as_uuid()))
                 .execute(&mut conn)
@@ -340,7 +295,7 @@ impl ProductRepository for PgProductRepository {
             ))
             .execute(&mut conn)
             .await
-            .context("deactivating a product")?;
+            .doing("deactivating a product")?;
         if deactivated == 0 {
             return Err(DeleteProductError::NotFound(id));
         }

@@ -13,7 +13,7 @@ use anyhow::Context;
 use ordo_domain::catalog::{CatalogService, ProductRepository};
 use ordo_domain::customers::{CustomerRepository, CustomerService};
 use ordo_domain::orders::{OrderPolicy, OrderRepository, OrderService, SpacingWindow};
-use ordo_domain::{Clock, Currency, SystemClock};
+use ordo_domain::{Clock, Currency, IdSource, SystemClock, UuidV7Ids};
 use ordo_postgres::{
     PgCustomerRepository, PgOrderRepository, PgPool, PgProductRepository, connect_pool,
 };
@@ -38,6 +38,8 @@ pub struct Adapters {
     pub orders: Arc<dyn OrderRepository>,
     /// The time.
     pub clock: Arc<dyn Clock>,
+    /// New ids.
+    pub ids: Arc<dyn IdSource>,
 }
 
 impl std::fmt::Debug for Adapters {
@@ -54,6 +56,7 @@ impl Adapters {
             customers: Arc::new(PgCustomerRepository::new(pool.clone())),
             orders: Arc::new(PgOrderRepository::new(pool.clone())),
             clock: Arc::new(SystemClock),
+            ids: Arc::new(UuidV7Ids),
         }
     }
 }
@@ -86,11 +89,19 @@ impl Services {
             customers,
             orders,
             clock,
+            ids,
         } = adapters.clone();
         Ok(Self {
-            catalog: CatalogService::new(products.clone(), clock.clone()),
-            customers: CustomerService::new(customers.clone(), clock.clone()),
-            orders: OrderService::new(orders, products, customers, clock, OrderPolicy { spacing }),
+            catalog: CatalogService::new(products.clone(), clock.clone(), ids.clone()),
+            customers: CustomerService::new(customers.clone(), clock.clone(), ids.clone()),
+            orders: OrderService::new(
+                orders,
+                products,
+                customers,
+                clock,
+                ids,
+                OrderPolicy { spacing },
+            ),
             default_currency,
         })
     }

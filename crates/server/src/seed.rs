@@ -2,8 +2,8 @@
 
 use chrono::{Duration, Timelike, Utc};
 use ordo_domain::catalog::{NewProduct, Product, ProductKind, ProductName, Sku, StockLevel};
-use ordo_domain::customers::{City, CustomerId, CustomerName, Email, NewCustomer, Phone};
-use ordo_domain::orders::{OrderItem, OrderItems, OrderNote, PlaceOrder, Quantity};
+use ordo_domain::customers::{City, CustomerName, Email, NewCustomer, Phone};
+use ordo_domain::orders::{OrderItem, OrderItems, OrderNote, PlaceOrder, Quantity, ScheduledAt};
 use ordo_domain::{Money, PageLimit, PageRequest};
 
 use crate::state::AppState;
@@ -166,7 +166,6 @@ pub async fn load(state: &AppState) -> anyhow::Result<SeedOutcome> {
     if !state.catalog.list(probe).await?.items.is_empty() {
         return Ok(SeedOutcome::AlreadyPopulated);
     }
-    let now = state.catalog.now();
     let mut products: Vec<Product> = Vec::new();
     for &(sku, name, kind, price, stock, threshold) in PRODUCTS {
         let product = NewProduct::new(
@@ -176,14 +175,12 @@ pub async fn load(state: &AppState) -> anyhow::Result<SeedOutcome> {
             Money::price(price, currency)?,
             stock.map(StockLevel::parse).transpose()?,
             threshold.map(StockLevel::parse).transpose()?,
-            now,
         )?;
         products.push(state.catalog.create(product).await?);
     }
     let mut customers = Vec::new();
     for &(name, email, city, phone) in CUSTOMERS {
         let customer = NewCustomer {
-            id: CustomerId::generate(),
             name: CustomerName::parse(name)?,
             email: Email::parse(email)?,
             city: City::parse(city)?,
@@ -232,7 +229,7 @@ pub async fn load(state: &AppState) -> anyhow::Result<SeedOutcome> {
             .orders
             .place(PlaceOrder {
                 customer_id: customers[customer].id(),
-                scheduled_at: Some(tomorrow_nine + offset),
+                scheduled_at: Some(ScheduledAt::parse(tomorrow_nine + offset)?),
                 items: OrderItems::new(items)?,
                 note: note.map(OrderNote::parse).transpose()?,
             })

@@ -1,5 +1,16 @@
 use super::ProductId;
 
+/// A product has fewer units in stock than an order or an adjustment asks for;
+/// the one shortage of the catalog and the orders alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("only {available} units of product {product_id} are in stock")]
+pub struct StockShortage {
+    /// The product.
+    pub product_id: ProductId,
+    /// Units on hand.
+    pub available: i64,
+}
+
 /// Why a product could not be created.
 #[derive(Debug, thiserror::Error)]
 pub enum CreateProductError {
@@ -44,13 +55,8 @@ pub enum AdjustStockError {
     #[error("product {0} does not track stock")]
     NotTracked(ProductId),
     /// The adjustment would take stock below zero.
-    #[error("only {available} units of product {product_id} are in stock")]
-    InsufficientStock {
-        /// The product.
-        product_id: ProductId,
-        /// Units on hand.
-        available: i64,
-    },
+    #[error(transparent)]
+    InsufficientStock(#[from] StockShortage),
     /// The delta was zero or out of range, or the reason empty.
     #[error("{field}: {message}")]
     Invalid {

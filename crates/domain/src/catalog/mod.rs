@@ -8,10 +8,12 @@ mod model;
 mod ports;
 mod service;
 
-pub use error::{AdjustStockError, CreateProductError, DeleteProductError, UpdateProductError};
+pub use error::{
+    AdjustStockError, CreateProductError, DeleteProductError, StockShortage, UpdateProductError,
+};
 pub use model::{
     NewProduct, PriceMinor, Product, ProductChanges, ProductId, ProductKind, ProductName, Sku,
-    StockAdjustment, StockLevel,
+    StockAdjustment, StockAdjustmentId, StockDelta, StockLevel,
 };
 #[cfg(any(test, feature = "mocks"))]
 pub use ports::MockProductRepository;

@@ -206,20 +206,19 @@ impl Product {
 }
 
 /// A product to add to the catalog, already checked: a service never tracks stock.
+/// The catalog service gives it its id and creation instant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewProduct {
-    pub(crate) id: ProductId,
     pub(crate) sku: Sku,
     pub(crate) name: ProductName,
     pub(crate) kind: ProductKind,
     pub(crate) price: Money,
     pub(crate) stock: Option<StockLevel>,
     pub(crate) low_stock_threshold: Option<StockLevel>,
-    pub(crate) created_at: DateTime<Utc>,
 }
 
 impl NewProduct {
-    /// Checks the combination of fields and gives the product a new id.
+    /// Checks the combination of fields.
     ///
     /// # Errors
     /// When a service is given a stock level.
@@ -230,27 +229,20 @@ impl NewProduct {
         price: Money,
         stock: Option<StockLevel>,
         low_stock_threshold: Option<StockLevel>,
-        created_at: DateTime<Utc>,
     ) -> Result<Self, InvalidValue> {
         if kind == ProductKind::Service && stock.is_some() {
             return Err(InvalidValue::new("a service cannot track stock"));
         }
         Ok(Self {
-            id: ProductId::generate(),
             sku,
             name,
             kind,
             price,
             stock,
             low_stock_threshold,
-            created_at,
         })
     }
 
-    /// The new product's id.
-    pub fn id(&self) -> ProductId {
-        self.id
-    }
     /// The SKU.
     pub fn sku(&self) -> &Sku {
         &self.sku
@@ -274,10 +266,6 @@ impl NewProduct {
     /// The low-stock threshold.
     pub fn low_stock_threshold(&self) -> Option<StockLevel> {
         self.low_stock_threshold
-    }
-    /// The creation instant.
-    pub fn created_at(&self) -> DateTime<Utc> {
-        self.created_at
     }
 }
 
@@ -321,11 +309,42 @@ pub struct ProductChanges {
     pub active: Option<bool>,
 }
 
+/// A change of stock in units: not zero, at most [`StockLevel::MAX`] either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StockDelta(i64);
+
+impl StockDelta {
+    /// Parses a change of stock.
+    ///
+    /// # Errors
+    /// When `raw` is zero or beyond ±[`StockLevel::MAX`] (`i64::MIN` included).
+    pub fn parse(raw: i64) -> Result<Self, InvalidValue> {
+        if raw == 0 || !(-StockLevel::MAX..=StockLevel::MAX).contains(&raw) {
+            return Err(InvalidValue::new(
+                "delta must be a non-zero number of units, at most 1000000000000 either way",
+            ));
+        }
+        Ok(Self(raw))
+    }
+
+    /// Units added (positive) or removed (negative).
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+id_newtype!(
+    /// Identifies a recorded stock adjustment.
+    StockAdjustmentId
+);
+
 /// A change of stock with its reason, kept for audit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StockAdjustment {
+    /// The record's id.
+    pub id: StockAdjustmentId,
     /// Units added (positive) or removed (negative).
-    pub delta: i64,
+    pub delta: StockDelta,
     /// Why, e.g. "delivery" or "breakage".
     pub reason: String,
     /// When the adjustment was made.
@@ -355,9 +374,25 @@ mod tests {
             Money::new(100, eur),
             Some(StockLevel::parse(1).expect("stock")),
             None,
-            Utc::now(),
         );
         assert!(result.is_err());
+    }
+
+    #[test]
+    fn a_stock_delta_is_non_zero_and_bounded_either_way() {
+        for bad in [
+            0,
+            StockLevel::MAX + 1,
+            -StockLevel::MAX - 1,
+            i64::MIN,
+            i64::MAX,
+        ] {
+            assert!(StockDelta::parse(bad).is_err(), "{bad} should be refused");
+        }
+        assert_eq!(
+            StockDelta::parse(-StockLevel::MAX).map(StockDelta::get),
+            Ok(-StockLevel::MAX)
+        );
     }
 
     #[test]

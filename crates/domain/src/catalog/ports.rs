@@ -20,11 +20,16 @@ pub enum ProductDeletion {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait ProductRepository: Send + Sync {
-    /// Stores a new product.
+    /// Stores a new product under `id`, created at `at`.
     ///
     /// # Errors
     /// `SkuTaken` when the SKU is in use, also when two inserts race.
-    async fn insert(&self, product: NewProduct) -> Result<Product, CreateProductError>;
+    async fn insert(
+        &self,
+        id: ProductId,
+        product: NewProduct,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Product, CreateProductError>;
 
     /// One product, or `None`.
     ///

@@ -2,9 +2,11 @@ use std::sync::Arc;
 
 use super::{
     AdjustStockError, CreateProductError, DeleteProductError, NewProduct, Product, ProductChanges,
-    ProductDeletion, ProductId, ProductRepository, StockAdjustment, UpdateProductError,
+    ProductDeletion, ProductId, ProductRepository, StockAdjustment, StockAdjustmentId, StockDelta,
+    UpdateProductError,
 };
 use crate::clock::Clock;
+use crate::ids::IdSource;
 use crate::page::{Page, PageRequest};
 use crate::value::Version;
 
@@ -13,6 +15,7 @@ use crate::value::Version;
 pub struct CatalogService {
     products: Arc<dyn ProductRepository>,
     clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdSource>,
 }
 
 impl std::fmt::Debug for CatalogService {
@@ -23,27 +26,33 @@ impl std::fmt::Debug for CatalogService {
 
 impl CatalogService {
     /// A service over the given ports.
-    pub fn new(products: Arc<dyn ProductRepository>, clock: Arc<dyn Clock>) -> Self {
-        Self { products, clock }
+    pub fn new(
+        products: Arc<dyn ProductRepository>,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdSource>,
+    ) -> Self {
+        Self {
+            products,
+            clock,
+            ids,
+        }
     }
 
-    /// The service's clock, for callers that build new products.
-    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        self.clock.now()
-    }
-
-    /// Adds a product.
+    /// Adds a product, with a new id and the clock's time.
     ///
     /// # Errors
     /// `SkuTaken` when the SKU is in use.
+    #[tracing::instrument(skip_all, fields(sku = %product.sku()))]
     pub async fn create(&self, product: NewProduct) -> Result<Product, CreateProductError> {
-        self.products.insert(product).await
+        let id = ProductId::from_uuid(self.ids.new_id());
+        self.products.insert(id, product, self.clock.now()).await
     }
 
     /// One product, or `None`.
     ///
     /// # Errors
     /// When storage fails.
+    #[tracing::instrument(skip_all, fields(product_id = %id))]
     pub async fn get(&self, id: ProductId) -> anyhow::Result<Option<Product>> {
         self.products.find(id).await
     }
@@ -52,6 +61,7 @@ impl CatalogService {
     ///
     /// # Errors
     /// When storage fails.
+    #[tracing::instrument(skip_all)]
     pub async fn list(&self, page: PageRequest) -> anyhow::Result<Page<Product>> {
         self.products.list(page).await
     }
@@ -60,6 +70,7 @@ impl CatalogService {
     ///
     /// # Errors
     /// `NotFound`, `SkuTaken`, `VersionMismatch`.
+    #[tracing::instrument(skip_all, fields(product_id = %id))]
     pub async fn update(
         &self,
         id: ProductId,
@@ -77,20 +88,17 @@ impl CatalogService {
     /// `Invalid` for a zero delta, one that would take stock above
     /// [`StockLevel::MAX`](super::StockLevel::MAX), or an empty reason; `NotFound`,
     /// `NotTracked`, `InsufficientStock` from storage.
+    #[tracing::instrument(skip_all, fields(product_id = %id, delta = delta))]
     pub async fn adjust_stock(
         &self,
         id: ProductId,
         delta: i64,
         reason: &str,
     ) -> Result<Product, AdjustStockError> {
-        if delta == 0 || delta.abs() > super::StockLevel::MAX {
-            return Err(AdjustStockError::Invalid {
-                field: "delta",
-                message:
-                    "delta must be a non-zero number of units, at most 1000000000000 either way"
-                        .into(),
-            });
-        }
+        let delta = StockDelta::parse(delta).map_err(|e| AdjustStockError::Invalid {
+            field: "delta",
+            message: e.message().to_owned(),
+        })?;
         let reason = crate::value::parse_text(reason, "reason", 500).map_err(|e| {
             AdjustStockError::Invalid {
                 field: "reason",
@@ -98,6 +106,7 @@ impl CatalogService {
             }
         })?;
         let adjustment = StockAdjustment {
+            id: StockAdjustmentId::from_uuid(self.ids.new_id()),
             delta,
             reason,
             at: self.clock.now(),
@@ -109,6 +118,7 @@ impl CatalogService {
     ///
     /// # Errors
     /// `NotFound`.
+    #[tracing::instrument(skip_all, fields(product_id = %id))]
     pub async fn delete(&self, id: ProductId) -> Result<ProductDeletion, DeleteProductError> {
         self.products.delete(id, self.clock.now()).await
     }
@@ -119,6 +129,7 @@ mod tests {
     use super::*;
     use crate::catalog::MockProductRepository;
     use crate::clock::MockClock;
+    use crate::ids::MockIdSource;
     use chrono::{TimeZone, Utc};
 
     fn service(repo: MockProductRepository) -> CatalogService {
@@ -128,7 +139,9 @@ mod tests {
                 .single()
                 .expect("valid")
         });
-        CatalogService::new(Arc::new(repo), Arc::new(clock))
+        let mut ids = MockIdSource::new();
+        ids.expect_new_id().returning(uuid::Uuid::now_v7);
+        CatalogService::new(Arc::new(repo), Arc::new(clock), Arc::new(ids))
     }
 
     #[tokio::test]
@@ -137,6 +150,19 @@ mod tests {
         repo.expect_adjust_stock().never();
         let result = service(repo)
             .adjust_stock(ProductId::generate(), 0, "count")
+            .await;
+        assert!(matches!(
+            result,
+            Err(AdjustStockError::Invalid { field: "delta", .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_most_negative_delta_is_refused_as_invalid_without_touching_storage() {
+        let mut repo = MockProductRepository::new();
+        repo.expect_adjust_stock().never();
+        let result = service(repo)
+            .adjust_stock(ProductId::generate(), i64::MIN, "count")
             .await;
         assert!(matches!(
             result,
@@ -167,7 +193,7 @@ mod tests {
         repo.expect_adjust_stock()
             .withf(move |got, adj| {
                 *got == id
-                    && adj.delta == -3
+                    && adj.delta.get() == -3
                     && adj.reason == "breakage"
                     && adj.at
                         == Utc

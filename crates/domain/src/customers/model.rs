@@ -160,11 +160,9 @@ impl Customer {
     }
 }
 
-/// A customer to create.
+/// A customer to create; the customer service gives it its id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewCustomer {
-    /// The new customer's id.
-    pub id: CustomerId,
     /// The name.
     pub name: CustomerName,
     /// The e-mail address; unique, case-insensitively.

@@ -12,12 +12,13 @@ use crate::value::Version;
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait CustomerRepository: Send + Sync {
-    /// Stores a new customer.
+    /// Stores a new customer under `id`, created at `at`.
     ///
     /// # Errors
     /// `EmailTaken` when the address is in use (case-insensitively), also under races.
     async fn insert(
         &self,
+        id: CustomerId,
         customer: NewCustomer,
         at: DateTime<Utc>,
     ) -> Result<Customer, CreateCustomerError>;

@@ -5,6 +5,7 @@ use super::{
     DeleteCustomerError, NewCustomer, UpdateCustomerError,
 };
 use crate::clock::Clock;
+use crate::ids::IdSource;
 use crate::page::{Page, PageRequest};
 use crate::value::Version;
 
@@ -13,6 +14,7 @@ use crate::value::Version;
 pub struct CustomerService {
     customers: Arc<dyn CustomerRepository>,
     clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdSource>,
 }
 
 impl std::fmt::Debug for CustomerService {
@@ -23,22 +25,33 @@ impl std::fmt::Debug for CustomerService {
 
 impl CustomerService {
     /// A service over the given ports.
-    pub fn new(customers: Arc<dyn CustomerRepository>, clock: Arc<dyn Clock>) -> Self {
-        Self { customers, clock }
+    pub fn new(
+        customers: Arc<dyn CustomerRepository>,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdSource>,
+    ) -> Self {
+        Self {
+            customers,
+            clock,
+            ids,
+        }
     }
 
-    /// Creates a customer.
+    /// Creates a customer, with a new id and the clock's time.
     ///
     /// # Errors
     /// `EmailTaken`.
+    #[tracing::instrument(skip_all)]
     pub async fn create(&self, customer: NewCustomer) -> Result<Customer, CreateCustomerError> {
-        self.customers.insert(customer, self.clock.now()).await
+        let id = CustomerId::from_uuid(self.ids.new_id());
+        self.customers.insert(id, customer, self.clock.now()).await
     }
 
     /// One customer, or `None`.
     ///
     /// # Errors
     /// When storage fails.
+    #[tracing::instrument(skip_all, fields(customer_id = %id))]
     pub async fn get(&self, id: CustomerId) -> anyhow::Result<Option<Customer>> {
         self.customers.find(id).await
     }
@@ -47,6 +60,7 @@ impl CustomerService {
     ///
     /// # Errors
     /// When storage fails.
+    #[tracing::instrument(skip_all)]
     pub async fn list(&self, page: PageRequest) -> anyhow::Result<Page<Customer>> {
         self.customers.list(page).await
     }
@@ -55,6 +69,7 @@ impl CustomerService {
     ///
     /// # Errors
     /// `NotFound`, `EmailTaken`, `VersionMismatch`.
+    #[tracing::instrument(skip_all, fields(customer_id = %id))]
     pub async fn update(
         &self,
         id: CustomerId,
@@ -70,6 +85,7 @@ impl CustomerService {
     ///
     /// # Errors
     /// `NotFound`, `HasOrders`.
+    #[tracing::instrument(skip_all, fields(customer_id = %id))]
     pub async fn delete(&self, id: CustomerId) -> Result<(), DeleteCustomerError> {
         self.customers.delete(id).await
     }

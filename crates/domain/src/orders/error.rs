@@ -1,5 +1,5 @@
 use super::{OrderId, OrderStatus, SpacingWindow};
-use crate::catalog::ProductId;
+use crate::catalog::{ProductId, StockShortage};
 use crate::customers::CustomerId;
 
 /// Why requested items could not be priced.
@@ -27,16 +27,6 @@ pub struct SpacingConflict {
     pub conflicting: OrderId,
     /// The window that applies.
     pub window: SpacingWindow,
-}
-
-/// A product has fewer units in stock than asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("only {available} units of product {product_id} are in stock")]
-pub struct StockShortage {
-    /// The product.
-    pub product_id: ProductId,
-    /// Units on hand.
-    pub available: i64,
 }
 
 /// Why an order could not be placed. Nothing was written in any of these cases.

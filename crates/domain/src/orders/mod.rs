@@ -14,15 +14,17 @@ mod pricing;
 mod service;
 mod spacing;
 mod status;
+mod stock_moves;
 
+pub use crate::catalog::StockShortage;
 pub use error::{
     CancelOrderError, DeleteOrderError, PlaceOrderError, PricingError, SpacingConflict,
-    StockShortage, UpdateOrderError,
+    UpdateOrderError,
 };
 pub use model::{
     FulfillmentInfo, InvalidItems, NewOrder, Order, OrderFilter, OrderId, OrderItem, OrderItems,
     OrderLine, OrderNote, OrderNumber, OrderRef, OrderRevision, PaymentInfo, PlaceOrder, Quantity,
-    ReviseOrder, check_schedulable,
+    ReviseOrder, ScheduledAt,
 };
 #[cfg(any(test, feature = "mocks"))]
 pub use ports::MockOrderRepository;
@@ -31,3 +33,4 @@ pub use pricing::price_lines;
 pub use service::{OrderPolicy, OrderService};
 pub use spacing::{ScheduledOrder, SpacingWindow, find_conflict};
 pub use status::OrderStatus;
+pub use stock_moves::StockMoves;

@@ -1,12 +1,13 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
 
 use super::OrderStatus;
 use crate::catalog::{ProductId, ProductName, Sku};
+use crate::clock::to_micros;
 use crate::customers::CustomerId;
-use crate::money::Money;
+use crate::money::{Money, MoneyOverflow};
 use crate::value::{InvalidValue, Version, id_newtype, text_newtype};
 
 id_newtype!(
@@ -21,18 +22,42 @@ text_newtype!(
     2000
 );
 
-/// Checks that an instant is one orders can be scheduled at: between the years 1970
-/// and 9999, which every storage and client represents without surprises.
-///
-/// # Errors
-/// Outside that range.
-pub fn check_schedulable(at: DateTime<Utc>) -> Result<(), InvalidValue> {
-    if (1970..=9999).contains(&at.year()) {
-        Ok(())
-    } else {
-        Err(InvalidValue::new(
-            "must lie between the years 1970 and 9999",
-        ))
+/// An instant an order can be scheduled at, exactly as storage keeps it: between
+/// the years 1970 and 9999 (which every storage and client represents without
+/// surprises), to the microsecond, and with a leap second (`23:59:60`) read as the
+/// first instant of the next minute — so what is stored, returned on create and
+/// read back is one and the same instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ScheduledAt(DateTime<Utc>);
+
+impl ScheduledAt {
+    /// Parses an instant.
+    ///
+    /// # Errors
+    /// Outside the years 1970 to 9999.
+    pub fn parse(at: DateTime<Utc>) -> Result<Self, InvalidValue> {
+        // chrono represents a leap second as a nanosecond count of one second or
+        // more within second 59; PostgreSQL stores it as the next minute.
+        let at = match at.nanosecond().checked_sub(1_000_000_000) {
+            Some(nanos) => at
+                .with_nanosecond(nanos)
+                .and_then(|at| at.checked_add_signed(chrono::TimeDelta::seconds(1)))
+                .ok_or_else(|| InvalidValue::new("must lie between the years 1970 and 9999"))?,
+            None => at,
+        };
+        let at = to_micros(at);
+        if (1970..=9999).contains(&at.year()) {
+            Ok(Self(at))
+        } else {
+            Err(InvalidValue::new(
+                "must lie between the years 1970 and 9999",
+            ))
+        }
+    }
+
+    /// The instant.
+    pub fn get(self) -> DateTime<Utc> {
+        self.0
     }
 }
 
@@ -209,28 +234,77 @@ impl OrderItems {
 }
 
 /// A priced line of an order: the product as it was when the order was priced.
+/// Its total always fits in 64-bit minor units.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderLine {
-    /// The product.
-    pub product_id: ProductId,
-    /// Its SKU at pricing time.
-    pub sku: Sku,
-    /// Its name at pricing time.
-    pub name: ProductName,
-    /// How many units.
-    pub quantity: Quantity,
-    /// The unit price at pricing time.
-    pub unit_price: Money,
-    /// Whether the product tracks stock, so the line reserves units.
-    pub reserves_stock: bool,
+    product_id: ProductId,
+    sku: Sku,
+    name: ProductName,
+    quantity: Quantity,
+    unit_price: Money,
+    reserves_stock: bool,
+    line_total: Money,
 }
 
 impl OrderLine {
-    /// `unit_price × quantity`. Pricing has checked that this fits.
-    pub fn line_total(&self) -> Money {
+    /// A line of `quantity` units of a product at `unit_price`; `reserves_stock`
+    /// when the product tracks stock.
+    ///
+    /// # Errors
+    /// When `unit_price × quantity` does not fit in 64-bit minor units.
+    pub fn new(
+        product_id: ProductId,
+        sku: Sku,
+        name: ProductName,
+        quantity: Quantity,
+        unit_price: Money,
+        reserves_stock: bool,
+    ) -> Result<Self, MoneyOverflow> {
+        let line_total = unit_price.times(quantity.get())?;
+        Ok(Self {
+            product_id,
+            sku,
+            name,
+            quantity,
+            unit_price,
+            reserves_stock,
+            line_total,
+        })
+    }
+
+    /// The product.
+    pub fn product_id(&self) -> ProductId {
+        self.product_id
+    }
+
+    /// Its SKU at pricing time.
+    pub fn sku(&self) -> &Sku {
+        &self.sku
+    }
+
+    /// Its name at pricing time.
+    pub fn name(&self) -> &ProductName {
+        &self.name
+    }
+
+    /// How many units.
+    pub fn quantity(&self) -> Quantity {
+        self.quantity
+    }
+
+    /// The unit price at pricing time.
+    pub fn unit_price(&self) -> Money {
         self.unit_price
-            .times(self.quantity.get())
-            .unwrap_or_else(|_| Money::new(i64::MAX, self.unit_price.currency()))
+    }
+
+    /// Whether the product tracks stock, so the line reserves units.
+    pub fn reserves_stock(&self) -> bool {
+        self.reserves_stock
+    }
+
+    /// `unit_price × quantity`.
+    pub fn line_total(&self) -> Money {
+        self.line_total
     }
 }
 
@@ -257,32 +331,121 @@ pub struct FulfillmentInfo {
 /// An order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Order {
+    id: OrderId,
+    number: OrderNumber,
+    customer_id: CustomerId,
+    status: OrderStatus,
+    scheduled_at: DateTime<Utc>,
+    lines: Vec<OrderLine>,
+    total: Money,
+    note: Option<OrderNote>,
+    payment: Option<PaymentInfo>,
+    fulfillment: Option<FulfillmentInfo>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    version: Version,
+}
+
+impl Order {
+    /// Reassembles a stored order; storage only holds what Ordo wrote, so the parts
+    /// are taken as they are.
+    #[allow(clippy::too_many_arguments)]
+    pub fn restore(
+        id: OrderId,
+        number: OrderNumber,
+        customer_id: CustomerId,
+        status: OrderStatus,
+        scheduled_at: DateTime<Utc>,
+        lines: Vec<OrderLine>,
+        total: Money,
+        note: Option<OrderNote>,
+        payment: Option<PaymentInfo>,
+        fulfillment: Option<FulfillmentInfo>,
+        created_at: DateTime<Utc>,
+        updated_at: DateTime<Utc>,
+        version: Version,
+    ) -> Self {
+        Self {
+            id,
+            number,
+            customer_id,
+            status,
+            scheduled_at,
+            lines,
+            total,
+            note,
+            payment,
+            fulfillment,
+            created_at,
+            updated_at,
+            version,
+        }
+    }
+
     /// The id.
-    pub id: OrderId,
+    pub fn id(&self) -> OrderId {
+        self.id
+    }
+
     /// The human-readable number.
-    pub number: OrderNumber,
+    pub fn number(&self) -> OrderNumber {
+        self.number
+    }
+
     /// Whom the order is for.
-    pub customer_id: CustomerId,
+    pub fn customer_id(&self) -> CustomerId {
+        self.customer_id
+    }
+
     /// Where the order is in its life.
-    pub status: OrderStatus,
+    pub fn status(&self) -> OrderStatus {
+        self.status
+    }
+
     /// When the order is due.
-    pub scheduled_at: DateTime<Utc>,
+    pub fn scheduled_at(&self) -> DateTime<Utc> {
+        self.scheduled_at
+    }
+
     /// The priced lines, in the order they were given.
-    pub lines: Vec<OrderLine>,
+    pub fn lines(&self) -> &[OrderLine] {
+        &self.lines
+    }
+
     /// The sum of the line totals.
-    pub total: Money,
+    pub fn total(&self) -> Money {
+        self.total
+    }
+
     /// A free-text note.
-    pub note: Option<OrderNote>,
+    pub fn note(&self) -> Option<&OrderNote> {
+        self.note.as_ref()
+    }
+
     /// The payment, once checkout asked for one.
-    pub payment: Option<PaymentInfo>,
+    pub fn payment(&self) -> Option<&PaymentInfo> {
+        self.payment.as_ref()
+    }
+
     /// The upstream fulfilment, once requested.
-    pub fulfillment: Option<FulfillmentInfo>,
+    pub fn fulfillment(&self) -> Option<&FulfillmentInfo> {
+        self.fulfillment.as_ref()
+    }
+
     /// When the order was placed.
-    pub created_at: DateTime<Utc>,
+    pub fn created_at(&self) -> DateTime<Utc> {
+        self.created_at
+    }
+
     /// When the order last changed.
-    pub updated_at: DateTime<Utc>,
+    pub fn updated_at(&self) -> DateTime<Utc> {
+        self.updated_at
+    }
+
     /// The revision, for optimistic concurrency.
-    pub version: Version,
+    pub fn version(&self) -> Version {
+        self.version
+    }
 }
 
 /// A request to place an order.
@@ -291,7 +454,7 @@ pub struct PlaceOrder {
     /// Whom the order is for.
     pub customer_id: CustomerId,
     /// When it is due; now when `None`.
-    pub scheduled_at: Option<DateTime<Utc>>,
+    pub scheduled_at: Option<ScheduledAt>,
     /// What is ordered.
     pub items: OrderItems,
     /// A free-text note.
@@ -302,7 +465,7 @@ pub struct PlaceOrder {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReviseOrder {
     /// The new due instant.
-    pub scheduled_at: DateTime<Utc>,
+    pub scheduled_at: ScheduledAt,
     /// The new lines, replacing the old ones.
     pub items: OrderItems,
     /// The new note; `None` clears it.
@@ -425,10 +588,47 @@ mod tests {
         assert!(OrderItems::new(many).is_err());
     }
 
+    fn utc(raw: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(raw)
+            .expect("an RFC 3339 instant")
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn a_line_whose_total_does_not_fit_is_refused_not_capped() {
+        let eur = crate::money::Currency::parse("EUR").expect("currency");
+        let line = |price: i64| {
+            OrderLine::new(
+                ProductId::generate(),
+                Sku::parse("SKU-1").expect("sku"),
+                ProductName::parse("Widget").expect("name"),
+                Quantity::parse(1_000_000).expect("quantity"),
+                Money::new(price, eur),
+                false,
+            )
+        };
+        assert!(line(i64::MAX / 999_999).is_err());
+        assert_eq!(line(7).map(|l| l.line_total().minor()), Ok(7_000_000));
+    }
+
     #[test]
     fn schedules_outside_1970_to_9999_are_refused() {
-        use chrono::TimeZone;
-        assert!(check_schedulable(Utc.with_ymd_and_hms(1969, 12, 31, 0, 0, 0).unwrap()).is_err());
-        assert!(check_schedulable(Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()).is_ok());
+        assert!(ScheduledAt::parse(utc("1969-12-31T00:00:00Z")).is_err());
+        assert!(ScheduledAt::parse(utc("2026-01-01T00:00:00Z")).is_ok());
+        assert!(ScheduledAt::parse(utc("9999-12-31T23:59:60Z")).is_err());
+    }
+
+    #[test]
+    fn a_leap_second_is_the_first_instant_of_the_next_minute() {
+        let leap = ScheduledAt::parse(utc("2030-06-30T23:59:60Z")).expect("schedulable");
+        assert_eq!(leap.get(), utc("2030-07-01T00:00:00Z"));
+        let leap = ScheduledAt::parse(utc("2030-06-30T23:59:60.5Z")).expect("schedulable");
+        assert_eq!(leap.get(), utc("2030-07-01T00:00:00.5Z"));
+    }
+
+    #[test]
+    fn a_schedule_keeps_microseconds_and_drops_the_rest() {
+        let at = ScheduledAt::parse(utc("2030-01-01T09:00:00.123456789Z")).expect("schedulable");
+        assert_eq!(at.get(), utc("2030-01-01T09:00:00.123456Z"));
     }
 }

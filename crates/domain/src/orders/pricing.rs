@@ -26,10 +26,16 @@ pub fn price_lines(
         if !product.is_active() {
             return Err(PricingError::InactiveProduct(item.product_id));
         }
-        let line_total = product
-            .price()
-            .times(item.quantity.get())
-            .map_err(|_| PricingError::AmountTooLarge)?;
+        let line = OrderLine::new(
+            product.id(),
+            product.sku().clone(),
+            product.name().clone(),
+            item.quantity,
+            product.price(),
+            product.stock().is_some(),
+        )
+        .map_err(|_| PricingError::AmountTooLarge)?;
+        let line_total = line.line_total();
         total = Some(match total {
             None => line_total,
             Some(sum) if sum.currency() != line_total.currency() => {
@@ -39,14 +45,7 @@ pub fn price_lines(
                 .plus(line_total)
                 .map_err(|_| PricingError::AmountTooLarge)?,
         });
-        lines.push(OrderLine {
-            product_id: product.id(),
-            sku: product.sku().clone(),
-            name: product.name().clone(),
-            quantity: item.quantity,
-            unit_price: product.price(),
-            reserves_stock: product.stock().is_some(),
-        });
+        lines.push(line);
     }
     // OrderItems is never empty, so a total always exists.
     let total = total.ok_or(PricingError::AmountTooLarge)?;
@@ -102,8 +101,8 @@ pub(crate) mod tests {
             price_lines(&items(&[(&a, 3), (&b, 1)]), &[b.clone(), a.clone()]).expect("priced");
         assert_eq!(total.minor(), 1750);
         assert_eq!(lines[0].line_total().minor(), 750);
-        assert!(lines[0].reserves_stock);
-        assert!(!lines[1].reserves_stock);
+        assert!(lines[0].reserves_stock());
+        assert!(!lines[1].reserves_stock());
     }
 
     #[test]

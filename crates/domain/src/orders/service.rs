@@ -3,11 +3,12 @@ use std::sync::Arc;
 use super::{
     CancelOrderError, DeleteOrderError, NewOrder, Order, OrderFilter, OrderId, OrderItems,
     OrderLine, OrderRef, OrderRepository, OrderRevision, OrderStatus, PlaceOrder, PlaceOrderError,
-    PricingError, ReviseOrder, SpacingWindow, UpdateOrderError, price_lines,
+    PricingError, ReviseOrder, ScheduledAt, SpacingWindow, UpdateOrderError, price_lines,
 };
 use crate::catalog::ProductRepository;
-use crate::clock::{Clock, to_micros};
+use crate::clock::Clock;
 use crate::customers::CustomerRepository;
+use crate::ids::IdSource;
 use crate::money::Money;
 use crate::page::{Page, PageRequest};
 use crate::value::Version;
@@ -29,6 +30,7 @@ pub struct OrderService {
     products: Arc<dyn ProductRepository>,
     customers: Arc<dyn CustomerRepository>,
     clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdSource>,
     policy: OrderPolicy,
 }
 
@@ -47,6 +49,7 @@ impl OrderService {
         products: Arc<dyn ProductRepository>,
         customers: Arc<dyn CustomerRepository>,
         clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdSource>,
         policy: OrderPolicy,
     ) -> Self {
         Self {
@@ -54,6 +57,7 @@ impl OrderService {
             products,
             customers,
             clock,
+            ids,
             policy,
         }
     }
@@ -68,6 +72,7 @@ impl OrderService {
     ///
     /// # Errors
     /// `CustomerNotFound`, `Pricing`, `TooClose`, `InsufficientStock`.
+    #[tracing::instrument(skip_all, fields(customer_id = %request.customer_id))]
     pub async fn place(&self, request: PlaceOrder) -> Result<Order, PlaceOrderError> {
         let now = self.clock.now();
         if self.customers.find(request.customer_id).await?.is_none() {
@@ -75,9 +80,9 @@ impl OrderService {
         }
         let (lines, total) = self.price(&request.items).await?;
         let order = NewOrder {
-            id: OrderId::generate(),
+            id: OrderId::from_uuid(self.ids.new_id()),
             customer_id: request.customer_id,
-            scheduled_at: to_micros(request.scheduled_at.unwrap_or(now)),
+            scheduled_at: request.scheduled_at.map_or(now, ScheduledAt::get),
             lines,
             total,
             note: request.note,
@@ -90,6 +95,7 @@ impl OrderService {
     ///
     /// # Errors
     /// When storage fails.
+    #[tracing::instrument(skip_all, fields(order = ?order))]
     pub async fn get(&self, order: OrderRef) -> anyhow::Result<Option<Order>> {
         self.orders.find(order).await
     }
@@ -98,6 +104,7 @@ impl OrderService {
     ///
     /// # Errors
     /// When storage fails.
+    #[tracing::instrument(skip_all, fields(customer_id = ?filter.customer_id))]
     pub async fn list(
         &self,
         filter: OrderFilter,
@@ -113,6 +120,7 @@ impl OrderService {
     /// # Errors
     /// `NotFound`, `NotEditable`, `VersionMismatch` (only with `if_match`),
     /// `Contended` (only without), `Pricing`, `TooClose`, `InsufficientStock`.
+    #[tracing::instrument(skip_all, fields(order_id = %id))]
     pub async fn revise(
         &self,
         id: OrderId,
@@ -128,20 +136,20 @@ impl OrderService {
                 .find(OrderRef::Id(id))
                 .await?
                 .ok_or(UpdateOrderError::NotFound(id))?;
-            if if_match.is_some_and(|expected| expected != current.version) {
+            if if_match.is_some_and(|expected| expected != current.version()) {
                 return Err(UpdateOrderError::VersionMismatch(id));
             }
-            if !current.status.is_editable() {
+            if !current.status().is_editable() {
                 return Err(UpdateOrderError::NotEditable {
                     id,
-                    status: current.status,
+                    status: current.status(),
                 });
             }
             let stored = OrderRevision {
                 id,
-                customer_id: current.customer_id,
-                expected: current.version,
-                scheduled_at: to_micros(revision.scheduled_at),
+                customer_id: current.customer_id(),
+                expected: current.version(),
+                scheduled_at: revision.scheduled_at.get(),
                 lines: lines.clone(),
                 total,
                 note: revision.note.clone(),
@@ -170,6 +178,7 @@ impl OrderService {
     /// # Errors
     /// `NotFound`, `NotCancellable` (paid, pending payment or already cancelled),
     /// `Contended` when the order kept changing.
+    #[tracing::instrument(skip_all, fields(order_id = %id))]
     pub async fn cancel(&self, id: OrderId) -> Result<Order, CancelOrderError> {
         for _ in 0..OPTIMISTIC_ATTEMPTS {
             let current = self
@@ -177,18 +186,18 @@ impl OrderService {
                 .find(OrderRef::Id(id))
                 .await?
                 .ok_or(CancelOrderError::NotFound(id))?;
-            if !current.status.can_transition_to(OrderStatus::Cancelled) {
+            if !current.status().can_transition_to(OrderStatus::Cancelled) {
                 return Err(CancelOrderError::NotCancellable {
                     id,
-                    status: current.status,
+                    status: current.status(),
                 });
             }
-            let release = current.status.holds_stock();
+            let release = current.status().holds_stock();
             let moved = self
                 .orders
                 .transition(
                     id,
-                    current.version,
+                    current.version(),
                     OrderStatus::Cancelled,
                     release,
                     self.clock.now(),
@@ -205,6 +214,7 @@ impl OrderService {
     ///
     /// # Errors
     /// `NotFound`, `NotDeletable`, `Contended`.
+    #[tracing::instrument(skip_all, fields(order_id = %id))]
     pub async fn delete(&self, id: OrderId) -> Result<(), DeleteOrderError> {
         for _ in 0..OPTIMISTIC_ATTEMPTS {
             let current = self
@@ -212,16 +222,16 @@ impl OrderService {
                 .find(OrderRef::Id(id))
                 .await?
                 .ok_or(DeleteOrderError::NotFound(id))?;
-            if !current.status.is_deletable() {
+            if !current.status().is_deletable() {
                 return Err(DeleteOrderError::NotDeletable {
                     id,
-                    status: current.status,
+                    status: current.status(),
                 });
             }
-            let release = current.status.holds_stock();
+            let release = current.status().holds_stock();
             let deleted = self
                 .orders
-                .delete(id, current.version, release, self.clock.now())
+                .delete(id, current.version(), release, self.clock.now())
                 .await?;
             if deleted {
                 return Ok(());

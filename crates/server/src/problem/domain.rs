@@ -93,14 +93,7 @@ impl From<AdjustStockError> for ApiError {
                 ProblemCode::StockNotTracked,
                 format!("product {id} does not track stock"),
             ),
-            AdjustStockError::InsufficientStock {
-                product_id,
-                available,
-            } => StockShortage {
-                product_id,
-                available,
-            }
-            .into(),
+            AdjustStockError::InsufficientStock(shortage) => shortage.into(),
             AdjustStockError::Invalid { field, message } => {
                 ApiError::validation(vec![FieldError::new(field, message)])
             }

@@ -114,7 +114,6 @@ async fn create_customer(
     let customer = state
         .customers
         .create(NewCustomer {
-            id: CustomerId::generate(),
             name,
             email,
             city,

@@ -7,7 +7,7 @@ use ordo_domain::catalog::ProductId;
 use ordo_domain::customers::CustomerId;
 use ordo_domain::orders::{
     InvalidItems, Order, OrderFilter, OrderId, OrderItem, OrderItems, OrderNote, OrderRef,
-    OrderStatus, PlaceOrder, Quantity, ReviseOrder, check_schedulable,
+    OrderStatus, PlaceOrder, Quantity, ReviseOrder, ScheduledAt,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -118,38 +118,38 @@ pub struct OrderView {
 impl From<&Order> for OrderView {
     fn from(o: &Order) -> Self {
         Self {
-            id: o.id.as_uuid(),
-            number: o.number.to_string(),
-            customer_id: o.customer_id.as_uuid(),
-            status: o.status.as_str(),
-            scheduled_at: o.scheduled_at,
+            id: o.id().as_uuid(),
+            number: o.number().to_string(),
+            customer_id: o.customer_id().as_uuid(),
+            status: o.status().as_str(),
+            scheduled_at: o.scheduled_at(),
             items: o
-                .lines
+                .lines()
                 .iter()
                 .map(|l| LineView {
-                    product_id: l.product_id.as_uuid(),
-                    sku: l.sku.to_string(),
-                    name: l.name.to_string(),
-                    quantity: l.quantity.get(),
-                    unit_price_minor: l.unit_price.minor(),
+                    product_id: l.product_id().as_uuid(),
+                    sku: l.sku().to_string(),
+                    name: l.name().to_string(),
+                    quantity: l.quantity().get(),
+                    unit_price_minor: l.unit_price().minor(),
                     line_total_minor: l.line_total().minor(),
                 })
                 .collect(),
-            total_minor: o.total.minor(),
-            currency: o.total.currency().to_string(),
-            note: o.note.as_ref().map(ToString::to_string),
-            payment: o.payment.as_ref().map(|p| PaymentView {
+            total_minor: o.total().minor(),
+            currency: o.total().currency().to_string(),
+            note: o.note().map(ToString::to_string),
+            payment: o.payment().map(|p| PaymentView {
                 status: p.status.clone(),
                 reference: p.reference.clone(),
             }),
-            fulfillment: o.fulfillment.as_ref().map(|f| FulfillmentView {
+            fulfillment: o.fulfillment().map(|f| FulfillmentView {
                 status: f.status.clone(),
                 reference: f.reference.clone(),
                 attempts: f.attempts,
             }),
-            created_at: o.created_at,
-            updated_at: o.updated_at,
-            version: o.version.get(),
+            created_at: o.created_at(),
+            updated_at: o.updated_at(),
+            version: o.version().get(),
         }
     }
 }
@@ -173,7 +173,7 @@ pub struct OrderListQuery {
 }
 
 fn order_response(mut builder: actix_web::HttpResponseBuilder, order: &Order) -> HttpResponse {
-    etag(&mut builder, order.version).json(OrderView::from(order))
+    etag(&mut builder, order.version()).json(OrderView::from(order))
 }
 
 fn check_items(items: &[ItemInput]) -> Checked<OrderItems> {
@@ -196,8 +196,8 @@ fn check_items(items: &[ItemInput]) -> Checked<OrderItems> {
     })
 }
 
-fn check_schedule(name: &str, at: DateTime<Utc>) -> Checked<DateTime<Utc>> {
-    field(name, check_schedulable(at).map(|()| at))
+fn check_schedule(name: &str, at: DateTime<Utc>) -> Checked<ScheduledAt> {
+    field(name, ScheduledAt::parse(at))
 }
 
 /// Places an order: prices it, reserves stock, assigns its number.
@@ -231,7 +231,7 @@ async fn place_order(
         })
         .await?;
     let mut builder = HttpResponse::Created();
-    builder.insert_header((LOCATION, format!("/v1/orders/{}", order.id)));
+    builder.insert_header((LOCATION, format!("/v1/orders/{}", order.id())));
     Ok(order_response(builder, &order))
 }
 

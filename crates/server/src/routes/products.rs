@@ -165,15 +165,7 @@ async fn create_product(
         .check_all()?;
     let (product,) = (field(
         "stock",
-        NewProduct::new(
-            sku,
-            name,
-            kind,
-            price,
-            stock,
-            threshold,
-            state.catalog.now(),
-        ),
+        NewProduct::new(sku, name, kind, price, stock, threshold),
     ),)
         .check_all()?;
     let product = state.catalog.create(product).await?;

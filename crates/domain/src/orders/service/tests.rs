@@ -6,8 +6,12 @@ use super::*;
 use crate::catalog::{MockProductRepository, Product};
 use crate::clock::MockClock;
 use crate::customers::{City, Customer, CustomerId, CustomerName, Email, MockCustomerRepository};
+use crate::ids::MockIdSource;
 use crate::orders::pricing::tests::{items, product};
 use crate::orders::{MockOrderRepository, OrderNumber, SpacingConflict, StockShortage};
+
+/// The id the service's id source hands out.
+const NEW_ORDER_ID: uuid::Uuid = uuid::Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0001);
 
 fn noon() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 21, 12, 0, 0)
@@ -31,28 +35,47 @@ fn customer(id: CustomerId) -> Customer {
 fn stored_order(status: OrderStatus, version: i32) -> Order {
     let p = product(100, "EUR", Some(5), true);
     let (lines, total) = price_lines(&items(&[(&p, 1)]), &[p]).expect("priced");
-    Order {
-        id: OrderId::generate(),
-        number: OrderNumber::new(NaiveDate::from_ymd_opt(2026, 11, 21).expect("date"), 1)
-            .expect("number"),
-        customer_id: CustomerId::generate(),
+    Order::restore(
+        OrderId::generate(),
+        OrderNumber::new(NaiveDate::from_ymd_opt(2026, 11, 21).expect("date"), 1).expect("number"),
+        CustomerId::generate(),
         status,
-        scheduled_at: noon(),
+        noon(),
         lines,
         total,
-        note: None,
-        payment: None,
-        fulfillment: None,
-        created_at: noon(),
-        updated_at: noon(),
-        version: Version::new(version).expect("version"),
-    }
+        None,
+        None,
+        None,
+        noon(),
+        noon(),
+        Version::new(version).expect("version"),
+    )
+}
+
+/// `order` with another id, status and version.
+fn rebuilt(order: &Order, id: OrderId, status: OrderStatus, version: Version) -> Order {
+    Order::restore(
+        id,
+        order.number(),
+        order.customer_id(),
+        status,
+        order.scheduled_at(),
+        order.lines().to_vec(),
+        order.total(),
+        order.note().cloned(),
+        order.payment().cloned(),
+        order.fulfillment().cloned(),
+        order.created_at(),
+        order.updated_at(),
+        version,
+    )
 }
 
 struct Ports {
     orders: MockOrderRepository,
     products: MockProductRepository,
     customers: MockCustomerRepository,
+    ids: MockIdSource,
 }
 
 impl Ports {
@@ -61,6 +84,11 @@ impl Ports {
             orders: MockOrderRepository::new(),
             products: MockProductRepository::new(),
             customers: MockCustomerRepository::new(),
+            ids: {
+                let mut ids = MockIdSource::new();
+                ids.expect_new_id().return_const(NEW_ORDER_ID);
+                ids
+            },
         }
     }
 
@@ -87,6 +115,7 @@ impl Ports {
             Arc::new(self.products),
             Arc::new(self.customers),
             Arc::new(clock),
+            Arc::new(self.ids),
             OrderPolicy::default(),
         )
     }
@@ -168,18 +197,23 @@ async fn an_order_without_a_schedule_is_due_now_and_priced_from_the_catalog() {
         .orders
         .expect_insert()
         .withf(move |order, window| {
-            order.customer_id == customer_id
+            order.id == OrderId::from_uuid(NEW_ORDER_ID)
+                && order.customer_id == customer_id
                 && order.scheduled_at == noon()
                 && order.created_at == noon()
                 && order.total.minor() == 750
                 && order.lines.len() == 1
-                && order.lines[0].reserves_stock
+                && order.lines[0].reserves_stock()
                 && *window == SpacingWindow::default()
         })
         .returning(|order, _| {
-            let mut stored = stored_order(OrderStatus::Placed, 1);
-            stored.id = order.id;
-            Ok(stored)
+            let stored = stored_order(OrderStatus::Placed, 1);
+            Ok(rebuilt(
+                &stored,
+                order.id,
+                OrderStatus::Placed,
+                stored.version(),
+            ))
         });
 
     let placed = ports
@@ -188,7 +222,7 @@ async fn an_order_without_a_schedule_is_due_now_and_priced_from_the_catalog() {
         .await
         .expect("placed");
 
-    assert_eq!(placed.status, OrderStatus::Placed);
+    assert_eq!(placed.status(), OrderStatus::Placed);
 }
 
 #[tokio::test]
@@ -247,7 +281,7 @@ async fn a_stock_shortage_from_storage_reaches_the_caller() {
 
 fn revision_of(p: &Product) -> ReviseOrder {
     ReviseOrder {
-        scheduled_at: noon(),
+        scheduled_at: ScheduledAt::parse(noon()).expect("schedulable"),
         items: items(&[(p, 2)]),
         note: None,
     }
@@ -271,7 +305,7 @@ async fn only_placed_orders_can_be_revised() {
     let p = product(100, "EUR", None, true);
     let mut ports = Ports::new().with_products(vec![p.clone()]);
     let paid = stored_order(OrderStatus::Paid, 2);
-    let id = paid.id;
+    let id = paid.id();
     ports
         .orders
         .expect_find()
@@ -294,7 +328,7 @@ async fn a_stale_if_match_is_refused_before_any_write() {
     let p = product(100, "EUR", None, true);
     let mut ports = Ports::new().with_products(vec![p.clone()]);
     let current = stored_order(OrderStatus::Placed, 3);
-    let id = current.id;
+    let id = current.id();
     ports
         .orders
         .expect_find()
@@ -315,7 +349,7 @@ async fn without_if_match_a_concurrent_change_is_retried_against_the_fresh_order
     let p = product(100, "EUR", None, true);
     let mut ports = Ports::new().with_products(vec![p.clone()]);
     let current = stored_order(OrderStatus::Placed, 1);
-    let id = current.id;
+    let id = current.id();
     let mut seq = mockall::Sequence::new();
     let first = current.clone();
     ports
@@ -330,8 +364,12 @@ async fn without_if_match_a_concurrent_change_is_retried_against_the_fresh_order
         .times(1)
         .in_sequence(&mut seq)
         .returning(|r, _| Err(UpdateOrderError::VersionMismatch(r.id)));
-    let mut fresher = current.clone();
-    fresher.version = Version::new(2).expect("version");
+    let fresher = rebuilt(
+        &current,
+        current.id(),
+        current.status(),
+        Version::new(2).expect("version"),
+    );
     ports
         .orders
         .expect_find()
@@ -356,7 +394,7 @@ async fn without_if_match_a_concurrent_change_is_retried_against_the_fresh_order
 async fn cancelling_a_placed_order_releases_its_stock() {
     let mut ports = Ports::new();
     let placed = stored_order(OrderStatus::Placed, 4);
-    let id = placed.id;
+    let id = placed.id();
     let found = placed.clone();
     ports
         .orders
@@ -373,21 +411,24 @@ async fn cancelling_a_placed_order_releases_its_stock() {
                 && *at == noon()
         })
         .returning(move |_, _, _, _, _| {
-            let mut cancelled = placed.clone();
-            cancelled.status = OrderStatus::Cancelled;
-            Ok(Some(cancelled))
+            Ok(Some(rebuilt(
+                &placed,
+                placed.id(),
+                OrderStatus::Cancelled,
+                placed.version(),
+            )))
         });
 
     let cancelled = ports.service().cancel(id).await.expect("cancelled");
 
-    assert_eq!(cancelled.status, OrderStatus::Cancelled);
+    assert_eq!(cancelled.status(), OrderStatus::Cancelled);
 }
 
 #[tokio::test]
 async fn cancelling_after_a_failed_payment_releases_nothing_twice() {
     let mut ports = Ports::new();
     let failed = stored_order(OrderStatus::PaymentFailed, 2);
-    let id = failed.id;
+    let id = failed.id();
     let found = failed.clone();
     ports
         .orders
@@ -406,7 +447,7 @@ async fn cancelling_after_a_failed_payment_releases_nothing_twice() {
 async fn a_paid_order_cannot_be_cancelled() {
     let mut ports = Ports::new();
     let paid = stored_order(OrderStatus::Paid, 2);
-    let id = paid.id;
+    let id = paid.id();
     ports
         .orders
         .expect_find()
@@ -438,7 +479,7 @@ async fn cancelling_a_missing_order_is_not_found() {
 async fn an_order_that_keeps_changing_is_reported_as_contended() {
     let mut ports = Ports::new();
     let placed = stored_order(OrderStatus::Placed, 1);
-    let id = placed.id;
+    let id = placed.id();
     ports
         .orders
         .expect_find()
@@ -460,7 +501,7 @@ async fn an_order_that_keeps_changing_is_reported_as_contended() {
 async fn a_paid_order_cannot_be_deleted() {
     let mut ports = Ports::new();
     let paid = stored_order(OrderStatus::Paid, 2);
-    let id = paid.id;
+    let id = paid.id();
     ports
         .orders
         .expect_find()
@@ -481,7 +522,7 @@ async fn deleting_a_placed_order_releases_stock_and_a_cancelled_one_does_not() {
     for (status, expect_release) in [(OrderStatus::Placed, true), (OrderStatus::Cancelled, false)] {
         let mut ports = Ports::new();
         let order = stored_order(status, 1);
-        let id = order.id;
+        let id = order.id();
         ports
             .orders
             .expect_find()
@@ -510,7 +551,7 @@ async fn deleting_a_missing_order_is_not_found_and_a_contended_one_says_so() {
 
     let mut ports = Ports::new();
     let order = stored_order(OrderStatus::Placed, 1);
-    let id = order.id;
+    let id = order.id();
     ports
         .orders
         .expect_find()
@@ -566,7 +607,7 @@ async fn a_revision_refused_by_the_spacing_rule_is_not_retried() {
     let p = product(100, "EUR", None, true);
     let mut ports = Ports::new().with_products(vec![p.clone()]);
     let current = stored_order(OrderStatus::Placed, 1);
-    let id = current.id;
+    let id = current.id();
     let conflicting = OrderId::generate();
     ports
         .orders
@@ -596,7 +637,7 @@ async fn a_revision_short_of_stock_reports_the_product() {
     let product_id = p.id();
     let mut ports = Ports::new().with_products(vec![p.clone()]);
     let current = stored_order(OrderStatus::Placed, 1);
-    let id = current.id;
+    let id = current.id();
     ports
         .orders
         .expect_find()
@@ -640,7 +681,7 @@ async fn a_revision_that_keeps_losing_the_race_is_contended_not_a_failed_precond
     let p = product(100, "EUR", None, true);
     let mut ports = Ports::new().with_products(vec![p.clone()]);
     let current = stored_order(OrderStatus::Placed, 1);
-    let id = current.id;
+    let id = current.id();
     ports
         .orders
         .expect_find()
@@ -662,8 +703,8 @@ async fn with_if_match_an_order_deleted_meanwhile_is_not_found() {
     let p = product(100, "EUR", None, true);
     let mut ports = Ports::new().with_products(vec![p.clone()]);
     let current = stored_order(OrderStatus::Placed, 1);
-    let id = current.id;
-    let version = current.version;
+    let id = current.id();
+    let version = current.version();
     let mut seq = mockall::Sequence::new();
     ports
         .orders

@@ -1,0 +1,341 @@
+//! Orders in PostgreSQL: [`PgOrderRepository`], composed of connection-level
+//! building blocks that any transaction can use — the rows ([`rows`]), the day's
+//! number ([`numbering`]), the customer's schedule lock and spacing check
+//! ([`schedule`]) and stock moves ([`crate::stock`]). A use-case store spanning
+//! several ports (a future `PgCheckoutStore`) composes the same blocks inside its
+//! own single transaction.
+//!
+//! Lock order, the same in every transaction so that writers queue instead of
+//! deadlocking: the customer's advisory lock, then the order row, then the product
+//! rows in id order, then the day's number counter.
+
+mod numbering;
+mod rows;
+mod schedule;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use ordo_domain::orders::{
+    NewOrder, Order, OrderFilter, OrderId, OrderLine, OrderRef, OrderRepository, OrderRevision,
+    OrderStatus, PlaceOrderError, PricingError, SpacingWindow, StockMoves, UpdateOrderError,
+};
+use ordo_domain::{Page, PageRequest, Version};
+use uuid::Uuid;
+
+pub use numbering::INSERT_NUMBERED_ORDER;
+pub(crate) use numbering::insert_numbered;
+pub(crate) use rows::{OrderRow, assemble, line_rows, lines_of, replace_lines, with_lines};
+pub(crate) use schedule::{check_spacing, lock_customer_schedule};
+
+use crate::errors::{Doing, TxError, foreign_key_violation, unexpected};
+use crate::pool::{PgPool, checkout};
+use crate::schema::orders;
+use crate::stock::move_stock;
+
+/// [`OrderRepository`] over PostgreSQL.
+#[derive(Clone)]
+pub struct PgOrderRepository {
+    pool: PgPool,
+}
+
+impl std::fmt::Debug for PgOrderRepository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgOrderRepository").finish_non_exhaustive()
+    }
+}
+
+impl PgOrderRepository {
+    /// A repository using connections from `pool`.
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait]
+impl OrderRepository for PgOrderRepository {
+    #[tracing::instrument(skip_all, fields(order_id = %order.id, customer_id = %order.customer_id))]
+    async fn insert(
+        &self,
+        order: NewOrder,
+        window: SpacingWindow,
+    ) -> Result<Order, PlaceOrderError> {
+        let mut conn = checkout(&self.pool).await?;
+        let first_product = <[OrderLine]>::first(&order.lines).map(|l| l.product_id());
+        let result = conn
+            .transaction(async |conn| -> Result<Order, TxError<PlaceOrderError>> {
+                lock_customer_schedule(conn, order.customer_id).await?;
+                check_spacing(conn, order.customer_id, order.scheduled_at, None, window).await?;
+                move_stock(conn, &StockMoves::reserve(&order.lines), order.created_at).await?;
+                let lines =
+                    line_rows(order.id, &order.lines).map_err(|e| TxError::Rule(e.into()))?;
+                let number = insert_numbered(conn, &order, &lines).await?;
+                assemble(OrderRow::placed(&order, number), lines)
+                    .map_err(|e| TxError::Rule(e.into()))
+            })
+            .await;
+        result.map_err(|e| match e {
+            TxError::Database(e)
+                if foreign_key_violation(&e) == Some("orders_customer_id_fkey") =>
+            {
+                PlaceOrderError::CustomerNotFound(order.customer_id)
+            }
+            // A product was deleted between pricing and storing.
+            TxError::Database(e)
+                if foreign_key_violation(&e) == Some("order_lines_product_id_fkey") =>
+            {
+                match first_product {
+                    Some(id) => PricingError::UnknownProduct(id).into(),
+                    None => unexpected(e, "storing an order").into(),
+                }
+            }
+            TxError::Database(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::CheckViolation,
+                info,
+            )) if info.constraint_name() == Some("order_number_counters_last_value_check") => {
+                PlaceOrderError::NumbersExhausted(order.created_at.date_naive())
+            }
+            e => e.into_domain("storing an order"),
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(order = ?order))]
+    async fn find(&self, order: OrderRef) -> anyhow::Result<Option<Order>> {
+        let mut conn = checkout(&self.pool).await?;
+        // Two static queries rather than one boxed one: diesel caches only static
+        // statements as prepared statements, and this is the hottest read.
+        let row = match order {
+            OrderRef::Id(id) => {
+                orders::table
+                    .filter(orders::id.eq(id.as_uuid()))
+                    .select(OrderRow::as_select())
+                    .first(&mut conn)
+                    .await
+            }
+            OrderRef::Number(number) => {
+                orders::table
+                    .filter(orders::number.eq(number.to_string()))
+                    .select(OrderRow::as_select())
+                    .first(&mut conn)
+                    .await
+            }
+        };
+        let Some(row) = row.optional().doing("loading an order")? else {
+            return Ok(None);
+        };
+        Ok(with_lines(&mut conn, vec![row]).await?.pop())
+    }
+
+    #[tracing::instrument(skip_all, fields(customer_id = ?filter.customer_id))]
+    async fn list(&self, filter: OrderFilter, page: PageRequest) -> anyhow::Result<Page<Order>> {
+        let mut conn = checkout(&self.pool).await?;
+        let limit = i64::from(page.limit.get()) + 1;
+        // The first page continues "after" the largest UUID, so that the common
+        // shapes (all orders, one customer's) are static, prepared-statement-cached
+        // queries; other filter combinations use a boxed query.
+        let after = page.after.unwrap_or(Uuid::max());
+        let rows = match filter {
+            OrderFilter {
+                customer_id: None,
+                status: None,
+                from: None,
+                to: None,
+            } => {
+                orders::table
+                    .filter(orders::id.lt(after))
+                    .order(orders::id.desc())
+                    .limit(limit)
+                    .select(OrderRow::as_select())
+                    .load(&mut conn)
+                    .await
+            }
+            OrderFilter {
+                customer_id: Some(customer),
+                status: None,
+                from: None,
+                to: None,
+            } => {
+                orders::table
+                    .filter(orders::customer_id.eq(customer.as_uuid()))
+                    .filter(orders::id.lt(after))
+                    .order(orders::id.desc())
+                    .limit(limit)
+                    .select(OrderRow::as_select())
+                    .load(&mut conn)
+                    .await
+            }
+            filter => {
+                let mut query = orders::table
+                    .filter(orders::id.lt(after))
+                    .order(orders::id.desc())
+                    .limit(limit)
+                    .select(OrderRow::as_select())
+                    .into_boxed();
+                if let Some(customer) = filter.customer_id {
+                    query = query.filter(orders::customer_id.eq(customer.as_uuid()));
+                }
+                if let Some(status) = filter.status {
+                    query = query.filter(orders::status.eq(status.as_str()));
+                }
+                if let Some(from) = filter.from {
+                    query = query.filter(orders::scheduled_at.ge(from));
+                }
+                if let Some(to) = filter.to {
+                    query = query.filter(orders::scheduled_at.lt(to));
+                }
+                query.load(&mut conn).await
+            }
+        };
+        let rows = rows.doing("listing orders")?;
+        let orders = with_lines(&mut conn, rows).await?;
+        Ok(Page::from_overfetched(orders, page.limit, |o| {
+            o.id().as_uuid()
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(order_id = %revision.id, customer_id = %revision.customer_id))]
+    async fn revise(
+        &self,
+        revision: OrderRevision,
+        window: SpacingWindow,
+    ) -> Result<Order, UpdateOrderError> {
+        let mut conn = checkout(&self.pool).await?;
+        let id = revision.id;
+        let result = conn
+            .transaction(async |conn| -> Result<Order, TxError<UpdateOrderError>> {
+                lock_customer_schedule(conn, revision.customer_id).await?;
+                let current: Option<OrderRow> = orders::table
+                    .filter(orders::id.eq(id.as_uuid()))
+                    .filter(orders::version.eq(revision.expected.get()))
+                    .select(OrderRow::as_select())
+                    .for_update()
+                    .first(conn)
+                    .await
+                    .optional()?;
+                let Some(current) = current else {
+                    return Err(TxError::Rule(UpdateOrderError::VersionMismatch(id)));
+                };
+                check_spacing(
+                    conn,
+                    revision.customer_id,
+                    revision.scheduled_at,
+                    Some(id),
+                    window,
+                )
+                .await?;
+                let old_lines = lines_of(conn, id).await?;
+                let old =
+                    assemble(current.clone(), old_lines).map_err(|e| TxError::Rule(e.into()))?;
+                let moves = StockMoves::revise(old.lines(), &revision.lines);
+                move_stock(conn, &moves, revision.at).await?;
+                let lines = line_rows(id, &revision.lines).map_err(|e| TxError::Rule(e.into()))?;
+                replace_lines(conn, id, &lines).await?;
+                let row: OrderRow = diesel::update(orders::table.find(id.as_uuid()))
+                    .set((
+                        orders::scheduled_at.eq(revision.scheduled_at),
+                        orders::total_minor.eq(revision.total.minor()),
+                        orders::currency.eq(revision.total.currency().as_str()),
+                        orders::note.eq(revision.note.as_ref().map(|n| n.as_str().to_owned())),
+                        orders::version.eq(current.version + 1),
+                        orders::updated_at.eq(revision.at),
+                    ))
+                    .returning(OrderRow::as_returning())
+                    .get_result(conn)
+                    .await?;
+                assemble(row, lines).map_err(|e| TxError::Rule(e.into()))
+            })
+            .await;
+        result.map_err(|e| match e {
+            TxError::Database(e)
+                if foreign_key_violation(&e) == Some("order_lines_product_id_fkey") =>
+            {
+                match <[OrderLine]>::first(&revision.lines) {
+                    Some(line) => PricingError::UnknownProduct(line.product_id()).into(),
+                    None => unexpected(e, "revising an order").into(),
+                }
+            }
+            e => e.into_domain("revising an order"),
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(order_id = %id, to = %to))]
+    async fn transition(
+        &self,
+        id: OrderId,
+        expected: Version,
+        to: OrderStatus,
+        release_stock: bool,
+        at: DateTime<Utc>,
+    ) -> anyhow::Result<Option<Order>> {
+        let mut conn = checkout(&self.pool).await?;
+        let result = conn
+            .transaction(
+                async |conn| -> Result<Option<Order>, TxError<anyhow::Error>> {
+                    // The version condition is the compare-and-set; the row stays locked
+                    // until commit, so the stock release below happens exactly once.
+                    let row: Option<OrderRow> = diesel::update(
+                        orders::table
+                            .filter(orders::id.eq(id.as_uuid()))
+                            .filter(orders::version.eq(expected.get())),
+                    )
+                    .set((
+                        orders::status.eq(to.as_str()),
+                        orders::version.eq(orders::version + 1),
+                        orders::updated_at.eq(at),
+                    ))
+                    .returning(OrderRow::as_returning())
+                    .get_result(conn)
+                    .await
+                    .optional()?;
+                    let Some(row) = row else {
+                        return Ok(None);
+                    };
+                    let lines = lines_of(conn, id).await?;
+                    let order = assemble(row, lines).map_err(TxError::Rule)?;
+                    if release_stock {
+                        move_stock(conn, &StockMoves::release(order.lines()), at).await?;
+                    }
+                    Ok(Some(order))
+                },
+            )
+            .await;
+        result.map_err(|e| e.into_domain("changing an order's status"))
+    }
+
+    #[tracing::instrument(skip_all, fields(order_id = %id))]
+    async fn delete(
+        &self,
+        id: OrderId,
+        expected: Version,
+        release_stock: bool,
+        at: DateTime<Utc>,
+    ) -> anyhow::Result<bool> {
+        let mut conn = checkout(&self.pool).await?;
+        let result = conn
+            .transaction(async |conn| -> Result<bool, TxError<anyhow::Error>> {
+                let locked: Option<OrderRow> = orders::table
+                    .filter(orders::id.eq(id.as_uuid()))
+                    .filter(orders::version.eq(expected.get()))
+                    .select(OrderRow::as_select())
+                    .for_update()
+                    .first(conn)
+                    .await
+                    .optional()?;
+                let Some(locked) = locked else {
+                    return Ok(false);
+                };
+                if release_stock {
+                    let lines = lines_of(conn, id).await?;
+                    let order = assemble(locked, lines).map_err(TxError::Rule)?;
+                    move_stock(conn, &StockMoves::release(order.lines()), at).await?;
+                }
+                diesel::delete(orders::table.find(id.as_uuid()))
+                    .execute(conn)
+                    .await?;
+                Ok(true)
+            })
+            .await;
+        result.map_err(|e| e.into_domain("deleting an order"))
+    }
+}
