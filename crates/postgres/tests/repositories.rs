@@ -13,12 +13,12 @@ use ordo_domain::customers::{
     City, CreateCustomerError, Customer, CustomerName, CustomerService, Email, NewCustomer,
 };
 use ordo_domain::orders::{
-    OrderItem, OrderItems, OrderPolicy, OrderRef, OrderService, OrderStatus, PlaceOrder,
-    PlaceOrderError, Quantity, ReviseOrder, ScheduledAt, UpdateOrderError,
+    OrderItem, OrderItems, OrderRef, OrderService, OrderStatus, PlaceOrder, PlaceOrderError,
+    Quantity, ReviseOrder, ScheduledAt, UpdateOrderError,
 };
-use ordo_domain::{Currency, Money, PageLimit, PageRequest, SystemClock, UuidV7Ids};
+use ordo_domain::{Currency, Money, PageLimit, PageRequest};
+use ordo_postgres::PgPool;
 use ordo_postgres::testing::fresh_database;
-use ordo_postgres::{PgCustomerRepository, PgOrderRepository, PgPool, PgProductRepository};
 
 struct Services {
     pool: PgPool,
@@ -27,25 +27,19 @@ struct Services {
     orders: OrderService,
 }
 
+/// The services as `ordo serve` assembles them, through the same composition root.
 async fn services() -> Services {
     let db = fresh_database().await.expect("test database");
     let pool = db.pool(20).expect("pool");
-    let products = Arc::new(PgProductRepository::new(pool.clone()));
-    let customers = Arc::new(PgCustomerRepository::new(pool.clone()));
-    let orders = Arc::new(PgOrderRepository::new(pool.clone()));
-    let clock = Arc::new(SystemClock);
-    let ids = Arc::new(UuidV7Ids);
+    let assembled = ordo_server::Services::assemble(
+        &ordo_server::Adapters::postgres(&pool),
+        &ordo_server::Settings::default(),
+    )
+    .expect("services");
     Services {
-        catalog: CatalogService::new(products.clone(), clock.clone(), ids.clone()),
-        customers: CustomerService::new(customers.clone(), clock.clone(), ids.clone()),
-        orders: OrderService::new(
-            orders,
-            products,
-            customers,
-            clock,
-            ids,
-            OrderPolicy::default(),
-        ),
+        catalog: assembled.catalog,
+        customers: assembled.customers,
+        orders: assembled.orders,
         pool,
     }
 }
