@@ -24,7 +24,6 @@ async fn count(pool: &ordo_postgres::PgPool, table: &str) -> i64 {
 
 #[tokio::test]
 async fn sample_data_never_comes_back_after_the_catalog_was_emptied() {
-    use diesel_async::SimpleAsyncConnection;
     let database = fresh_database().await.expect("a database");
     let pool = database.pool(4).expect("a pool");
     let services =
@@ -41,11 +40,45 @@ async fn sample_data_never_comes_back_after_the_catalog_was_emptied() {
         matches!(first, Some(SeedOutcome::Loaded { products, .. }) if products > 0),
         "{first:?}"
     );
-    let mut conn = pool.get().await.expect("a connection");
-    conn.batch_execute("DELETE FROM order_lines; DELETE FROM orders; DELETE FROM customers; DELETE FROM stock_adjustments; DELETE FROM products")
+    // Empty the database through the services, as a user would through the API.
+    let everything = || ordo_domain::PageRequest {
+        limit: ordo_domain::PageLimit::parse(200).expect("a limit"),
+        after: None,
+    };
+    let orders = state.orders.list(Default::default(), everything()).await;
+    for order in orders.expect("orders").items {
+        state
+            .orders
+            .delete(order.id())
+            .await
+            .expect("an order is deleted");
+    }
+    for customer in state
+        .customers
+        .list(everything())
         .await
-        .expect("everything is deleted");
-    drop(conn);
+        .expect("customers")
+        .items
+    {
+        state
+            .customers
+            .delete(customer.id())
+            .await
+            .expect("a customer is deleted");
+    }
+    for product in state
+        .catalog
+        .list(everything())
+        .await
+        .expect("products")
+        .items
+    {
+        state
+            .catalog
+            .delete(product.id())
+            .await
+            .expect("a product is deleted");
+    }
 
     let after_restart = seed::load_once(&state).await.expect("a later start");
 
