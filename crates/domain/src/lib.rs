@@ -12,6 +12,7 @@ pub mod auth;
 pub mod catalog;
 pub mod clock;
 pub mod customers;
+pub mod ids;
 pub mod money;
 pub mod orders;
 pub mod page;
@@ -20,6 +21,7 @@ pub mod unavailable;
 pub mod value;
 
 pub use clock::{Clock, SystemClock, to_micros};
+pub use ids::{IdSource, UuidV7Ids};
 pub use money::{Currency, Money, MoneyOverflow};
 pub use page::{Page, PageLimit, PageRequest};
 pub use unavailable::{Dependency, Unavailable};
