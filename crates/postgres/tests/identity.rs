@@ -3,12 +3,14 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use ordo_crypto::{Argon2Hasher, JwtConfig, JwtTokens, RandomTokens};
 use ordo_domain::auth::{
-    CreateUserError, NewUser, PasswordHash, RefreshFamilyId, RefreshTokenHash, RefreshTokenStore,
-    Role, StoredRefreshToken, UserId, UserRepository,
+    AuthPolicy, AuthService, CreateUserError, LoginError, NewUser, PasswordHash, Principal,
+    RefreshError, RefreshFamilyId, RefreshTokenHash, RefreshTokenStore, Role, StoredRefreshToken,
+    UserId, UserRepository,
 };
 use ordo_domain::customers::Email;
-use ordo_domain::{Clock, PageLimit, PageRequest, SystemClock};
+use ordo_domain::{Clock, PageLimit, PageRequest, SystemClock, UuidV7Ids};
 use ordo_postgres::testing::fresh_database;
 use ordo_postgres::{PgPool, PgRefreshTokenStore, PgUserRepository};
 use uuid::Uuid;
@@ -286,4 +288,140 @@ async fn deleting_a_user_deletes_their_refresh_tokens() {
         .expect("deleted");
 
     assert_eq!(tokens.find(&hash("t")).await.expect("looked up"), None);
+}
+
+fn auth_service(pool: &PgPool) -> AuthService {
+    let tokens = JwtTokens::new(JwtConfig {
+        secret: b"an end-to-end test secret of 32+ bytes".to_vec(),
+        issuer: "ordo".to_owned(),
+        audience: "ordo-api".to_owned(),
+        leeway: TimeDelta::seconds(30),
+    })
+    .expect("tokens");
+    AuthService::new(
+        Arc::new(PgUserRepository::new(pool.clone())),
+        Arc::new(PgRefreshTokenStore::new(pool.clone())),
+        Arc::new(Argon2Hasher::insecure_fast_for_tests()),
+        Arc::new(tokens),
+        Arc::new(RandomTokens),
+        Arc::new(SystemClock),
+        Arc::new(UuidV7Ids),
+        AuthPolicy::default(),
+    )
+}
+
+const PASSWORD: &str = "correct horse battery staple";
+
+#[tokio::test]
+async fn a_refresh_token_presented_twice_ends_the_whole_login() {
+    let auth = auth_service(&pool().await);
+    let user = auth
+        .create_user("ada@example.com", PASSWORD, Role::Staff)
+        .await
+        .expect("created");
+
+    let first = auth
+        .login("ADA@example.com", PASSWORD)
+        .await
+        .expect("logged in");
+    assert_eq!(
+        auth.authenticate(&first.access_token),
+        Ok(Principal::User {
+            id: user.id,
+            role: Role::Staff
+        })
+    );
+    let second = auth
+        .refresh(first.refresh_token.expose())
+        .await
+        .expect("refreshed");
+    assert_ne!(second.refresh_token, first.refresh_token);
+    assert!(auth.authenticate(&second.access_token).is_ok());
+
+    let replayed = auth.refresh(first.refresh_token.expose()).await;
+    let after_reuse = auth.refresh(second.refresh_token.expose()).await;
+
+    assert!(
+        matches!(replayed, Err(RefreshError::TokenReused)),
+        "{replayed:?}"
+    );
+    assert!(
+        matches!(after_reuse, Err(RefreshError::InvalidToken)),
+        "{after_reuse:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_password_and_an_unknown_email_are_refused_alike() {
+    let auth = auth_service(&pool().await);
+    auth.create_user("ada@example.com", PASSWORD, Role::Staff)
+        .await
+        .expect("created");
+
+    let wrong = auth.login("ada@example.com", "not the password").await;
+    let unknown = auth.login("bob@example.com", PASSWORD).await;
+
+    assert!(
+        matches!(wrong, Err(LoginError::InvalidCredentials)),
+        "{wrong:?}"
+    );
+    assert!(
+        matches!(unknown, Err(LoginError::InvalidCredentials)),
+        "{unknown:?}"
+    );
+}
+
+#[tokio::test]
+async fn after_logout_the_refresh_token_is_refused_but_another_login_is_unaffected() {
+    let auth = auth_service(&pool().await);
+    auth.create_user("ada@example.com", PASSWORD, Role::Staff)
+        .await
+        .expect("created");
+    let phone = auth
+        .login("ada@example.com", PASSWORD)
+        .await
+        .expect("login");
+    let laptop = auth
+        .login("ada@example.com", PASSWORD)
+        .await
+        .expect("login");
+
+    auth.logout(phone.refresh_token.expose())
+        .await
+        .expect("logged out");
+
+    let phone_refresh = auth.refresh(phone.refresh_token.expose()).await;
+    assert!(
+        matches!(phone_refresh, Err(RefreshError::InvalidToken)),
+        "{phone_refresh:?}"
+    );
+    auth.refresh(laptop.refresh_token.expose())
+        .await
+        .expect("the other login still refreshes");
+}
+
+#[tokio::test]
+async fn the_first_admin_is_created_once() {
+    let auth = auth_service(&pool().await);
+
+    let first = auth
+        .bootstrap_admin("admin@example.com", PASSWORD)
+        .await
+        .expect("bootstrapped");
+    let again = auth
+        .bootstrap_admin("other@example.com", PASSWORD)
+        .await
+        .expect("checked");
+    let session = auth
+        .login("admin@example.com", PASSWORD)
+        .await
+        .expect("admin logs in");
+
+    assert!(first);
+    assert!(!again);
+    assert!(
+        auth.authenticate(&session.access_token)
+            .expect("valid")
+            .has_role(Role::Admin)
+    );
 }
