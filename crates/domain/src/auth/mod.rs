@@ -27,4 +27,4 @@ pub use ports::{
 pub use refresh::{
     RefreshFamilyId, RefreshToken, RefreshTokenHash, Rotation, StoredRefreshToken, rotation,
 };
-pub use service::{AuthPolicy, AuthService, Session};
+pub use service::{AuthPolicy, AuthService, DUMMY_PASSWORD_HASH, Session};

@@ -18,8 +18,9 @@ use crate::page::{Page, PageRequest};
 /// A hash no password matches, in the production hasher's format and parameters:
 /// a login for an unknown address is checked against it, so that it takes as long
 /// as a login with a wrong password and the timing does not tell which addresses
-/// have accounts.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$b3Jkby1kdW1teS1zYWx0IQ$oJ9MbYJcOr84HyFsmSRTGC2WG0vDCZUr25egWSaEYOQ";
+/// have accounts. A hasher adapter must read it (and answer "no match") with the
+/// same work as for a real hash; the adapter's tests check that.
+pub const DUMMY_PASSWORD_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$b3Jkby1kdW1teS1zYWx0IQ$oJ9MbYJcOr84HyFsmSRTGC2WG0vDCZUr25egWSaEYOQ";
 
 /// How long tokens live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,7 +116,7 @@ impl AuthService {
         };
         let Some(user) = self.users.find_by_email(&email).await? else {
             // The outcome is known; the work is done only so that it takes as long.
-            let dummy = PasswordHash::from_phc(DUMMY_HASH.to_owned());
+            let dummy = PasswordHash::from_phc(DUMMY_PASSWORD_HASH.to_owned());
             let _ = self.hasher.verify(&password, &dummy).await;
             return Err(LoginError::InvalidCredentials);
         };

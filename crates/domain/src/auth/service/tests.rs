@@ -217,7 +217,9 @@ async fn an_unknown_email_is_refused_like_a_wrong_password_after_one_check_of_th
         .hasher
         .expect_verify()
         .times(1)
-        .withf(|password, hash| password.expose() == PASSWORD && hash.as_str() == DUMMY_HASH)
+        .withf(|password, hash| {
+            password.expose() == PASSWORD && hash.as_str() == DUMMY_PASSWORD_HASH
+        })
         .returning(|_, _| Ok(false));
     ports.refresh_tokens.expect_insert().never();
     ports.access_tokens.expect_issue().never();
