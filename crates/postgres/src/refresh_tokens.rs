@@ -1,9 +1,16 @@
 //! Refresh tokens in PostgreSQL, by digest.
+//!
+//! Revoking a family and adding a token to it are serialised by a per-family
+//! advisory lock. Without it, a rotation that won a race could store its new token
+//! just after the loser revoked the family (each `READ COMMITTED` statement missing
+//! the other's uncommitted row), leaving one live token in a revoked family — the
+//! very token a thief who won the race would hold.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
+use diesel::sql_types::Text;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use ordo_domain::auth::{
     RefreshFamilyId, RefreshTokenHash, RefreshTokenStore, StoredRefreshToken, UserId,
 };
@@ -31,6 +38,15 @@ impl PgRefreshTokenStore {
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
     }
+}
+
+/// Holds the lock of `family` until the transaction ends.
+async fn lock_family(conn: &mut AsyncPgConnection, family: RefreshFamilyId) -> QueryResult<()> {
+    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind::<Text, _>(format!("ordo.refresh-family:{}", family.as_uuid()))
+        .execute(conn)
+        .await
+        .map(drop)
 }
 
 #[derive(Queryable, Selectable)]
@@ -73,21 +89,33 @@ impl RefreshTokenStore for PgRefreshTokenStore {
         hash: RefreshTokenHash,
         token: StoredRefreshToken,
     ) -> anyhow::Result<()> {
-        let row = NewRefreshTokenRow {
+        let family = token.family;
+        let mut row = NewRefreshTokenRow {
             hash: hash.as_str().to_owned(),
             user_id: token.user.as_uuid(),
-            family_id: token.family.as_uuid(),
+            family_id: family.as_uuid(),
             expires_at: token.expires_at,
             used_at: token.used_at,
             revoked_at: token.revoked_at,
         };
         let mut conn = checkout(&self.pool).await?;
-        diesel::insert_into(refresh_tokens::table)
-            .values(row)
-            .execute(&mut conn)
-            .await
-            .map_err(|e| unexpected(e, "storing a refresh token"))?;
-        Ok(())
+        conn.transaction(async |conn| -> QueryResult<()> {
+            lock_family(conn, family).await?;
+            // A family revoked before this token arrives revokes it too.
+            let family_revoked: Option<DateTime<Utc>> = refresh_tokens::table
+                .filter(refresh_tokens::family_id.eq(family.as_uuid()))
+                .select(diesel::dsl::min(refresh_tokens::revoked_at))
+                .get_result(conn)
+                .await?;
+            row.revoked_at = row.revoked_at.or(family_revoked);
+            diesel::insert_into(refresh_tokens::table)
+                .values(&row)
+                .execute(conn)
+                .await
+                .map(drop)
+        })
+        .await
+        .map_err(|e| unexpected(e, "storing a refresh token"))
     }
 
     async fn find(&self, hash: &RefreshTokenHash) -> anyhow::Result<Option<StoredRefreshToken>> {
@@ -126,16 +154,20 @@ impl RefreshTokenStore for PgRefreshTokenStore {
         at: DateTime<Utc>,
     ) -> anyhow::Result<()> {
         let mut conn = checkout(&self.pool).await?;
-        // A token revoked before keeps the time it was first revoked.
-        diesel::update(
-            refresh_tokens::table
-                .filter(refresh_tokens::family_id.eq(family.as_uuid()))
-                .filter(refresh_tokens::revoked_at.is_null()),
-        )
-        .set(refresh_tokens::revoked_at.eq(at))
-        .execute(&mut conn)
+        conn.transaction(async |conn| -> QueryResult<()> {
+            lock_family(conn, family).await?;
+            // A token revoked before keeps the time it was first revoked.
+            diesel::update(
+                refresh_tokens::table
+                    .filter(refresh_tokens::family_id.eq(family.as_uuid()))
+                    .filter(refresh_tokens::revoked_at.is_null()),
+            )
+            .set(refresh_tokens::revoked_at.eq(at))
+            .execute(conn)
+            .await
+            .map(drop)
+        })
         .await
-        .map_err(|e| unexpected(e, "revoking a refresh token family"))?;
-        Ok(())
+        .map_err(|e| unexpected(e, "revoking a refresh token family"))
     }
 }

@@ -263,6 +263,32 @@ async fn revoking_a_family_revokes_every_token_of_it_and_no_other() {
 }
 
 #[tokio::test]
+async fn a_token_joining_a_revoked_family_is_stored_revoked() {
+    let pool = pool().await;
+    let users = PgUserRepository::new(pool.clone());
+    let tokens = PgRefreshTokenStore::new(pool);
+    let user = users
+        .insert(new_user("ada@example.com", Role::Staff))
+        .await
+        .expect("user");
+    let family = RefreshFamilyId::from_uuid(Uuid::now_v7());
+    tokens
+        .insert(hash("old"), token_of(user.id, family))
+        .await
+        .expect("stored");
+    let at = now();
+    tokens.revoke_family(family, at).await.expect("revoked");
+
+    tokens
+        .insert(hash("late"), token_of(user.id, family))
+        .await
+        .expect("stored");
+
+    let late = tokens.find(&hash("late")).await.expect("found");
+    assert_eq!(late.and_then(|t| t.revoked_at), Some(at));
+}
+
+#[tokio::test]
 async fn deleting_a_user_deletes_their_refresh_tokens() {
     use diesel_async::RunQueryDsl;
 
@@ -423,5 +449,48 @@ async fn the_first_admin_is_created_once() {
         auth.authenticate(&session.access_token)
             .expect("valid")
             .has_role(Role::Admin)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn of_ten_racing_refreshes_of_one_token_one_wins_and_the_rest_revoke_the_login() {
+    let auth = Arc::new(auth_service(&pool().await));
+    auth.create_user("ada@example.com", PASSWORD, Role::Staff)
+        .await
+        .expect("created");
+    let session = auth
+        .login("ada@example.com", PASSWORD)
+        .await
+        .expect("login");
+    let token = session.refresh_token.expose().to_owned();
+
+    let barrier = Arc::new(tokio::sync::Barrier::new(10));
+    let racers = (0..10).map(|_| {
+        let (auth, barrier, token) = (Arc::clone(&auth), Arc::clone(&barrier), token.clone());
+        tokio::spawn(async move {
+            barrier.wait().await;
+            auth.refresh(&token).await
+        })
+    });
+    let results: Vec<_> = futures::future::join_all(racers)
+        .await
+        .into_iter()
+        .map(|r| r.expect("task"))
+        .collect();
+
+    let winners: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    assert!(
+        results
+            .iter()
+            .filter(|r| r.is_err())
+            .all(|r| matches!(r, Err(RefreshError::TokenReused))),
+        "{results:?}"
+    );
+    // Someone else presented the same token: the winner's successor is revoked too.
+    let successor = auth.refresh(winners[0].refresh_token.expose()).await;
+    assert!(
+        matches!(successor, Err(RefreshError::InvalidToken)),
+        "{successor:?}"
     );
 }

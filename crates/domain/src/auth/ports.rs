@@ -141,7 +141,9 @@ pub trait UserRepository: Send + Sync {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait RefreshTokenStore: Send + Sync {
-    /// Stores a newly issued token under its digest.
+    /// Stores a newly issued token under its digest. A token joining a family that
+    /// was revoked — before, or by a call racing with this one — is stored revoked:
+    /// a revoked family never gains a live token.
     ///
     /// # Errors
     /// When storage fails, including when the user no longer exists.
@@ -163,7 +165,8 @@ pub trait RefreshTokenStore: Send + Sync {
     async fn mark_used(&self, hash: &RefreshTokenHash, at: DateTime<Utc>) -> anyhow::Result<bool>;
 
     /// Marks every token of `family` revoked at `at` (a token revoked before keeps
-    /// its first revocation time). Tokens of other families are left alone.
+    /// its first revocation time), including one being inserted concurrently (see
+    /// [`insert`](Self::insert)). Tokens of other families are left alone.
     ///
     /// # Errors
     /// When storage fails.
