@@ -1,9 +1,11 @@
 //! Cryptographic adapters for Ordo's identity ports: Argon2id password hashing off
-//! the async executor, and HS256 access tokens with issuer, audience and a small
-//! clock-skew leeway.
+//! the async executor, HS256 access tokens with issuer, audience and a small
+//! clock-skew leeway, and random refresh tokens stored by their SHA-256 digest.
 
 mod jwt;
 mod password;
+mod refresh;
 
 pub use jwt::{JwtConfig, JwtTokens};
 pub use password::Argon2Hasher;
+pub use refresh::RandomTokens;

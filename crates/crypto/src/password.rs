@@ -123,6 +123,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_domains_dummy_hash_is_read_with_the_production_parameters_and_matches_nothing() {
+        use ordo_domain::auth::DUMMY_PASSWORD_HASH;
+
+        let hasher = Argon2Hasher::owasp();
+        let real = hasher
+            .hash(&Password::parse("correct horse battery staple").unwrap())
+            .await
+            .unwrap();
+        let params = |phc: &str| phc.split('$').take(4).collect::<Vec<_>>().join("$");
+        assert_eq!(params(DUMMY_PASSWORD_HASH), params(real.as_str()));
+
+        let dummy = PasswordHash::from_phc(DUMMY_PASSWORD_HASH.to_owned());
+        let guess = Password::offered("correct horse battery staple").unwrap();
+        assert!(!hasher.verify(&guess, &dummy).await.unwrap());
+    }
+
+    #[tokio::test]
     async fn a_garbled_stored_hash_is_an_error_not_a_match() {
         let hasher = Argon2Hasher::insecure_fast_for_tests();
         let password = Password::offered("anything").unwrap();

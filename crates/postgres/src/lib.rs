@@ -22,3 +22,9 @@ pub use migrate::run_migrations;
 pub use orders::{INSERT_NUMBERED_ORDER, PgOrderRepository};
 pub use pool::{PgPool, PoolConfig, connect_pool, ping};
 pub use products::PgProductRepository;
+
+mod refresh_tokens;
+mod users;
+
+pub use refresh_tokens::PgRefreshTokenStore;
+pub use users::PgUserRepository;

@@ -94,3 +94,27 @@ diesel::allow_tables_to_appear_in_same_query!(
     order_lines,
     order_number_counters,
 );
+
+diesel::table! {
+    users (id) {
+        id -> Uuid,
+        email -> Text,
+        email_key -> Text,
+        role -> Text,
+        password_hash -> Text,
+        created_at -> Timestamptz,
+        version -> Int4,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (hash) {
+        hash -> Text,
+        user_id -> Uuid,
+        family_id -> Uuid,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}

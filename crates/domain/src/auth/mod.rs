@@ -7,12 +7,24 @@
 //! already exchanged means someone holds a copy, so the whole family is revoked and
 //! both the thief and the user must log in again.
 
+mod error;
 mod model;
 mod ports;
 mod refresh;
+mod service;
 
+pub use error::{CreateUserError, LoginError, RefreshError};
 pub use model::{Password, PasswordHash, Principal, Role, UserId};
-pub use ports::{AccessClaims, AccessTokens, InvalidToken, PasswordHasher, StoredUser};
+pub use ports::{
+    AccessClaims, AccessTokens, InvalidToken, NewUser, PasswordHasher, RefreshTokenStore,
+    StoredUser, TokenSecrets, UserRepository,
+};
+#[cfg(any(test, feature = "mocks"))]
+pub use ports::{
+    MockAccessTokens, MockPasswordHasher, MockRefreshTokenStore, MockTokenSecrets,
+    MockUserRepository,
+};
 pub use refresh::{
     RefreshFamilyId, RefreshToken, RefreshTokenHash, Rotation, StoredRefreshToken, rotation,
 };
+pub use service::{AuthPolicy, AuthService, DUMMY_PASSWORD_HASH, Session};

@@ -1,7 +1,12 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{Password, PasswordHash, Principal, Role, UserId};
+use super::{
+    CreateUserError, Password, PasswordHash, Principal, RefreshFamilyId, RefreshToken,
+    RefreshTokenHash, Role, StoredRefreshToken, UserId,
+};
+use crate::customers::Email;
+use crate::page::{Page, PageRequest};
 
 /// Turns passwords into hashes and checks them. Hashing is deliberately slow and
 /// memory-hard; implementations run it off the async executor.
@@ -71,11 +76,111 @@ pub struct StoredUser {
     /// Who.
     pub id: UserId,
     /// Their login.
-    pub email: crate::customers::Email,
+    pub email: Email,
     /// What they may do.
     pub role: Role,
     /// Their password's hash.
     pub password_hash: PasswordHash,
     /// When they were created.
     pub created_at: DateTime<Utc>,
+}
+
+/// A user to store: the service has parsed every field and hashed the password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewUser {
+    /// Their id, decided by the service.
+    pub id: UserId,
+    /// Their login.
+    pub email: Email,
+    /// What they may do.
+    pub role: Role,
+    /// Their password's hash.
+    pub password_hash: PasswordHash,
+    /// When they are created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Storage of users.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait UserRepository: Send + Sync {
+    /// Stores `user` as version 1.
+    ///
+    /// # Errors
+    /// `EmailTaken` when another user has the same address, compared without
+    /// regard to case (`Ada@Example.com` is `ada@example.com`) — also when two
+    /// calls race: exactly one of them succeeds.
+    async fn insert(&self, user: NewUser) -> Result<StoredUser, CreateUserError>;
+
+    /// The user whose address is `email`, compared without regard to case.
+    ///
+    /// # Errors
+    /// When storage fails.
+    async fn find_by_email(&self, email: &Email) -> anyhow::Result<Option<StoredUser>>;
+
+    /// One user, or `None`.
+    ///
+    /// # Errors
+    /// When storage fails.
+    async fn find(&self, id: UserId) -> anyhow::Result<Option<StoredUser>>;
+
+    /// A page of users, newest first.
+    ///
+    /// # Errors
+    /// When storage fails.
+    async fn list(&self, page: PageRequest) -> anyhow::Result<Page<StoredUser>>;
+
+    /// How many users there are.
+    ///
+    /// # Errors
+    /// When storage fails.
+    async fn count(&self) -> anyhow::Result<u64>;
+}
+
+/// Storage of refresh tokens, by digest only.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait RefreshTokenStore: Send + Sync {
+    /// Stores a newly issued token under its digest. A token joining a family that
+    /// was revoked — before, or by a call racing with this one — is stored revoked:
+    /// a revoked family never gains a live token.
+    ///
+    /// # Errors
+    /// When storage fails, including when the user no longer exists.
+    async fn insert(&self, hash: RefreshTokenHash, token: StoredRefreshToken)
+    -> anyhow::Result<()>;
+
+    /// The token stored under `hash`, used, revoked or expired alike, or `None`.
+    ///
+    /// # Errors
+    /// When storage fails.
+    async fn find(&self, hash: &RefreshTokenHash) -> anyhow::Result<Option<StoredRefreshToken>>;
+
+    /// Marks the token used at `at` if it is not used yet, atomically: of any number
+    /// of racing calls for one token, exactly one gets `true`. `false` also when no
+    /// token is stored under `hash`.
+    ///
+    /// # Errors
+    /// When storage fails.
+    async fn mark_used(&self, hash: &RefreshTokenHash, at: DateTime<Utc>) -> anyhow::Result<bool>;
+
+    /// Marks every token of `family` revoked at `at` (a token revoked before keeps
+    /// its first revocation time), including one being inserted concurrently (see
+    /// [`insert`](Self::insert)). Tokens of other families are left alone.
+    ///
+    /// # Errors
+    /// When storage fails.
+    async fn revoke_family(&self, family: RefreshFamilyId, at: DateTime<Utc>)
+    -> anyhow::Result<()>;
+}
+
+/// Makes refresh tokens and the digests they are stored under.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait TokenSecrets: Send + Sync {
+    /// A new token with enough randomness that it cannot be guessed.
+    fn new_refresh_token(&self) -> RefreshToken;
+
+    /// The digest `token` is stored and looked up under; the same token always
+    /// gives the same digest.
+    fn digest(&self, token: &RefreshToken) -> RefreshTokenHash;
 }
