@@ -83,7 +83,8 @@ impl CatalogService {
         delta: i64,
         reason: &str,
     ) -> Result<Product, AdjustStockError> {
-        if delta == 0 || delta.abs() > super::StockLevel::MAX {
+        // `unsigned_abs`: `i64::MIN.abs()` overflows (a panic in debug builds).
+        if delta == 0 || delta.unsigned_abs() > super::StockLevel::MAX.unsigned_abs() {
             return Err(AdjustStockError::Invalid {
                 field: "delta",
                 message:
@@ -137,6 +138,19 @@ mod tests {
         repo.expect_adjust_stock().never();
         let result = service(repo)
             .adjust_stock(ProductId::generate(), 0, "count")
+            .await;
+        assert!(matches!(
+            result,
+            Err(AdjustStockError::Invalid { field: "delta", .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_most_negative_delta_is_refused_rather_than_overflowing() {
+        let mut repo = MockProductRepository::new();
+        repo.expect_adjust_stock().never();
+        let result = service(repo)
+            .adjust_stock(ProductId::generate(), i64::MIN, "count")
             .await;
         assert!(matches!(
             result,
