@@ -298,8 +298,10 @@ impl FromRequest for Staff {
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Page size, 1–200 (default 50).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
     pub limit: Option<String>,
     /// The `next_cursor` of the previous page.
+    #[param(schema_with = crate::openapi::cursor)]
     pub cursor: Option<String>,
 }
 

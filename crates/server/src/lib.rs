@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod extract;
+pub mod openapi;
 pub mod problem;
 pub mod request_context;
 pub mod routes;

@@ -21,12 +21,12 @@ use ordo_postgres::{
     ClusterError, Durability, LocalCluster, LocalClusterConfig, PgCustomerRepository,
     PgOrderRepository, PgPool, PgProductRepository, connect_pool, run_migrations,
 };
-use utoipa::OpenApi;
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::config::Settings;
 use crate::extract::MAX_BODY_BYTES;
+pub use crate::openapi::openapi;
 use crate::problem::{ApiError, FieldError};
 use crate::request_context;
 use crate::routes;
@@ -35,32 +35,6 @@ use crate::state::AppState;
 
 /// The database of the embedded cluster.
 const EMBEDDED_DATABASE: &str = "ordo";
-
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "Ordo",
-        description = "Order management: catalog, customers, orders with a spacing rule, gapless numbers and stock that never goes negative. Errors are RFC 9457 problem documents."
-    ),
-    tags(
-        (name = "operations", description = "Health, readiness, metrics"),
-        (name = "catalog", description = "Products and stock"),
-        (name = "customers", description = "Customers"),
-        (name = "orders", description = "Orders"),
-    )
-)]
-struct ApiDoc;
-
-/// The OpenAPI document of every route, collected from the same registration the
-/// server uses, so the two cannot drift apart.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    App::new()
-        .into_utoipa_app()
-        .openapi(ApiDoc::openapi())
-        .configure(routes::register)
-        .split_for_parts()
-        .1
-}
 
 /// Where the data lives: a database URL, and the local cluster if Ordo started one.
 #[derive(Debug)]

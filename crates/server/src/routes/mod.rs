@@ -28,6 +28,7 @@ pub struct ListResponse<T: ToSchema> {
     /// The items, newest first.
     pub items: Vec<T>,
     /// Pass as `?cursor=` for the next page; `null` on the last page.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 
@@ -51,6 +52,7 @@ pub struct Problem {
     /// A short summary of the kind of problem.
     pub title: String,
     /// The HTTP status.
+    #[schema(minimum = 400, maximum = 599)]
     pub status: u16,
     /// What went wrong this time.
     pub detail: String,
@@ -61,6 +63,7 @@ pub struct Problem {
     /// The request's `X-Request-Id`.
     pub request_id: String,
     /// For `validation_failed`: one entry per invalid field.
+    #[schema(nullable = false)]
     pub errors: Option<Vec<crate::problem::FieldError>>,
 }
 
