@@ -42,6 +42,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         complete_path(path, item);
     }
     constrain_schemas(&mut doc);
+    link_created_resources(&mut doc);
     doc
 }
 
@@ -73,6 +74,14 @@ pub enum ProductKindName {
     Service,
     /// A thing handed over; may track stock.
     Good,
+}
+
+/// The body of `/healthz` and `/readyz` when all is well.
+#[derive(Debug, utoipa::ToSchema)]
+pub struct HealthStatus {
+    /// `ok` (alive) or `ready` (the database answers).
+    #[schema(pattern = "^(ok|ready)$")]
+    pub status: String,
 }
 
 fn problem(description: &str) -> Response {
@@ -137,7 +146,15 @@ fn complete_operation(operation: &mut Operation, uses_database: bool, conditiona
             "The `ETag` last seen (`\"<version>\"`, or `*`); another version gives 412 `precondition_failed`. A weak tag never matches."
                 .into(),
         );
-        if_match.schema = Some(ObjectBuilder::new().schema_type(Type::String).into());
+        // RFC 9110: `*` or a list of entity tags, each optionally weak.
+        if_match.schema = Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(
+                    r#"^[ \t]*(\*|(W/)?"[\x21\x23-\x7e]*"([ \t]*,[ \t]*(W/)?"[\x21\x23-\x7e]*")*)[ \t]*$"#,
+                ))
+                .into(),
+        );
         parameters.push(RefOr::T(if_match));
     }
     let has_body = operation.request_body.is_some();
@@ -210,6 +227,62 @@ fn complete_response(status: &str, response: &mut Response) {
             "The request's id: the client's `X-Request-Id` when it is up to 200 printable ASCII characters, otherwise a new UUID",
         )),
     );
+    // These are always sent where they are documented; `Retry-After` is not (a
+    // 503 `order_numbers_exhausted` or `not_ready` has none).
+    for (name, header) in &mut response.headers {
+        if let ("X-Request-Id" | "ETag" | "Location", RefOr::T(header)) = (name.as_str(), header) {
+            header
+                .extensions
+                .get_or_insert_with(Default::default)
+                .insert("required".into(), true.into());
+        }
+    }
+}
+
+/// Where a created resource can be used next: OpenAPI links from the `201` of each
+/// create to the operations on that resource, so stateful testing (and readers)
+/// can follow them.
+fn link_created_resources(doc: &mut utoipa::openapi::OpenApi) {
+    let chains: [(&str, &[&str]); 3] = [
+        (
+            "create_product",
+            &[
+                "get_product",
+                "update_product",
+                "delete_product",
+                "adjust_stock",
+            ],
+        ),
+        (
+            "create_customer",
+            &["get_customer", "update_customer", "delete_customer"],
+        ),
+        (
+            "place_order",
+            &["get_order", "revise_order", "delete_order", "cancel_order"],
+        ),
+    ];
+    for item in doc.paths.paths.values_mut() {
+        let Some(operation) = item.post.as_mut() else {
+            continue;
+        };
+        let Some((_, targets)) = chains
+            .iter()
+            .find(|(create, _)| operation.operation_id.as_deref() == Some(*create))
+        else {
+            continue;
+        };
+        let Some(RefOr::T(created)) = operation.responses.responses.get_mut("201") else {
+            continue;
+        };
+        for target in *targets {
+            let link = utoipa::openapi::link::LinkBuilder::new()
+                .operation_id(*target)
+                .parameter("id", "$response.body#/id")
+                .build();
+            created.links.insert((*target).to_owned(), RefOr::T(link));
+        }
+    }
 }
 
 /// Whitespace as Rust's `str::trim` removes it (Unicode `White_Space`): the domain

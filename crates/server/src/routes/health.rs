@@ -10,14 +10,17 @@ use crate::problem::ApiError;
 use crate::state::AppState;
 
 /// The process is up.
-#[utoipa::path(tag = "operations", responses((status = 200, description = "Alive")))]
+#[utoipa::path(tag = "operations", responses((status = 200, description = "Alive", body = crate::openapi::HealthStatus)))]
 #[get("/healthz")]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
 /// The database answers within two seconds.
-#[utoipa::path(tag = "operations", responses((status = 200, description = "Ready"), (status = 503, description = "The database does not answer")))]
+#[utoipa::path(tag = "operations", responses(
+    (status = 200, description = "Ready", body = crate::openapi::HealthStatus),
+    (status = 503, description = "`not_ready`: the database does not answer", body = crate::routes::Problem, content_type = "application/problem+json"),
+))]
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     match tokio::time::timeout(Duration::from_secs(2), ordo_postgres::ping(&state.pool)).await {
