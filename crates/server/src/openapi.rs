@@ -17,7 +17,7 @@ use crate::routes::{self, Problem};
 #[openapi(
     info(
         title = "Ordo",
-        description = "Order management: catalog, customers, orders with a spacing rule, gapless numbers and stock that never goes negative. Errors are RFC 9457 problem documents."
+        description = "Order management: catalog, customers, orders with a spacing rule, gapless numbers and stock that never goes negative. Errors are RFC 9457 problem documents (`application/problem+json`). Every response carries `X-Request-Id`. A path below with a method it does not list answers 405 `method_not_allowed` with `Allow` naming the methods it takes; any other path answers 404 `not_found`."
     ),
     components(schemas(Problem, FieldError, OrderStatusName, ProductKindName)),
     tags(
