@@ -2,7 +2,10 @@
 
 mod concurrency;
 mod customers;
+mod hardening;
+mod lifecycle;
 mod malformed_input;
 mod operations;
 mod orders;
 mod products;
+mod sample_data;

@@ -124,7 +124,7 @@ async fn unknown_paths_and_methods_are_problem_documents() {
     assert_eq!(unknown.problem_code(), "not_found");
     assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(wrong_method.problem_code(), "method_not_allowed");
-    assert_eq!(wrong_method.header("allow"), Some("GET, POST"));
+    assert_eq!(wrong_method.header("allow"), Some("GET, HEAD, POST"));
     // Templates with different parameter names share a path: their methods combine.
     let on_one_order = app
         .send(
@@ -134,7 +134,7 @@ async fn unknown_paths_and_methods_are_problem_documents() {
         )
         .await;
     assert_eq!(on_one_order.status, StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(on_one_order.header("allow"), Some("DELETE, GET, PUT"));
+    assert_eq!(on_one_order.header("allow"), Some("DELETE, GET, HEAD, PUT"));
 }
 
 #[tokio::test]

@@ -106,7 +106,9 @@ async fn an_order_within_three_hours_of_another_is_refused_with_the_conflict_nam
 
 #[tokio::test]
 async fn the_spacing_window_is_configurable() {
-    let app = ordo_api_tests::spawn_app_with(|s| s.spacing_window_minutes = 30).await;
+    let app = spawn_app()
+        .with_settings(|s| s.orders.spacing_window_minutes = 30)
+        .await;
     let svc = app.create_product("SVC", 100, None).await;
     let customer = app.create_customer("ada@example.com", "Oslo").await;
     let order = |at: &str| json!({"customer_id": id_of(&customer), "scheduled_at": at, "items": [{"product_id": id_of(&svc), "quantity": 1}]});

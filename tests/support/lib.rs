@@ -1,34 +1,46 @@
 //! `spawn_app()`: the real Ordo application on a free port over a fresh database,
 //! with a small typed client for the tests in `api/`.
 
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 
+use chrono::{DateTime, TimeDelta, Utc};
 use diesel::QueryableByName;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use ordo_domain::Clock;
 use ordo_postgres::PgPool;
 use ordo_postgres::testing::{TestDatabase, fresh_database};
-use ordo_server::{Application, Settings};
+use ordo_server::{Application, ApplicationBuilder, Settings, StopHandle};
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
 
 /// A running application and what a test needs to talk to it. Dropping it stops
-/// the server, which closes its database connections.
+/// the server at once; [`TestApp::stop`] stops it gracefully and waits until
+/// every background task has finished.
 pub struct TestApp {
     /// `http://127.0.0.1:<port>`.
     pub address: String,
+    /// The port the server listens on.
+    pub port: u16,
     /// A client with keep-alive connections.
     pub client: reqwest::Client,
     /// The database behind the app, for assertions on stored rows.
     pub database: TestDatabase,
     /// A pool to that database.
     pub pool: PgPool,
-    server: actix_web::dev::ServerHandle,
+    stop: StopHandle,
+    finished: Option<tokio::sync::oneshot::Receiver<anyhow::Result<()>>>,
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        // The command is sent at once; the server's own thread carries it out.
-        drop(self.server.stop(false));
+        if self.finished.is_some() {
+            // The command is sent at once; the server's own thread carries it out.
+            drop(self.stop.stop(false));
+        }
     }
 }
 
@@ -41,58 +53,172 @@ impl std::fmt::Debug for TestApp {
     }
 }
 
-/// Starts the application with default settings on a new database.
-pub async fn spawn_app() -> TestApp {
-    spawn_app_with(|_| {}).await
+impl TestApp {
+    /// Stops the application gracefully, as SIGTERM does, and waits until it has
+    /// shut down completely: in-flight requests answered, background tasks
+    /// finished. Its database stays, for assertions.
+    ///
+    /// # Panics
+    /// When the application failed while serving or shutting down.
+    pub async fn stop(mut self) {
+        self.stop.stop(true).await;
+        if let Some(finished) = self.finished.take() {
+            finished
+                .await
+                .expect("the server thread reports back")
+                .expect("the application shuts down cleanly");
+        }
+    }
 }
 
-/// Starts the application after `adjust` has changed the settings.
-pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
-    if std::env::var_os("TEST_LOG").is_some() {
-        ordo_server::telemetry::init(ordo_server::LogFormat::Text);
+type SettingsChange = Box<dyn FnOnce(&mut Settings) + Send>;
+type BuilderChange = Box<dyn FnOnce(ApplicationBuilder) -> ApplicationBuilder + Send>;
+
+/// Builds a [`TestApp`]: `spawn_app().await` for the defaults, or
+/// `spawn_app().with_settings(..).with_clock(..).await`.
+#[must_use = "await it to start the application"]
+pub struct TestAppBuilder {
+    settings: Vec<SettingsChange>,
+    application: Vec<BuilderChange>,
+}
+
+/// Starts building a test application: the real application on a free port over
+/// a fresh database, with sample data off.
+pub fn spawn_app() -> TestAppBuilder {
+    TestAppBuilder {
+        settings: Vec::new(),
+        application: Vec::new(),
     }
-    let database = fresh_database().await.expect("a fresh test database");
-    let mut settings = Settings {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        database_url: Some(database.url.clone()),
-        database_pool_size: 20,
-        sample_data: false,
-        workers: Some(2),
-        shutdown_timeout_secs: 1,
-        ..Settings::default()
-    };
-    adjust(&mut settings);
-    // The server gets a thread and an actix system of its own, so that it outlives
-    // no test: it is stopped when the TestApp is dropped, whatever the test's
-    // runtime does meanwhile.
-    let (started, running) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            match Application::build(settings).await {
-                Ok(app) => {
-                    let _ = started.send(Ok((app.port(), app.handle())));
-                    let _ = app.run_until_stopped().await;
+}
+
+impl std::fmt::Debug for TestAppBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestAppBuilder")
+            .field("settings_changes", &self.settings.len())
+            .field("application_changes", &self.application.len())
+            .finish()
+    }
+}
+
+impl TestAppBuilder {
+    /// Changes the settings before the application is built.
+    pub fn with_settings(mut self, change: impl FnOnce(&mut Settings) + Send + 'static) -> Self {
+        self.settings.push(Box::new(change));
+        self
+    }
+
+    /// Uses `clock` instead of the system clock (see [`ManualClock`]).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.application
+            .push(Box::new(move |builder| builder.with_clock(clock)));
+        self
+    }
+
+    /// Starts one more background task with the application.
+    pub fn with_task<F, Fut>(mut self, name: &'static str, task: F) -> Self
+    where
+        F: FnOnce(CancellationToken) -> Fut + Send + 'static,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        self.application
+            .push(Box::new(move |builder| builder.with_task(name, task)));
+        self
+    }
+
+    /// Builds and starts the application.
+    ///
+    /// # Panics
+    /// When the application cannot be built.
+    pub async fn spawn(self) -> TestApp {
+        if std::env::var_os("TEST_LOG").is_some() {
+            ordo_server::telemetry::init(ordo_server::LogFormat::Text);
+        }
+        let database = fresh_database().await.expect("a fresh test database");
+        let mut settings = Settings {
+            sample_data: false,
+            ..Settings::default()
+        };
+        settings.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        settings.http.workers = Some(2);
+        settings.http.shutdown_timeout_secs = 1;
+        settings.database.url = Some(database.url.clone().into());
+        settings.database.pool_size = 20;
+        for change in self.settings {
+            change(&mut settings);
+        }
+        let mut builder = Application::builder(settings);
+        for change in self.application {
+            builder = change(builder);
+        }
+        // The server gets a thread and an actix system of its own, so that it outlives
+        // no test: it is stopped when the TestApp is stopped or dropped, whatever the
+        // test's runtime does meanwhile.
+        let (started, running) = tokio::sync::oneshot::channel();
+        let (done, finished) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                match builder.build().await {
+                    Ok(app) => {
+                        let _ = started.send(Ok((app.port(), app.stop_handle())));
+                        let _ = done.send(app.run_until_stopped().await);
+                    }
+                    Err(e) => {
+                        let _ = started.send(Err(e));
+                    }
                 }
-                Err(e) => {
-                    let _ = started.send(Err(e));
-                }
-            }
+            });
         });
-    });
-    let (port, server) = running
-        .await
-        .expect("the server thread reports back")
-        .expect("the application builds");
-    let address = format!("http://127.0.0.1:{port}");
-    TestApp {
-        address,
-        client: reqwest::Client::builder()
-            .pool_max_idle_per_host(256)
-            .build()
-            .expect("an HTTP client"),
-        pool: database.pool(4).expect("a pool"),
-        database,
-        server,
+        let (port, stop) = running
+            .await
+            .expect("the server thread reports back")
+            .expect("the application builds");
+        TestApp {
+            address: format!("http://127.0.0.1:{port}"),
+            port,
+            client: reqwest::Client::builder()
+                .pool_max_idle_per_host(256)
+                .build()
+                .expect("an HTTP client"),
+            pool: database.pool(4).expect("a pool"),
+            database,
+            stop,
+            finished: Some(finished),
+        }
+    }
+}
+
+impl IntoFuture for TestAppBuilder {
+    type Output = TestApp;
+    type IntoFuture = Pin<Box<dyn Future<Output = TestApp> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.spawn())
+    }
+}
+
+/// A clock a test sets and moves by hand, shared with the application it runs.
+#[derive(Debug, Clone)]
+pub struct ManualClock(Arc<Mutex<DateTime<Utc>>>);
+
+impl ManualClock {
+    /// A clock standing at `at`.
+    pub fn at(at: DateTime<Utc>) -> Self {
+        Self(Arc::new(Mutex::new(ordo_domain::to_micros(at))))
+    }
+
+    /// Moves the clock forward by `by`.
+    ///
+    /// # Panics
+    /// When the clock's lock was poisoned by a panicking test thread.
+    pub fn advance(&self, by: TimeDelta) {
+        let mut now = self.0.lock().expect("the clock's lock");
+        *now += by;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().expect("the clock's lock")
     }
 }
 

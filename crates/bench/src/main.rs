@@ -19,8 +19,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use ordo_postgres::{Durability, LocalCluster, LocalClusterConfig, connect_pool, run_migrations};
-use ordo_server::Settings;
+use ordo_postgres::{
+    Durability, LocalCluster, LocalClusterConfig, PoolConfig, connect_pool, run_migrations,
+};
+use ordo_server::{Adapters, Services, Settings};
 use serde::Serialize;
 
 use crate::load::{LoadShape, Measurement};
@@ -160,14 +162,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     };
     run_migrations(&database_url).await?;
-    let pool = connect_pool(&database_url, cli.pool_size, Duration::from_secs(30))?;
-    let state = ordo_server::startup::build_state(&Settings::default(), pool)?;
+    let pool = connect_pool(
+        &database_url,
+        &PoolConfig {
+            wait: Duration::from_secs(30),
+            ..PoolConfig::with_max_size(cli.pool_size)
+        },
+    )?;
+    let services = Services::assemble(&Adapters::postgres(&pool), &Settings::default())?;
     eprintln!(
         "seeding {} customers and {} orders …",
         cli.customers, cli.orders
     );
     let data = seed::create(
-        &state,
+        &services,
         seed::Scale {
             customers: cli.customers,
             orders: cli.orders,
@@ -237,7 +245,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         let _ = process.kill();
         let _ = process.wait();
     }
-    drop(state);
+    drop(services);
     if let Some(cluster) = cluster {
         tokio::task::spawn_blocking(move || cluster.stop()).await?;
     }
@@ -335,13 +343,13 @@ fn serve_child(database_url: String, pool_size: usize) -> anyhow::Result<()> {
         std::process::exit(0);
     });
     actix_web::rt::System::new().block_on(async move {
-        let settings = Settings {
-            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-            database_url: Some(database_url),
-            database_pool_size: pool_size,
+        let mut settings = Settings {
             sample_data: false,
             ..Settings::default()
         };
+        settings.http.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        settings.database.url = Some(database_url.into());
+        settings.database.pool_size = pool_size;
         let app = ordo_server::Application::build(settings).await?;
         println!("ORDO_BENCH_PORT={}", app.port());
         app.run_until_stopped().await

@@ -7,7 +7,7 @@ use ordo_domain::catalog::{NewProduct, Product, ProductKind, ProductName, Sku, S
 use ordo_domain::customers::{City, CustomerId, CustomerName, Email, NewCustomer};
 use ordo_domain::orders::{OrderItem, OrderItems, PlaceOrder, Quantity};
 use ordo_domain::{Currency, Money};
-use ordo_server::state::AppState;
+use ordo_server::Services;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use uuid::Uuid;
@@ -54,7 +54,7 @@ pub fn epoch() -> DateTime<Utc> {
 ///
 /// # Errors
 /// When a service refuses (a bug in this seeding) or storage fails.
-pub async fn create(state: &AppState, scale: Scale) -> anyhow::Result<Dataset> {
+pub async fn create(services: &Services, scale: Scale) -> anyhow::Result<Dataset> {
     let eur = Currency::parse("EUR").map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut products: Vec<Product> = Vec::new();
     for i in 0..40 {
@@ -73,13 +73,13 @@ pub async fn create(state: &AppState, scale: Scale) -> anyhow::Result<Dataset> {
             Money::price(100 + i64::from(i) * 10, eur)?,
             stock,
             None,
-            state.catalog.now(),
+            services.catalog.now(),
         )?;
-        products.push(state.catalog.create(product).await?);
+        products.push(services.catalog.create(product).await?);
     }
     let customers: Vec<Uuid> = stream::iter(0..scale.customers)
         .map(|i| async move {
-            let customer = state
+            let customer = services
                 .customers
                 .create(NewCustomer {
                     id: CustomerId::generate(),
@@ -102,7 +102,7 @@ pub async fn create(state: &AppState, scale: Scale) -> anyhow::Result<Dataset> {
             let mut rng = StdRng::seed_from_u64(i as u64);
             let items = pick_items(&mut rng, &product_ids);
             async move {
-                let order = state
+                let order = services
                     .orders
                     .place(PlaceOrder {
                         customer_id: CustomerId::from_uuid(customer),

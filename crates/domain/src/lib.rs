@@ -8,15 +8,19 @@
 
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod catalog;
 pub mod clock;
 pub mod customers;
 pub mod money;
 pub mod orders;
 pub mod page;
+pub mod ratelimit;
+pub mod unavailable;
 pub mod value;
 
 pub use clock::{Clock, SystemClock, to_micros};
 pub use money::{Currency, Money, MoneyOverflow};
 pub use page::{Page, PageLimit, PageRequest};
+pub use unavailable::{Dependency, Unavailable};
 pub use value::{InvalidValue, Version};

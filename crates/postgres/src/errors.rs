@@ -1,6 +1,9 @@
 //! Recognising the database errors that mean something to the domain.
 
+use std::time::Duration;
+
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use ordo_domain::{Dependency, Unavailable};
 
 /// The name of the unique constraint or index `error` violated, if that is what it is.
 pub(crate) fn unique_violation(error: &DieselError) -> Option<&str> {
@@ -23,9 +26,53 @@ pub(crate) fn foreign_key_violation(error: &DieselError) -> Option<&str> {
 }
 
 /// Turns an infrastructure failure into the `Unexpected` case of a use-case error,
-/// with a note of what was being done.
+/// with a note of what was being done. A failure that is expected to pass (a lost
+/// connection, a statement or lock timeout, a server shutting down) carries the
+/// domain's [`Unavailable`], so callers answer "try again shortly" instead of "bug".
 pub(crate) fn unexpected(error: DieselError, doing: &'static str) -> anyhow::Error {
-    anyhow::Error::new(error).context(doing)
+    match transient_reason(&error) {
+        Some(reason) => anyhow::Error::new(error)
+            .context(Unavailable::new(Dependency::Database, RETRY_AFTER, reason))
+            .context(doing),
+        None => anyhow::Error::new(error).context(doing),
+    }
+}
+
+/// How long a client is asked to wait after a transient database failure.
+pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Why `error` is worth retrying, if it is. diesel-async reports SQLSTATEs it has no
+/// kind for as `Unknown`, with PostgreSQL's message; the connection's `lc_messages`
+/// is pinned to `C` (see `pool.rs`) so these messages are stable.
+fn transient_reason(error: &DieselError) -> Option<String> {
+    match error {
+        DieselError::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            info,
+        ) => Some(format!("the connection broke: {}", info.message())),
+        DieselError::DatabaseError(DatabaseErrorKind::Unknown, info) => {
+            let message = info.message();
+            let transient = [
+                "canceling statement due to statement timeout",
+                "canceling statement due to lock timeout",
+                "terminating connection",
+                "the database system is",
+                "could not serialize access",
+                "deadlock detected",
+            ];
+            transient
+                .iter()
+                .any(|prefix| message.starts_with(prefix))
+                .then(|| message.to_owned())
+        }
+        DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, info) => {
+            Some(info.message().to_owned())
+        }
+        DieselError::BrokenTransactionManager => {
+            Some("the connection's transaction state is broken".to_owned())
+        }
+        _ => None,
+    }
 }
 
 /// A failure inside a transaction: a rule the domain understands, or the database.

@@ -5,6 +5,7 @@
 pub mod cluster;
 mod customers;
 mod errors;
+pub mod installation;
 mod migrate;
 mod orders;
 mod pool;
@@ -12,9 +13,11 @@ mod products;
 mod schema;
 pub mod testing;
 
-pub use cluster::{ClusterError, Durability, LocalCluster, LocalClusterConfig};
+pub use cluster::{
+    ClusterError, ClusterHealth, Durability, LocalCluster, LocalClusterConfig, Supervisor,
+};
 pub use customers::PgCustomerRepository;
 pub use migrate::run_migrations;
 pub use orders::{INSERT_NUMBERED_ORDER, PgOrderRepository};
-pub use pool::{DatabaseUnavailable, PgPool, connect_pool, ping};
+pub use pool::{PgPool, PoolConfig, connect_pool, ping};
 pub use products::PgProductRepository;

@@ -12,7 +12,7 @@ use tokio::sync::OnceCell;
 
 use crate::cluster::{Durability, LocalCluster, LocalClusterConfig};
 use crate::migrate::run_migrations;
-use crate::pool::{PgPool, connect_pool};
+use crate::pool::{PgPool, PoolConfig, connect_pool};
 
 const TEMPLATE: &str = "ordo_template";
 
@@ -33,7 +33,13 @@ impl TestDatabase {
     /// # Errors
     /// When the pool cannot be built.
     pub fn pool(&self, size: usize) -> anyhow::Result<PgPool> {
-        connect_pool(&self.url, size, Duration::from_secs(30))
+        connect_pool(
+            &self.url,
+            &PoolConfig {
+                wait: Duration::from_secs(30),
+                ..PoolConfig::with_max_size(size)
+            },
+        )
     }
 }
 

@@ -20,7 +20,8 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// A JSON request body. Unlike actix's `Json`, failures are problem documents that
 /// name the offending field (`items[0].quantity`): malformed JSON is 400
 /// `invalid_json`, a wrong type or unknown field is 422 `validation_failed`, a body
-/// over 1 MiB is 413, a non-JSON content type is 415.
+/// over 1 MiB is 413, a non-JSON content type is 415, a body that does not arrive
+/// before the request deadline is 408.
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
 
@@ -46,7 +47,12 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
                 return Err(ApiError::for_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
             }
             let bytes = bytes.await.map_err(|e| {
-                if e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
+                let timed_out = e
+                    .as_error::<actix_web::error::PayloadError>()
+                    .is_some_and(crate::middleware::body_deadline::is_deadline);
+                if timed_out {
+                    ApiError::for_status(StatusCode::REQUEST_TIMEOUT)
+                } else if e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
                     ApiError::for_status(StatusCode::PAYLOAD_TOO_LARGE)
                 } else {
                     ApiError::invalid_json(format!("the body could not be read: {e}"))

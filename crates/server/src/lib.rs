@@ -2,17 +2,23 @@
 //! to its domain services. Handlers stay thin: extract, call one service method,
 //! map the result.
 
+pub mod app;
 pub mod config;
+pub mod database;
 pub mod extract;
+pub mod http;
+pub mod middleware;
 pub mod openapi;
 pub mod problem;
-pub mod request_context;
+pub mod rate_limits;
 pub mod routes;
+pub mod routing;
 pub mod seed;
 mod serde_ext;
-pub mod startup;
 pub mod state;
+pub mod tasks;
 pub mod telemetry;
 
+pub use app::{Adapters, Application, ApplicationBuilder, Services, StopHandle};
 pub use config::{LogFormat, Settings};
-pub use startup::{Application, openapi};
+pub use openapi::openapi;

@@ -1,13 +1,15 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use ordo_postgres::connect_pool;
+use ordo_postgres::{PoolConfig, connect_pool};
+use ordo_server::database::prepare_database;
 use ordo_server::seed::{self, SeedOutcome};
-use ordo_server::startup::{build_state, prepare_database};
-use ordo_server::{Application, LogFormat, Settings, telemetry};
+use ordo_server::state::AppState;
+use ordo_server::tasks::TaskHealth;
+use ordo_server::{Adapters, Application, LogFormat, Services, Settings, StopHandle, telemetry};
+use secrecy::ExposeSecret;
 
 /// Ordo: an order-management backend.
 #[derive(Debug, Parser)]
@@ -52,7 +54,7 @@ struct DataArgs {
 impl DataArgs {
     fn apply(&self, settings: &mut Settings) {
         if let Some(dir) = &self.data_dir {
-            settings.data_dir.clone_from(dir);
+            settings.database.data_dir.clone_from(dir);
         }
     }
 }
@@ -68,11 +70,12 @@ async fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Serve(args) => {
             if let Some(listen) = args.listen {
-                settings.listen = listen;
+                settings.http.listen = listen;
             }
             args.data.apply(&mut settings);
             let app = Application::build(settings).await?;
             tracing::info!(port = app.port(), "serving; API docs at /docs");
+            tokio::spawn(stop_on_signals(app.stop_handle()));
             app.run_until_stopped().await
         }
         Command::Migrate(args) => {
@@ -85,11 +88,15 @@ async fn main() -> anyhow::Result<()> {
         Command::Seed(args) => {
             args.apply(&mut settings);
             let database = prepare_database(&settings).await?;
-            let pool = connect_pool(&database.url, 4, Duration::from_secs(10))?;
-            let state = build_state(&settings, pool)?;
-            let outcome = seed::load(&state, state.default_currency)
-                .await
-                .context("loading sample data")?;
+            let pool = connect_pool(database.url.expose_secret(), &PoolConfig::with_max_size(4))?;
+            let services = Services::assemble(&Adapters::postgres(&pool), &settings)?;
+            let state = AppState::new(
+                services,
+                pool,
+                ordo_server::middleware::metrics::handle(),
+                TaskHealth::default(),
+            );
+            let outcome = seed::load(&state).await.context("loading sample data")?;
             match outcome {
                 SeedOutcome::Loaded {
                     products,
@@ -108,5 +115,30 @@ async fn main() -> anyhow::Result<()> {
             drop(database);
             Ok(())
         }
+    }
+}
+
+/// SIGTERM or a first SIGINT (Ctrl-C) shuts down gracefully: stop accepting, let
+/// in-flight requests finish, then background tasks, then the embedded cluster. A
+/// second SIGINT exits at once.
+async fn stop_on_signals(app: StopHandle) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::error!("cannot listen for SIGINT/SIGTERM; stop Ordo with SIGKILL");
+        return;
+    };
+    tokio::select! {
+        _ = interrupt.recv() => tracing::info!("SIGINT: shutting down gracefully (Ctrl-C again to force)"),
+        _ = terminate.recv() => tracing::info!("SIGTERM: shutting down gracefully"),
+    }
+    tokio::spawn(async move { app.stop(true).await });
+    if interrupt.recv().await.is_some() {
+        // The embedded cluster's watchdog notices this process is gone and stops
+        // PostgreSQL (fast shutdown), so the data stays consistent.
+        tracing::warn!("second SIGINT: stopping now, in-flight requests are cut off");
+        std::process::exit(130);
     }
 }

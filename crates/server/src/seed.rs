@@ -1,7 +1,6 @@
 //! The sample catalog, customers and orders of `ordo seed` and of a first start.
 
 use chrono::{Duration, Timelike, Utc};
-use ordo_domain::Currency;
 use ordo_domain::catalog::{NewProduct, Product, ProductKind, ProductName, Sku, StockLevel};
 use ordo_domain::customers::{City, CustomerId, CustomerName, Email, NewCustomer, Phone};
 use ordo_domain::orders::{OrderItem, OrderItems, OrderNote, PlaceOrder, Quantity};
@@ -132,11 +131,34 @@ const CUSTOMERS: &[(&str, &str, &str, Option<&str>)] = &[
     ),
 ];
 
-/// Loads the sample data unless the catalog already has products.
+/// The installation marker recording that the sample data was loaded.
+const SAMPLE_DATA_MARKER: &str = "sample-data";
+
+/// Loads the sample data on the first start of a new database: once per database,
+/// recorded in the database itself, so it never comes back after the catalog was
+/// emptied. `None` when it was loaded before.
+///
+/// # Errors
+/// When storage fails; the marker is then released, so the next start tries again.
+pub async fn load_once(state: &AppState) -> anyhow::Result<Option<SeedOutcome>> {
+    if !ordo_postgres::installation::claim_marker(&state.pool, SAMPLE_DATA_MARKER).await? {
+        return Ok(None);
+    }
+    match load(state).await {
+        Ok(outcome) => Ok(Some(outcome)),
+        Err(e) => {
+            ordo_postgres::installation::release_marker(&state.pool, SAMPLE_DATA_MARKER).await?;
+            Err(e)
+        }
+    }
+}
+
+/// Loads the sample data unless the catalog already has products (`ordo seed`).
 ///
 /// # Errors
 /// When storage fails or a rule refuses a sample (which would be a bug here).
-pub async fn load(state: &AppState, currency: Currency) -> anyhow::Result<SeedOutcome> {
+pub async fn load(state: &AppState) -> anyhow::Result<SeedOutcome> {
+    let currency = state.default_currency;
     let probe = PageRequest {
         limit: PageLimit::parse(1).map_err(|e| anyhow::anyhow!("{e}"))?,
         after: None,

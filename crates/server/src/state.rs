@@ -6,6 +6,9 @@ use ordo_domain::customers::CustomerService;
 use ordo_domain::orders::OrderService;
 use ordo_postgres::PgPool;
 
+use crate::app::Services;
+use crate::tasks::TaskHealth;
+
 /// The services and resources shared by all workers.
 #[derive(Clone)]
 pub struct AppState {
@@ -15,12 +18,44 @@ pub struct AppState {
     pub customers: CustomerService,
     /// Orders.
     pub orders: OrderService,
-    /// The pool, for readiness checks.
-    pub pool: PgPool,
     /// The currency of products created without one.
     pub default_currency: Currency,
+    /// The pool, for readiness checks.
+    pub pool: PgPool,
     /// Renders `/metrics`.
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// Which background tasks died, for readiness checks.
+    pub tasks: TaskHealth,
+    /// Whether the embedded PostgreSQL is up (it is being restarted otherwise);
+    /// `None` with an external database.
+    pub database_health: Option<ordo_postgres::ClusterHealth>,
+}
+
+impl AppState {
+    /// The state of an application with these services.
+    pub fn new(
+        services: Services,
+        pool: PgPool,
+        metrics: metrics_exporter_prometheus::PrometheusHandle,
+        tasks: TaskHealth,
+    ) -> Self {
+        let Services {
+            catalog,
+            customers,
+            orders,
+            default_currency,
+        } = services;
+        Self {
+            catalog,
+            customers,
+            orders,
+            default_currency,
+            pool,
+            metrics,
+            tasks,
+            database_health: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for AppState {

@@ -4,8 +4,7 @@ use actix_web::http::header::LOCATION;
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, Utc};
 use ordo_domain::customers::{
-    City, CreateCustomerError, Customer, CustomerChanges, CustomerId, CustomerName,
-    DeleteCustomerError, Email, NewCustomer, Phone, UpdateCustomerError,
+    City, Customer, CustomerChanges, CustomerId, CustomerName, Email, NewCustomer, Phone,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -16,7 +15,7 @@ use super::ListResponse;
 use crate::extract::{
     CheckAll, IfMatch, JsonBody, PageQuery, Staff, clearable, etag, field, optional,
 };
-use crate::problem::ApiError;
+use crate::problem::{ApiError, customer_not_found};
 use crate::state::AppState;
 
 pub(super) fn routes(config: &mut ServiceConfig) {
@@ -101,55 +100,6 @@ fn customer_response(
     etag(&mut builder, customer.version()).json(CustomerView::from(customer))
 }
 
-pub(crate) fn not_found(id: CustomerId) -> ApiError {
-    ApiError::not_found(
-        "customer_not_found",
-        format!("customer {id} does not exist"),
-    )
-}
-
-fn email_taken() -> ApiError {
-    ApiError::conflict(
-        "email_taken",
-        "a customer with this e-mail address already exists",
-    )
-}
-
-impl From<CreateCustomerError> for ApiError {
-    fn from(e: CreateCustomerError) -> Self {
-        match e {
-            CreateCustomerError::EmailTaken => email_taken(),
-            CreateCustomerError::Unexpected(e) => ApiError::internal(e),
-        }
-    }
-}
-
-impl From<UpdateCustomerError> for ApiError {
-    fn from(e: UpdateCustomerError) -> Self {
-        match e {
-            UpdateCustomerError::NotFound(id) => not_found(id),
-            UpdateCustomerError::EmailTaken => email_taken(),
-            UpdateCustomerError::VersionMismatch(id) => ApiError::precondition_failed(format!(
-                "customer {id} has changed since that version"
-            )),
-            UpdateCustomerError::Unexpected(e) => ApiError::internal(e),
-        }
-    }
-}
-
-impl From<DeleteCustomerError> for ApiError {
-    fn from(e: DeleteCustomerError) -> Self {
-        match e {
-            DeleteCustomerError::NotFound(id) => not_found(id),
-            DeleteCustomerError::HasOrders(id) => ApiError::conflict(
-                "customer_has_orders",
-                format!("customer {id} has orders; delete or keep them first"),
-            ),
-            DeleteCustomerError::Unexpected(e) => ApiError::internal(e),
-        }
-    }
-}
-
 /// Creates a customer.
 #[utoipa::path(tag = "customers", request_body = CustomerInput, responses(
     (status = 201, body = CustomerView, headers(("Location" = String, description = "The new customer's URL"), ("ETag" = String, description = "The customer's version"))),
@@ -216,7 +166,7 @@ async fn get_customer(
         .customers
         .get(id)
         .await?
-        .ok_or_else(|| not_found(id))?;
+        .ok_or_else(|| customer_not_found(id))?;
     Ok(customer_response(HttpResponse::Ok(), &customer))
 }
 

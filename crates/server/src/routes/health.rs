@@ -2,11 +2,10 @@
 
 use std::time::Duration;
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, web};
 use serde_json::json;
 
-use crate::problem::ApiError;
+use crate::problem::{ApiError, ProblemCode};
 use crate::state::AppState;
 
 /// The process is up.
@@ -16,13 +15,22 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// The database answers within two seconds.
+/// The database answers within two seconds and no background task has died.
 #[utoipa::path(tag = "operations", responses(
     (status = 200, description = "Ready", body = crate::openapi::HealthStatus),
-    (status = 503, description = "`not_ready`: the database does not answer", body = crate::routes::Problem, content_type = "application/problem+json"),
+    (status = 503, description = "`not_ready`: the database does not answer, the embedded cluster is restarting or a background task died", body = crate::routes::Problem, content_type = "application/problem+json"),
 ))]
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if state.database_health.as_ref().is_some_and(|h| !h.is_up()) {
+        return Err(not_ready("the embedded PostgreSQL server is restarting"));
+    }
+    if let Some(failure) = state.tasks.failures().first() {
+        return Err(not_ready(&format!(
+            "the background task {} died: {}",
+            failure.task, failure.reason
+        )));
+    }
     match tokio::time::timeout(Duration::from_secs(2), ordo_postgres::ping(&state.pool)).await {
         Ok(Ok(())) => Ok(HttpResponse::Ok().json(json!({"status": "ready"}))),
         Ok(Err(e)) => {
@@ -34,12 +42,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 }
 
 fn not_ready(detail: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "not_ready",
-        "Not ready",
-        detail,
-    )
+    ApiError::new(ProblemCode::NotReady, detail)
 }
 
 /// Prometheus text exposition.

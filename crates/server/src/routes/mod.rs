@@ -11,6 +11,7 @@ use utoipa_actix_web::scope;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::extract::encode_cursor;
+pub use crate::problem::Problem;
 
 /// Registers the versioned API.
 pub fn v1(config: &mut ServiceConfig) {
@@ -28,7 +29,6 @@ pub struct ListResponse<T: ToSchema> {
     /// The items, newest first.
     pub items: Vec<T>,
     /// Pass as `?cursor=` for the next page; `null` on the last page.
-    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 
@@ -41,30 +41,6 @@ impl<T: ToSchema> ListResponse<T> {
             next_cursor,
         }
     }
-}
-
-/// An RFC 9457 problem document, as every error is answered.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Problem {
-    /// `/problems/<code>`.
-    #[serde(rename = "type")]
-    pub problem_type: String,
-    /// A short summary of the kind of problem.
-    pub title: String,
-    /// The HTTP status.
-    #[schema(minimum = 400, maximum = 599)]
-    pub status: u16,
-    /// What went wrong this time.
-    pub detail: String,
-    /// The request path.
-    pub instance: String,
-    /// A stable code to branch on.
-    pub code: String,
-    /// The request's `X-Request-Id`.
-    pub request_id: String,
-    /// For `validation_failed`: one entry per invalid field.
-    #[schema(nullable = false)]
-    pub errors: Option<Vec<crate::problem::FieldError>>,
 }
 
 /// Registers every route: operations at the root, the API under `/v1`.

@@ -6,9 +6,8 @@ use chrono::{DateTime, Utc};
 use ordo_domain::catalog::ProductId;
 use ordo_domain::customers::CustomerId;
 use ordo_domain::orders::{
-    CancelOrderError, DeleteOrderError, InvalidItems, Order, OrderFilter, OrderId, OrderItem,
-    OrderItems, OrderNote, OrderRef, OrderStatus, PlaceOrder, PlaceOrderError, PricingError,
-    Quantity, ReviseOrder, SpacingConflict, StockShortage, UpdateOrderError, check_schedulable,
+    InvalidItems, Order, OrderFilter, OrderId, OrderItem, OrderItems, OrderNote, OrderRef,
+    OrderStatus, PlaceOrder, Quantity, ReviseOrder, check_schedulable,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -20,7 +19,7 @@ use crate::extract::{
     CheckAll, Checked, IfMatch, JsonBody, PageQuery, Staff, check_each, etag, field, optional,
     parse_instant, parse_uuid,
 };
-use crate::problem::{ApiError, FieldError};
+use crate::problem::{ApiError, FieldError, order_not_found};
 use crate::state::AppState;
 
 pub(super) fn routes(config: &mut ServiceConfig) {
@@ -196,10 +195,6 @@ fn order_response(mut builder: actix_web::HttpResponseBuilder, order: &Order) ->
     etag(&mut builder, order.version).json(OrderView::from(order))
 }
 
-fn order_not_found(id: impl std::fmt::Display) -> ApiError {
-    ApiError::not_found("order_not_found", format!("order {id} does not exist"))
-}
-
 fn check_items(items: &[ItemInput]) -> Checked<OrderItems> {
     let parsed = check_each(items.iter().enumerate().map(|(i, item)| {
         field(
@@ -222,134 +217,6 @@ fn check_items(items: &[ItemInput]) -> Checked<OrderItems> {
 
 fn check_schedule(name: &str, at: DateTime<Utc>) -> Checked<DateTime<Utc>> {
     field(name, check_schedulable(at).map(|()| at))
-}
-
-impl From<PricingError> for ApiError {
-    fn from(e: PricingError) -> Self {
-        let detail = e.to_string();
-        match e {
-            PricingError::UnknownProduct(id) => ApiError::new(
-                actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
-                "unknown_product",
-                "Unknown product",
-                detail,
-            )
-            .with("product_id", id.to_string()),
-            PricingError::InactiveProduct(id) => ApiError::new(
-                actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
-                "inactive_product",
-                "Inactive product",
-                detail,
-            )
-            .with("product_id", id.to_string()),
-            PricingError::MixedCurrencies => ApiError::new(
-                actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
-                "mixed_currencies",
-                "Mixed currencies",
-                detail,
-            ),
-            PricingError::AmountTooLarge => ApiError::new(
-                actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
-                "amount_too_large",
-                "Amount too large",
-                detail,
-            ),
-        }
-    }
-}
-
-impl From<SpacingConflict> for ApiError {
-    fn from(c: SpacingConflict) -> Self {
-        ApiError::conflict("order_too_close", c.to_string())
-            .with("conflicting_order_id", c.conflicting.to_string())
-            .with("window_minutes", c.window.minutes())
-    }
-}
-
-impl From<StockShortage> for ApiError {
-    fn from(s: StockShortage) -> Self {
-        ApiError::conflict("insufficient_stock", s.to_string())
-            .with("product_id", s.product_id.to_string())
-            .with("available", s.available)
-    }
-}
-
-impl From<PlaceOrderError> for ApiError {
-    fn from(e: PlaceOrderError) -> Self {
-        match e {
-            PlaceOrderError::CustomerNotFound(id) => super::customers::not_found(id),
-            PlaceOrderError::Pricing(e) => e.into(),
-            PlaceOrderError::TooClose(c) => c.into(),
-            PlaceOrderError::InsufficientStock(s) => s.into(),
-            PlaceOrderError::NumbersExhausted(day) => ApiError::new(
-                actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-                "order_numbers_exhausted",
-                "Order numbers exhausted",
-                format!(
-                    "all 999999 order numbers of {day} are used; orders can be placed again tomorrow (UTC)"
-                ),
-            ),
-            PlaceOrderError::Unexpected(e) => ApiError::internal(e),
-        }
-    }
-}
-
-impl From<UpdateOrderError> for ApiError {
-    fn from(e: UpdateOrderError) -> Self {
-        match e {
-            UpdateOrderError::NotFound(id) => order_not_found(id),
-            UpdateOrderError::NotEditable { id, status } => ApiError::conflict(
-                "order_not_editable",
-                format!("order {id} is {status}; only placed orders can be changed"),
-            )
-            .with("status", status.as_str()),
-            UpdateOrderError::VersionMismatch(id) => {
-                ApiError::precondition_failed(format!("order {id} has changed since that version"))
-            }
-            UpdateOrderError::Contended(id) => contended(id),
-            UpdateOrderError::Pricing(e) => e.into(),
-            UpdateOrderError::TooClose(c) => c.into(),
-            UpdateOrderError::InsufficientStock(s) => s.into(),
-            UpdateOrderError::Unexpected(e) => ApiError::internal(e),
-        }
-    }
-}
-
-fn contended(id: OrderId) -> ApiError {
-    ApiError::conflict(
-        "order_contended",
-        format!("order {id} is being changed concurrently; try again"),
-    )
-}
-
-impl From<CancelOrderError> for ApiError {
-    fn from(e: CancelOrderError) -> Self {
-        match e {
-            CancelOrderError::NotFound(id) => order_not_found(id),
-            CancelOrderError::NotCancellable { id, status } => ApiError::conflict(
-                "order_not_cancellable",
-                format!("order {id} is {status} and cannot be cancelled"),
-            )
-            .with("status", status.as_str()),
-            CancelOrderError::Contended(id) => contended(id),
-            CancelOrderError::Unexpected(e) => ApiError::internal(e),
-        }
-    }
-}
-
-impl From<DeleteOrderError> for ApiError {
-    fn from(e: DeleteOrderError) -> Self {
-        match e {
-            DeleteOrderError::NotFound(id) => order_not_found(id),
-            DeleteOrderError::NotDeletable { id, status } => ApiError::conflict(
-                "order_not_deletable",
-                format!("order {id} is {status} and cannot be deleted"),
-            )
-            .with("status", status.as_str()),
-            DeleteOrderError::Contended(id) => contended(id),
-            DeleteOrderError::Unexpected(e) => ApiError::internal(e),
-        }
-    }
 }
 
 /// Places an order: prices it, reserves stock, assigns its number.

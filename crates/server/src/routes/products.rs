@@ -4,8 +4,8 @@ use actix_web::http::header::LOCATION;
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, Utc};
 use ordo_domain::catalog::{
-    AdjustStockError, CreateProductError, DeleteProductError, NewProduct, PriceMinor, Product,
-    ProductChanges, ProductId, ProductKind, ProductName, Sku, StockLevel, UpdateProductError,
+    NewProduct, PriceMinor, Product, ProductChanges, ProductId, ProductKind, ProductName, Sku,
+    StockLevel,
 };
 use ordo_domain::{Currency, Money};
 use serde::{Deserialize, Serialize};
@@ -17,7 +17,7 @@ use super::ListResponse;
 use crate::extract::{
     CheckAll, IfMatch, JsonBody, PageQuery, Staff, clearable, etag, field, optional,
 };
-use crate::problem::ApiError;
+use crate::problem::{ApiError, product_not_found};
 use crate::state::AppState;
 
 pub(super) fn routes(config: &mut ServiceConfig) {
@@ -146,74 +146,6 @@ fn product_response(
     etag(&mut builder, product.version()).json(ProductView::from(product))
 }
 
-fn not_found(id: ProductId) -> ApiError {
-    ApiError::not_found("product_not_found", format!("product {id} does not exist"))
-}
-
-impl From<CreateProductError> for ApiError {
-    fn from(e: CreateProductError) -> Self {
-        match e {
-            CreateProductError::SkuTaken { sku } => ApiError::conflict(
-                "sku_taken",
-                format!("a product with SKU {sku} already exists"),
-            )
-            .with("sku", sku),
-            CreateProductError::Unexpected(e) => ApiError::internal(e),
-        }
-    }
-}
-
-impl From<UpdateProductError> for ApiError {
-    fn from(e: UpdateProductError) -> Self {
-        match e {
-            UpdateProductError::NotFound(id) => not_found(id),
-            UpdateProductError::SkuTaken { sku } => ApiError::conflict(
-                "sku_taken",
-                format!("a product with SKU {sku} already exists"),
-            )
-            .with("sku", sku),
-            UpdateProductError::VersionMismatch(id) => ApiError::precondition_failed(format!(
-                "product {id} has changed since that version"
-            )),
-            UpdateProductError::Unexpected(e) => ApiError::internal(e),
-        }
-    }
-}
-
-impl From<AdjustStockError> for ApiError {
-    fn from(e: AdjustStockError) -> Self {
-        match e {
-            AdjustStockError::NotFound(id) => not_found(id),
-            AdjustStockError::NotTracked(id) => ApiError::conflict(
-                "stock_not_tracked",
-                format!("product {id} does not track stock"),
-            ),
-            AdjustStockError::InsufficientStock {
-                product_id,
-                available,
-            } => ApiError::conflict(
-                "insufficient_stock",
-                format!("only {available} units of product {product_id} are in stock"),
-            )
-            .with("product_id", product_id.to_string())
-            .with("available", available),
-            AdjustStockError::Invalid { field, message } => {
-                ApiError::validation(vec![crate::problem::FieldError::new(field, message)])
-            }
-            AdjustStockError::Unexpected(e) => ApiError::internal(e),
-        }
-    }
-}
-
-impl From<DeleteProductError> for ApiError {
-    fn from(e: DeleteProductError) -> Self {
-        match e {
-            DeleteProductError::NotFound(id) => not_found(id),
-            DeleteProductError::Unexpected(e) => ApiError::internal(e),
-        }
-    }
-}
-
 /// Adds a product to the catalog.
 #[utoipa::path(tag = "catalog", request_body = ProductInput, responses(
     (status = 201, body = ProductView, description = "Created", headers(("Location" = String, description = "The new product's URL"), ("ETag" = String, description = "The product's version"))),
@@ -295,7 +227,11 @@ async fn get_product(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let id = ProductId::from_uuid(id.into_inner());
-    let product = state.catalog.get(id).await?.ok_or_else(|| not_found(id))?;
+    let product = state
+        .catalog
+        .get(id)
+        .await?
+        .ok_or_else(|| product_not_found(id))?;
     Ok(product_response(HttpResponse::Ok(), &product))
 }
 

@@ -1,5 +1,6 @@
 //! The request id and path of the request being handled, available to code that has
-//! no access to the request (such as error rendering) for the length of the request.
+//! no access to the request (such as error rendering) for the length of the request,
+//! and the tracing span every log line of the request carries.
 
 use std::time::Instant;
 
@@ -12,6 +13,9 @@ use tracing::Instrument;
 
 /// The header carrying the request id, both ways.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The longest client-chosen request id that is echoed.
+pub const MAX_REQUEST_ID_LEN: usize = 200;
 
 /// What every log line and problem document of a request mentions.
 #[derive(Debug, Clone)]
@@ -35,12 +39,14 @@ pub fn current() -> Option<RequestContext> {
 /// replaced, so logs never carry attacker-shaped text.
 fn accepted_request_id(value: &HeaderValue) -> Option<String> {
     let text = value.to_str().ok()?;
-    let fine = !text.is_empty() && text.len() <= 128 && text.bytes().all(|b| b.is_ascii_graphic());
+    let fine = !text.is_empty()
+        && text.len() <= MAX_REQUEST_ID_LEN
+        && text.bytes().all(|b| b.is_ascii_graphic());
     fine.then(|| text.to_owned())
 }
 
 /// Middleware: assigns the request id, runs the rest of the request inside a
-/// tracing span and the task-local context, then logs, counts and tags the response.
+/// tracing span and the task-local context, then logs and tags the response.
 pub async fn middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -55,27 +61,17 @@ pub async fn middleware(
         path: req.path().to_owned(),
     };
     req.extensions_mut().insert(context.clone());
-    let method = req.method().to_string();
-    let span = tracing::info_span!("request", %request_id, %method, path = %req.path());
+    let span =
+        tracing::info_span!("request", %request_id, method = %req.method(), path = %req.path());
     let started = Instant::now();
     let result = CONTEXT
         .scope(context, next.call(req).instrument(span.clone()))
         .await;
     let mut response = result?;
-    let elapsed = started.elapsed();
-    let status = response.status().as_u16();
-    let route = response
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
-    metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status.to_string())
-        .increment(1);
-    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
-        .record(elapsed.as_secs_f64());
     span.in_scope(|| {
         tracing::info!(
-            status,
-            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            status = response.status().as_u16(),
+            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
             "handled"
         );
     });

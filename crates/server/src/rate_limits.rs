@@ -1,0 +1,205 @@
+//! The in-process [`RateLimitStore`]: one instance's memory, sharded so that
+//! requests of different callers rarely wait on one another, bounded so that a
+//! flood of new keys cannot grow it without limit. Several instances need a shared
+//! store instead (the same port on Redis), or each would grant the whole allowance.
+
+use std::collections::HashMap;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ordo_domain::ratelimit::{
+    Decision, LimitCheck, RateLimitError, RateLimitOutcome, RateLimitStore, decide,
+};
+
+const SHARDS: usize = 64;
+
+/// Theoretical arrival times by key, in memory.
+#[derive(Debug)]
+pub struct InMemoryRateLimits {
+    shards: Vec<Mutex<HashMap<String, DateTime<Utc>>>>,
+    keys_per_shard: usize,
+}
+
+impl InMemoryRateLimits {
+    /// A store that keeps at most about `max_keys` keys. A key whose allowance is
+    /// whole again holds no information and is dropped first; when every key is
+    /// still in use, the one closest to whole is dropped (its caller is then
+    /// treated as new: a bounded leniency, never a refusal of an innocent caller).
+    pub fn new(max_keys: usize) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            keys_per_shard: max_keys.div_ceil(SHARDS).max(1),
+        }
+    }
+
+    /// Keys held now.
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().map(|s| s.len()).unwrap_or(0))
+            .sum()
+    }
+
+    /// Whether no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn shard_of(key: &str) -> usize {
+        let mut hasher = DefaultHasher::new();
+        key.hash(&mut hasher);
+        usize::try_from(hasher.finish() % SHARDS as u64).unwrap_or(0)
+    }
+
+    fn make_room(shard: &mut HashMap<String, DateTime<Utc>>, capacity: usize, now: DateTime<Utc>) {
+        if shard.len() < capacity {
+            return;
+        }
+        shard.retain(|_, tat| *tat > now);
+        if shard.len() >= capacity
+            && let Some(oldest) = shard
+                .iter()
+                .min_by_key(|(_, tat)| **tat)
+                .map(|(key, _)| key.clone())
+        {
+            shard.remove(&oldest);
+        }
+    }
+}
+
+#[async_trait]
+impl RateLimitStore for InMemoryRateLimits {
+    async fn check(
+        &self,
+        checks: &[LimitCheck],
+        now: DateTime<Utc>,
+    ) -> Result<RateLimitOutcome, RateLimitError> {
+        // Every shard involved is locked, in index order (so concurrent checks never
+        // deadlock), for the whole decision: all-or-nothing across the policies.
+        let mut indices: Vec<usize> = checks.iter().map(|c| Self::shard_of(&c.key)).collect();
+        indices.sort_unstable();
+        indices.dedup();
+        let mut guards: Vec<(usize, MutexGuard<'_, HashMap<String, DateTime<Utc>>>)> = Vec::new();
+        for index in indices {
+            let guard = self.shards[index]
+                .lock()
+                .map_err(|_| RateLimitError(anyhow::anyhow!("a rate-limit shard was poisoned")))?;
+            guards.push((index, guard));
+        }
+        let mut pending: HashMap<&str, DateTime<Utc>> = HashMap::new();
+        let mut decisions = Vec::with_capacity(checks.len());
+        for check in checks {
+            let shard = Self::shard_of(&check.key);
+            let stored = pending.get(check.key.as_str()).copied().or_else(|| {
+                guards
+                    .iter()
+                    .find(|(i, _)| *i == shard)
+                    .and_then(|(_, g)| g.get(&check.key).copied())
+            });
+            let decision = decide(check.policy, stored, now);
+            if let Decision::Allowed { tat, .. } = decision {
+                pending.insert(&check.key, tat);
+            }
+            decisions.push(decision);
+        }
+        let outcome = RateLimitOutcome { decisions };
+        if outcome.is_allowed() {
+            for (key, tat) in pending {
+                let shard = Self::shard_of(key);
+                if let Some((_, guard)) = guards.iter_mut().find(|(i, _)| *i == shard) {
+                    if !guard.contains_key(key) {
+                        Self::make_room(guard, self.keys_per_shard, now);
+                    }
+                    guard.insert(key.to_owned(), tat);
+                }
+            }
+        }
+        Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use chrono::TimeZone;
+    use ordo_domain::ratelimit::RatePolicy;
+
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap()
+    }
+
+    fn check(key: &str, per_minute: u32, burst: u32) -> LimitCheck {
+        LimitCheck {
+            key: key.to_owned(),
+            policy: RatePolicy::per_minute(per_minute, burst).unwrap(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_denied_by_one_policy_uses_up_no_other() {
+        let store = InMemoryRateLimits::new(1_000);
+        let strict = check("ip:1", 60, 1);
+        let loose = check("client:a", 60, 10);
+        assert!(
+            store
+                .check(&[strict.clone(), loose.clone()], now())
+                .await
+                .unwrap()
+                .is_allowed()
+        );
+
+        let denied = store.check(&[strict, loose.clone()], now()).await.unwrap();
+
+        assert!(!denied.is_allowed());
+        assert_eq!(
+            denied.retry_after(),
+            Some(std::time::Duration::from_secs(1))
+        );
+        let alone = store.check(&[loose], now()).await.unwrap();
+        // Nine of ten are left: the denied request took none.
+        assert!(matches!(
+            alone.decisions[0],
+            Decision::Allowed { remaining: 8, .. }
+        ));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_requests_never_take_more_than_the_burst() {
+        let store = Arc::new(InMemoryRateLimits::new(1_000));
+        let tasks: Vec<_> = (0..200)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .check(&[check("client:busy", 60, 50)], now())
+                        .await
+                        .unwrap()
+                        .is_allowed()
+                })
+            })
+            .collect();
+        let mut allowed = 0;
+        for task in tasks {
+            allowed += usize::from(task.await.unwrap());
+        }
+        assert_eq!(allowed, 50);
+    }
+
+    #[tokio::test]
+    async fn memory_stays_bounded_however_many_callers_appear() {
+        let store = InMemoryRateLimits::new(640);
+        for i in 0..10_000 {
+            store
+                .check(&[check(&format!("ip:{i}"), 60, 5)], now())
+                .await
+                .unwrap();
+        }
+        assert!(store.len() <= 640, "{} keys", store.len());
+    }
+}

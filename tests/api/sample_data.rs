@@ -1,0 +1,55 @@
+//! Sample data is loaded once per database, recorded in the database itself.
+
+use ordo_postgres::testing::fresh_database;
+use ordo_server::seed::{self, SeedOutcome};
+use ordo_server::state::AppState;
+use ordo_server::tasks::TaskHealth;
+use ordo_server::{Adapters, Services, Settings};
+
+async fn count(pool: &ordo_postgres::PgPool, table: &str) -> i64 {
+    use diesel::QueryableByName;
+    use diesel_async::RunQueryDsl;
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut conn = pool.get().await.expect("a connection");
+    diesel::sql_query(format!("SELECT count(*) AS n FROM {table}"))
+        .get_result::<Count>(&mut conn)
+        .await
+        .expect("a count")
+        .n
+}
+
+#[tokio::test]
+async fn sample_data_never_comes_back_after_the_catalog_was_emptied() {
+    use diesel_async::SimpleAsyncConnection;
+    let database = fresh_database().await.expect("a database");
+    let pool = database.pool(4).expect("a pool");
+    let services =
+        Services::assemble(&Adapters::postgres(&pool), &Settings::default()).expect("services");
+    let state = AppState::new(
+        services,
+        pool.clone(),
+        ordo_server::middleware::metrics::handle(),
+        TaskHealth::default(),
+    );
+
+    let first = seed::load_once(&state).await.expect("first start");
+    assert!(
+        matches!(first, Some(SeedOutcome::Loaded { products, .. }) if products > 0),
+        "{first:?}"
+    );
+    let mut conn = pool.get().await.expect("a connection");
+    conn.batch_execute("DELETE FROM order_lines; DELETE FROM orders; DELETE FROM customers; DELETE FROM stock_adjustments; DELETE FROM products")
+        .await
+        .expect("everything is deleted");
+    drop(conn);
+
+    let after_restart = seed::load_once(&state).await.expect("a later start");
+
+    assert_eq!(after_restart, None);
+    assert_eq!(count(&pool, "products").await, 0);
+    assert_eq!(count(&pool, "customers").await, 0);
+}
