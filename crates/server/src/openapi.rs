@@ -361,19 +361,25 @@ fn email_pattern() -> String {
     format!("^{WS}*{part}+@{label_end}{part}*\\.{part}*{label_end}{WS}*$")
 }
 
-/// An e-mail address: a local part, `@`, a domain with a dot inside; at most 254
-/// characters.
-pub fn email() -> Object {
-    let mut schema = string(email_pattern(), false);
-    schema.max_length = Some(254);
+/// An e-mail address: a local part, `@`, a domain with a dot inside.
+///
+/// The domain also limits the trimmed address to 254 bytes of UTF-8, which JSON
+/// Schema cannot state (`maxLength` counts characters, whitespace around the value
+/// included), so the limit is given in words only.
+fn email_schema(nullable: bool) -> Object {
+    let mut schema = string(email_pattern(), nullable);
+    schema.description = Some("An e-mail address like name@example.com: at most 254 bytes (UTF-8) once surrounding whitespace is trimmed.".into());
     schema
+}
+
+/// An e-mail address.
+pub fn email() -> Object {
+    email_schema(false)
 }
 
 /// An e-mail address, or `null` for "unchanged".
 pub fn email_or_null() -> Object {
-    let mut schema = string(email_pattern(), true);
-    schema.max_length = Some(254);
-    schema
+    email_schema(true)
 }
 
 /// A phone number: at least 3 digits, with `+`, spaces, `-`, `(`, `)`; up to 32
