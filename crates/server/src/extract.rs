@@ -77,15 +77,49 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         )]));
     }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        json_error(&path, &inner)
-    })?;
-    deserializer.end().map_err(|e| {
-        ApiError::invalid_json(format!("unexpected data after the JSON value: {e}"))
-    })?;
-    Ok(value)
+    match serde_path_to_error::deserialize(&mut deserializer) {
+        Ok(value) => {
+            deserializer.end().map_err(|e| {
+                ApiError::invalid_json(format!("unexpected data after the JSON value: {e}"))
+            })?;
+            Ok(value)
+        }
+        Err(e) => with_integral_floats_as_integers(bytes).ok_or_else(|| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            json_error(&path, &inner)
+        }),
+    }
+}
+
+/// JSON has one kind of number: to JSON Schema, and to clients generated from the
+/// OpenAPI document, `2.0` is the integer 2. When a body failed only because of
+/// such numbers, it is read again with each exactly representable integral float
+/// (|x| ≤ 2⁵³) as an integer; `None` when that changes nothing or does not help.
+fn with_integral_floats_as_integers<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+    fn convert(value: &mut serde_json::Value) -> bool {
+        const EXACT: f64 = 9_007_199_254_740_992.0;
+        match value {
+            serde_json::Value::Number(n) => match n.as_f64() {
+                Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() <= EXACT => {
+                    // Exact: |f| ≤ 2⁵³ and integral.
+                    *value = (f as i64).into();
+                    true
+                }
+                _ => false,
+            },
+            serde_json::Value::Array(items) => items.iter_mut().fold(false, |c, v| convert(v) | c),
+            serde_json::Value::Object(fields) => {
+                fields.values_mut().fold(false, |c, v| convert(v) | c)
+            }
+            _ => false,
+        }
+    }
+    let mut value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    if !convert(&mut value) {
+        return None;
+    }
+    serde_json::from_value(value).ok()
 }
 
 fn json_error(path: &str, error: &serde_json::Error) -> ApiError {
@@ -270,8 +304,10 @@ impl FromRequest for Staff {
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Page size, 1–200 (default 50).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
     pub limit: Option<String>,
     /// The `next_cursor` of the previous page.
+    #[param(schema_with = crate::openapi::cursor)]
     pub cursor: Option<String>,
 }
 
@@ -323,4 +359,35 @@ pub fn parse_instant(raw: &str) -> Result<chrono::DateTime<chrono::Utc>, Invalid
 /// Parses a query value as a UUID.
 pub fn parse_uuid(raw: &str) -> Result<uuid::Uuid, InvalidValue> {
     uuid::Uuid::parse_str(raw).map_err(|_| InvalidValue::new("must be a UUID"))
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::ResponseError;
+
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Line {
+        quantity: i64,
+    }
+
+    #[test]
+    fn an_integral_float_is_read_as_the_integer_it_is() {
+        let line: Line = parse_json(br#"{"quantity": 3.0}"#).expect("3.0 is an integer");
+        assert_eq!(line.quantity, 3);
+    }
+
+    #[test]
+    fn a_fractional_or_inexact_float_is_still_refused() {
+        for body in [
+            &br#"{"quantity": 2.5}"#[..],
+            br#"{"quantity": 1e300}"#,
+            br#"{"quantity": 3.0, "extra": 1}"#,
+        ] {
+            let error = parse_json::<Line>(body).expect_err("not a valid line");
+            assert_eq!(error.status_code(), StatusCode::UNPROCESSABLE_ENTITY);
+        }
+    }
 }

@@ -48,6 +48,7 @@ pub struct Problem {
     /// A short summary of the kind of problem.
     pub title: String,
     /// The HTTP status.
+    #[schema(minimum = 400, maximum = 599)]
     pub status: u16,
     /// What went wrong this time.
     pub detail: String,
@@ -59,6 +60,7 @@ pub struct Problem {
     pub request_id: String,
     /// For `validation_failed`: one entry per invalid field.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub errors: Option<Vec<FieldError>>,
 }
 

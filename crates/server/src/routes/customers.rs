@@ -31,13 +31,17 @@ pub(super) fn routes(config: &mut ServiceConfig) {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CustomerInput {
-    /// Name.
+    /// Name, 1 to 200 characters.
+    #[schema(schema_with = crate::openapi::name)]
     pub name: String,
     /// E-mail address, unique regardless of case.
+    #[schema(schema_with = crate::openapi::email)]
     pub email: String,
-    /// City; sales reports group by it.
+    /// City, 1 to 100 characters; sales reports group by it.
+    #[schema(schema_with = crate::openapi::city)]
     pub city: String,
     /// Phone number.
+    #[schema(schema_with = crate::openapi::phone_or_null)]
     pub phone: Option<String>,
 }
 
@@ -46,14 +50,17 @@ pub struct CustomerInput {
 #[serde(deny_unknown_fields)]
 pub struct CustomerPatch {
     /// New name.
+    #[schema(schema_with = crate::openapi::name_or_null)]
     pub name: Option<String>,
     /// New e-mail address.
+    #[schema(schema_with = crate::openapi::email_or_null)]
     pub email: Option<String>,
     /// New city.
+    #[schema(schema_with = crate::openapi::city_or_null)]
     pub city: Option<String>,
     /// New phone number; `null` clears it.
     #[serde(default, deserialize_with = "crate::serde_ext::present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = crate::openapi::phone_or_null)]
     pub phone: Option<Option<String>>,
 }
 
@@ -64,6 +71,7 @@ pub struct CustomerView {
     name: String,
     email: String,
     city: String,
+    #[schema(required = true)]
     phone: Option<String>,
     version: i32,
     created_at: DateTime<Utc>,
@@ -94,9 +102,9 @@ fn customer_response(
 
 /// Creates a customer.
 #[utoipa::path(tag = "customers", request_body = CustomerInput, responses(
-    (status = 201, body = CustomerView),
-    (status = 409, body = super::Problem, description = "`email_taken`"),
-    (status = 422, body = super::Problem),
+    (status = 201, body = CustomerView, headers(("Location" = String, description = "The new customer's URL"), ("ETag" = String, description = "The customer's version"))),
+    (status = 409, body = super::Problem, content_type = "application/problem+json", description = "`email_taken`"),
+    (status = 422, body = super::Problem, content_type = "application/problem+json", description = "`validation_failed`"),
 ))]
 #[post("/customers")]
 async fn create_customer(
@@ -126,7 +134,10 @@ async fn create_customer(
 }
 
 /// Lists customers, newest first.
-#[utoipa::path(tag = "customers", params(PageQuery), responses((status = 200, body = ListResponse<CustomerView>)))]
+#[utoipa::path(tag = "customers", params(PageQuery), responses(
+    (status = 200, body = ListResponse<CustomerView>),
+    (status = 422, body = super::Problem, content_type = "application/problem+json", description = "`validation_failed`: a bad `limit` or `cursor`"),
+))]
 #[get("/customers")]
 async fn list_customers(
     _: Staff,
@@ -139,9 +150,9 @@ async fn list_customers(
 }
 
 /// One customer.
-#[utoipa::path(tag = "customers", params(("id" = Uuid, Path)), responses(
-    (status = 200, body = CustomerView),
-    (status = 404, body = super::Problem),
+#[utoipa::path(tag = "customers", params(("id" = Uuid, Path, description = "The customer's id")), responses(
+    (status = 200, body = CustomerView, headers(("ETag" = String, description = "The customer's version"))),
+    (status = 404, body = super::Problem, content_type = "application/problem+json", description = "`customer_not_found`"),
 ))]
 #[get("/customers/{id}")]
 async fn get_customer(
@@ -159,11 +170,11 @@ async fn get_customer(
 }
 
 /// Changes a customer; honours `If-Match`.
-#[utoipa::path(tag = "customers", params(("id" = Uuid, Path)), request_body = CustomerPatch, responses(
-    (status = 200, body = CustomerView),
-    (status = 404, body = super::Problem),
-    (status = 409, body = super::Problem),
-    (status = 412, body = super::Problem),
+#[utoipa::path(tag = "customers", params(("id" = Uuid, Path, description = "The customer's id")), request_body = CustomerPatch, responses(
+    (status = 200, body = CustomerView, headers(("ETag" = String, description = "The customer's new version"))),
+    (status = 404, body = super::Problem, content_type = "application/problem+json", description = "`customer_not_found`"),
+    (status = 409, body = super::Problem, content_type = "application/problem+json", description = "`email_taken`"),
+    (status = 412, body = super::Problem, content_type = "application/problem+json", description = "`precondition_failed`"),
 ))]
 #[patch("/customers/{id}")]
 async fn update_customer(
@@ -198,10 +209,10 @@ async fn update_customer(
 }
 
 /// Deletes a customer without orders.
-#[utoipa::path(tag = "customers", params(("id" = Uuid, Path)), responses(
-    (status = 204),
-    (status = 404, body = super::Problem),
-    (status = 409, body = super::Problem, description = "`customer_has_orders`"),
+#[utoipa::path(tag = "customers", params(("id" = Uuid, Path, description = "The customer's id")), responses(
+    (status = 204, description = "Deleted"),
+    (status = 404, body = super::Problem, content_type = "application/problem+json", description = "`customer_not_found`"),
+    (status = 409, body = super::Problem, content_type = "application/problem+json", description = "`customer_has_orders`"),
 ))]
 #[delete("/customers/{id}")]
 async fn delete_customer(

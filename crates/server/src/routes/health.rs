@@ -9,14 +9,17 @@ use crate::problem::{ApiError, ProblemCode};
 use crate::state::AppState;
 
 /// The process is up.
-#[utoipa::path(tag = "operations", responses((status = 200, description = "Alive")))]
+#[utoipa::path(tag = "operations", responses((status = 200, description = "Alive", body = crate::openapi::HealthStatus)))]
 #[get("/healthz")]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
 /// The database answers within two seconds and no background task has died.
-#[utoipa::path(tag = "operations", responses((status = 200, description = "Ready"), (status = 503, description = "The database does not answer")))]
+#[utoipa::path(tag = "operations", responses(
+    (status = 200, description = "Ready", body = crate::openapi::HealthStatus),
+    (status = 503, description = "`not_ready`: the database does not answer, the embedded cluster is restarting or a background task died", body = crate::routes::Problem, content_type = "application/problem+json"),
+))]
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     if state.database_health.as_ref().is_some_and(|h| !h.is_up()) {

@@ -39,6 +39,7 @@ pub struct ItemInput {
     /// The product.
     pub product_id: Uuid,
     /// How many units, 1 to 1 000 000.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub quantity: i64,
 }
 
@@ -51,8 +52,10 @@ pub struct OrderInput {
     /// When it is due (RFC 3339); now when omitted.
     pub scheduled_at: Option<DateTime<Utc>>,
     /// 1 to 100 lines, each product at most once.
+    #[schema(min_items = 1, max_items = 100)]
     pub items: Vec<ItemInput>,
     /// Free text, up to 2000 characters.
+    #[schema(schema_with = crate::openapi::note_or_null)]
     pub note: Option<String>,
 }
 
@@ -62,9 +65,11 @@ pub struct OrderInput {
 pub struct OrderUpdate {
     /// When it is due (RFC 3339).
     pub scheduled_at: DateTime<Utc>,
-    /// The new lines, replacing the old ones.
+    /// The new lines, replacing the old ones: 1 to 100, each product at most once.
+    #[schema(min_items = 1, max_items = 100)]
     pub items: Vec<ItemInput>,
     /// The new note; omitted or `null` clears it.
+    #[schema(schema_with = crate::openapi::note_or_null)]
     pub note: Option<String>,
 }
 
@@ -83,6 +88,7 @@ pub struct LineView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PaymentView {
     status: String,
+    #[schema(required = true)]
     reference: Option<String>,
 }
 
@@ -90,6 +96,7 @@ pub struct PaymentView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FulfillmentView {
     status: String,
+    #[schema(required = true)]
     reference: Option<String>,
     attempts: i32,
 }
@@ -99,16 +106,22 @@ pub struct FulfillmentView {
 pub struct OrderView {
     id: Uuid,
     /// `ORD-YYYYMMDD-NNNNNN`.
+    #[schema(pattern = "^ORD-[0-9]{8}-[0-9]{6}$")]
     number: String,
     customer_id: Uuid,
     /// `placed`, `pending_payment`, `paid`, `payment_failed` or `cancelled`.
+    #[schema(value_type = crate::openapi::OrderStatusName)]
     status: &'static str,
     scheduled_at: DateTime<Utc>,
     items: Vec<LineView>,
     total_minor: i64,
+    #[schema(schema_with = crate::openapi::currency)]
     currency: String,
+    #[schema(required = true)]
     note: Option<String>,
+    #[schema(required = true)]
     payment: Option<PaymentView>,
+    #[schema(required = true)]
     fulfillment: Option<FulfillmentView>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -159,16 +172,22 @@ impl From<&Order> for OrderView {
 #[into_params(parameter_in = Query)]
 pub struct OrderListQuery {
     /// Page size, 1–200 (default 50).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
     pub limit: Option<String>,
     /// The `next_cursor` of the previous page.
+    #[param(schema_with = crate::openapi::cursor)]
     pub cursor: Option<String>,
     /// Only this customer's orders.
+    #[param(value_type = Option<Uuid>)]
     pub customer_id: Option<String>,
     /// Only orders in this status.
+    #[param(value_type = Option<crate::openapi::OrderStatusName>)]
     pub status: Option<String>,
     /// Only orders scheduled at or after this instant (RFC 3339).
+    #[param(value_type = Option<DateTime<Utc>>)]
     pub from: Option<String>,
     /// Only orders scheduled before this instant (RFC 3339).
+    #[param(value_type = Option<DateTime<Utc>>)]
     pub to: Option<String>,
 }
 
@@ -202,10 +221,11 @@ fn check_schedule(name: &str, at: DateTime<Utc>) -> Checked<ScheduledAt> {
 
 /// Places an order: prices it, reserves stock, assigns its number.
 #[utoipa::path(tag = "orders", request_body = OrderInput, responses(
-    (status = 201, body = OrderView, headers(("Location" = String), ("ETag" = String))),
-    (status = 404, body = super::Problem, description = "`customer_not_found`"),
-    (status = 409, body = super::Problem, description = "`order_too_close` (with `conflicting_order_id`, `window_minutes`) or `insufficient_stock` (with `product_id`, `available`)"),
-    (status = 422, body = super::Problem, description = "`validation_failed`, `unknown_product`, `inactive_product`"),
+    (status = 201, body = OrderView, headers(("Location" = String, description = "The new order's URL"), ("ETag" = String, description = "The order's version"))),
+    (status = 404, body = super::Problem, content_type = "application/problem+json", description = "`customer_not_found`"),
+    (status = 409, body = super::Problem, content_type = "application/problem+json", description = "`order_too_close` (with `conflicting_order_id`, `window_minutes`) or `insufficient_stock` (with `product_id`, `available`)"),
+    (status = 422, body = super::Problem, content_type = "application/problem+json", description = "`validation_failed`, `unknown_product`, `inactive_product`, `mixed_currencies`, `amount_too_large`"),
+    (status = 503, body = super::Problem, content_type = "application/problem+json", description = "`database_unavailable` (with `Retry-After`) or `order_numbers_exhausted`"),
 ))]
 #[post("/orders")]
 async fn place_order(
@@ -238,7 +258,7 @@ async fn place_order(
 /// Lists orders, newest first.
 #[utoipa::path(tag = "orders", params(OrderListQuery), responses(
     (status = 200, body = ListResponse<OrderView>),
-    (status = 422, body = super::Problem),
+    (status = 422, body = super::Problem, content_type = "application/problem+json", description = "`validation_failed`: a bad filter, `limit` or `cursor`"),
 ))]
 #[get("/orders")]
 async fn list_orders(
@@ -269,11 +289,11 @@ async fn list_orders(
 }
 
 /// One order, by id or by number.
-#[utoipa::path(tag = "orders", params(("id_or_number" = String, Path, description = "UUID or ORD-YYYYMMDD-NNNNNN")), responses(
-    (status = 200, body = OrderView, headers(("ETag" = String))),
-    (status = 404, body = super::Problem),
+#[utoipa::path(tag = "orders", params(("id" = String, Path, description = "The order's id (a UUID) or its number (`ORD-YYYYMMDD-NNNNNN`); only this operation accepts a number")), responses(
+    (status = 200, body = OrderView, headers(("ETag" = String, description = "The order's version"))),
+    (status = 404, body = super::Problem, content_type = "application/problem+json", description = "`order_not_found`"),
 ))]
-#[get("/orders/{id_or_number}")]
+#[get("/orders/{id}")]
 async fn get_order(
     _: Staff,
     state: web::Data<AppState>,
@@ -289,12 +309,12 @@ async fn get_order(
 }
 
 /// Replaces a placed order's schedule, lines and note; honours `If-Match`.
-#[utoipa::path(tag = "orders", params(("id" = Uuid, Path)), request_body = OrderUpdate, responses(
-    (status = 200, body = OrderView),
-    (status = 404, body = super::Problem),
-    (status = 409, body = super::Problem, description = "`order_not_editable`, `order_too_close`, `insufficient_stock`"),
-    (status = 412, body = super::Problem),
-    (status = 422, body = super::Problem),
+#[utoipa::path(tag = "orders", params(("id" = Uuid, Path, description = "The order's id (a UUID; numbers are accepted by GET only)")), request_body = OrderUpdate, responses(
+    (status = 200, body = OrderView, headers(("ETag" = String, description = "The order's new version"))),
+    (status = 404, body = super::Problem, content_type = "application/problem+json", description = "`order_not_found`"),
+    (status = 409, body = super::Problem, content_type = "application/problem+json", description = "`order_not_editable`, `order_too_close`, `insufficient_stock`, `order_contended`"),
+    (status = 412, body = super::Problem, content_type = "application/problem+json", description = "`precondition_failed`"),
+    (status = 422, body = super::Problem, content_type = "application/problem+json", description = "`validation_failed`, `unknown_product`, `inactive_product`, `mixed_currencies`, `amount_too_large`"),
 ))]
 #[put("/orders/{id}")]
 async fn revise_order(
@@ -326,10 +346,10 @@ async fn revise_order(
 }
 
 /// Deletes an order that involves no money; its stock returns.
-#[utoipa::path(tag = "orders", params(("id" = Uuid, Path)), responses(
-    (status = 204),
-    (status = 404, body = super::Problem),
-    (status = 409, body = super::Problem, description = "`order_not_deletable`"),
+#[utoipa::path(tag = "orders", params(("id" = Uuid, Path, description = "The order's id (a UUID; numbers are accepted by GET only)")), responses(
+    (status = 204, description = "Deleted"),
+    (status = 404, body = super::Problem, content_type = "application/problem+json", description = "`order_not_found`"),
+    (status = 409, body = super::Problem, content_type = "application/problem+json", description = "`order_not_deletable`, `order_contended`"),
 ))]
 #[delete("/orders/{id}")]
 async fn delete_order(
@@ -345,10 +365,10 @@ async fn delete_order(
 }
 
 /// Cancels an order; its stock returns.
-#[utoipa::path(tag = "orders", params(("id" = Uuid, Path)), responses(
-    (status = 200, body = OrderView),
-    (status = 404, body = super::Problem),
-    (status = 409, body = super::Problem, description = "`order_not_cancellable`"),
+#[utoipa::path(tag = "orders", params(("id" = Uuid, Path, description = "The order's id (a UUID; numbers are accepted by GET only)")), responses(
+    (status = 200, body = OrderView, headers(("ETag" = String, description = "The order's new version"))),
+    (status = 404, body = super::Problem, content_type = "application/problem+json", description = "`order_not_found`"),
+    (status = 409, body = super::Problem, content_type = "application/problem+json", description = "`order_not_cancellable`, `order_contended`"),
 ))]
 #[post("/orders/{id}/cancel")]
 async fn cancel_order(

@@ -34,19 +34,26 @@ pub(super) fn routes(config: &mut ServiceConfig) {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProductInput {
-    /// Unique stock-keeping unit: letters, digits, `-`, `_`, `.`.
+    /// Unique stock-keeping unit: 1 to 64 letters, digits, `-`, `_`, `.`.
+    #[schema(schema_with = crate::openapi::sku)]
     pub sku: String,
-    /// Display name.
+    /// Display name, 1 to 200 characters.
+    #[schema(schema_with = crate::openapi::name)]
     pub name: String,
     /// `service` or `good`.
+    #[schema(value_type = crate::openapi::ProductKindName)]
     pub kind: String,
     /// Unit price in minor units.
+    #[schema(minimum = 0)]
     pub price_minor: i64,
     /// ISO 4217 code; the server's default currency when omitted.
+    #[schema(schema_with = crate::openapi::currency_or_null)]
     pub currency: Option<String>,
     /// Units on hand; `null` or omitted: stock is not tracked (always so for services).
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
     pub stock: Option<i64>,
     /// At or below this stock the product counts as low.
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
     pub low_stock_threshold: Option<i64>,
 }
 
@@ -55,16 +62,20 @@ pub struct ProductInput {
 #[serde(deny_unknown_fields)]
 pub struct ProductPatch {
     /// New SKU.
+    #[schema(schema_with = crate::openapi::sku_or_null)]
     pub sku: Option<String>,
     /// New name.
+    #[schema(schema_with = crate::openapi::name_or_null)]
     pub name: Option<String>,
     /// New unit price in minor units.
+    #[schema(minimum = 0)]
     pub price_minor: Option<i64>,
     /// New currency (with or without a new price).
+    #[schema(schema_with = crate::openapi::currency_or_null)]
     pub currency: Option<String>,
     /// New threshold; `null` clears it.
     #[serde(default, deserialize_with = "crate::serde_ext::present")]
-    #[schema(value_type = Option<i64>)]
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 1_000_000_000_000_i64)]
     pub low_stock_threshold: Option<Option<i64>>,
     /// Reactivate or deactivate.
     pub active: Option<bool>,
@@ -74,9 +85,11 @@ pub struct ProductPatch {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StockAdjustmentInput {
-    /// Units added (positive) or removed (negative); never zero.
+    /// Units added (positive) or removed (negative); never zero, at most 10¹² either way.
+    #[schema(schema_with = crate::openapi::stock_delta)]
     pub delta: i64,
-    /// Why, kept for audit.
+    /// Why, kept for audit; 1 to 500 characters.
+    #[schema(schema_with = crate::openapi::reason)]
     pub reason: String,
 }
 
@@ -87,11 +100,15 @@ pub struct ProductView {
     sku: String,
     name: String,
     /// `service` or `good`.
+    #[schema(value_type = crate::openapi::ProductKindName)]
     kind: &'static str,
     price_minor: i64,
+    #[schema(schema_with = crate::openapi::currency)]
     currency: String,
     /// Units on hand; `null` when not tracked.
+    #[schema(required = true)]
     stock: Option<i64>,
+    #[schema(required = true)]
     low_stock_threshold: Option<i64>,
     /// Whether stock is at or below the threshold.
     low_stock: bool,
@@ -131,9 +148,9 @@ fn product_response(
 
 /// Adds a product to the catalog.
 #[utoipa::path(tag = "catalog", request_body = ProductInput, responses(
-    (status = 201, body = ProductView, description = "Created"),
-    (status = 409, body = super::Problem, description = "`sku_taken`"),
-    (status = 422, body = super::Problem, description = "`validation_failed`"),
+    (status = 201, body = ProductView, description = "Created", headers(("Location" = String, description = "The new product's URL"), ("ETag" = String, description = "The product's version"))),
+    (status = 409, body = super::Problem, content_type = "application/problem+json", description = "`sku_taken`"),
+    (status = 422, body = super::Problem, content_type = "application/problem+json", description = "`validation_failed`"),
 ))]
 #[post("/products")]
 async fn create_product(
@@ -175,7 +192,10 @@ async fn create_product(
 }
 
 /// Lists products, newest first.
-#[utoipa::path(tag = "catalog", params(PageQuery), responses((status = 200, body = ListResponse<ProductView>)))]
+#[utoipa::path(tag = "catalog", params(PageQuery), responses(
+    (status = 200, body = ListResponse<ProductView>),
+    (status = 422, body = super::Problem, content_type = "application/problem+json", description = "`validation_failed`: a bad `limit` or `cursor`"),
+))]
 #[get("/products")]
 async fn list_products(
     _: Staff,
@@ -188,9 +208,9 @@ async fn list_products(
 }
 
 /// One product.
-#[utoipa::path(tag = "catalog", params(("id" = Uuid, Path)), responses(
-    (status = 200, body = ProductView, headers(("ETag" = String))),
-    (status = 404, body = super::Problem, description = "`product_not_found`"),
+#[utoipa::path(tag = "catalog", params(("id" = Uuid, Path, description = "The product's id")), responses(
+    (status = 200, body = ProductView, headers(("ETag" = String, description = "The product's version"))),
+    (status = 404, body = super::Problem, content_type = "application/problem+json", description = "`product_not_found`"),
 ))]
 #[get("/products/{id}")]
 async fn get_product(
@@ -208,11 +228,11 @@ async fn get_product(
 }
 
 /// Changes a product; honours `If-Match`.
-#[utoipa::path(tag = "catalog", params(("id" = Uuid, Path)), request_body = ProductPatch, responses(
-    (status = 200, body = ProductView),
-    (status = 404, body = super::Problem),
-    (status = 409, body = super::Problem, description = "`sku_taken`"),
-    (status = 412, body = super::Problem, description = "`precondition_failed`"),
+#[utoipa::path(tag = "catalog", params(("id" = Uuid, Path, description = "The product's id")), request_body = ProductPatch, responses(
+    (status = 200, body = ProductView, headers(("ETag" = String, description = "The product's new version"))),
+    (status = 404, body = super::Problem, content_type = "application/problem+json", description = "`product_not_found`"),
+    (status = 409, body = super::Problem, content_type = "application/problem+json", description = "`sku_taken`"),
+    (status = 412, body = super::Problem, content_type = "application/problem+json", description = "`precondition_failed`"),
 ))]
 #[patch("/products/{id}")]
 async fn update_product(
@@ -248,9 +268,9 @@ async fn update_product(
 }
 
 /// Deletes a product, or deactivates it when orders use it.
-#[utoipa::path(tag = "catalog", params(("id" = Uuid, Path)), responses(
+#[utoipa::path(tag = "catalog", params(("id" = Uuid, Path, description = "The product's id")), responses(
     (status = 204, description = "Deleted or deactivated"),
-    (status = 404, body = super::Problem),
+    (status = 404, body = super::Problem, content_type = "application/problem+json", description = "`product_not_found`"),
 ))]
 #[delete("/products/{id}")]
 async fn delete_product(
@@ -266,9 +286,10 @@ async fn delete_product(
 }
 
 /// Adds or removes stock with a reason; stock never goes below zero.
-#[utoipa::path(tag = "catalog", params(("id" = Uuid, Path)), request_body = StockAdjustmentInput, responses(
-    (status = 200, body = ProductView),
-    (status = 409, body = super::Problem, description = "`insufficient_stock` or `stock_not_tracked`"),
+#[utoipa::path(tag = "catalog", params(("id" = Uuid, Path, description = "The product's id")), request_body = StockAdjustmentInput, responses(
+    (status = 200, body = ProductView, headers(("ETag" = String, description = "The product's new version"))),
+    (status = 404, body = super::Problem, content_type = "application/problem+json", description = "`product_not_found`"),
+    (status = 409, body = super::Problem, content_type = "application/problem+json", description = "`insufficient_stock` (with `product_id`, `available`) or `stock_not_tracked`"),
 ))]
 #[post("/products/{id}/stock-adjustments")]
 async fn adjust_stock(
