@@ -89,3 +89,34 @@ async fn invalid_customer_fields_are_all_reported_at_once() {
     assert_eq!(fields, ["name", "email", "phone"]);
     assert_eq!(app.count("SELECT count(*) AS n FROM customers").await, 0);
 }
+
+#[tokio::test]
+async fn emails_are_unique_regardless_of_case_beyond_ascii() {
+    let app = spawn_app().await;
+    app.create_customer("\u{c9}x@example.com", "Oslo").await;
+
+    let again = app
+        .post(
+            "/v1/customers",
+            &json!({"name": "Ex", "email": "\u{e9}x@example.com", "city": "Oslo"}),
+        )
+        .await;
+
+    assert_eq!(again.status, StatusCode::CONFLICT, "{again:?}");
+    assert_eq!(again.problem_code(), "email_taken");
+    assert_eq!(app.count("SELECT count(*) AS n FROM customers").await, 1);
+}
+
+#[tokio::test]
+async fn an_empty_patch_changes_nothing_not_even_the_version() {
+    let app = spawn_app().await;
+    let customer = app.create_customer("ada@example.com", "Oslo").await;
+    let path = format!("/v1/customers/{}", id_of(&customer));
+
+    let patched = app.send(Method::PATCH, &path, Some(&json!({}))).await;
+
+    assert_eq!(patched.status, StatusCode::OK, "{patched:?}");
+    assert_eq!(patched.header("etag"), Some("\"1\""));
+    assert_eq!(patched.body, customer);
+    assert_eq!(app.get(&path).await.body, customer);
+}

@@ -233,3 +233,17 @@ async fn a_weak_if_match_never_matches() {
         "KIT"
     );
 }
+
+#[tokio::test]
+async fn an_empty_patch_changes_nothing_not_even_the_version() {
+    let app = spawn_app().await;
+    let kit = app.create_product("KIT", 100, Some(1)).await;
+    let path = format!("/v1/products/{}", id_of(&kit));
+
+    let patched = app.send(Method::PATCH, &path, Some(&json!({}))).await;
+
+    assert_eq!(patched.status, StatusCode::OK, "{patched:?}");
+    assert_eq!(patched.header("etag"), Some("\"1\""));
+    assert_eq!(patched.body, kit);
+    assert_eq!(app.get(&path).await.body, kit);
+}

@@ -187,7 +187,7 @@ pub async fn create_order(
     let take_stock = conn
         .prepared(
             "UPDATE products SET stock = stock - $1, version = version + 1, updated_at = $2 \
-             WHERE id = $3 AND stock >= $1 RETURNING stock",
+             WHERE id = $3 AND stock >= $1 AND stock <= $4 RETURNING stock",
         )
         .await?;
     let insert_numbered = conn.prepared(INSERT_NUMBERED_ORDER).await?;
@@ -245,7 +245,11 @@ pub async fn create_order(
         .collect();
     tracked.sort();
     for (id, take) in &tracked {
-        let updated = tx.query_opt(&take_stock, &[take, &now, id]).await?;
+        // The same upper bound Ordo's stock module checks: stock - take <= 10^12.
+        let ceiling = 1_000_000_000_000_i64.saturating_add(*take);
+        let updated = tx
+            .query_opt(&take_stock, &[take, &now, id, &ceiling])
+            .await?;
         anyhow::ensure!(updated.is_some(), "stock of {id} ran out");
     }
     let day: NaiveDate = now.date_naive();

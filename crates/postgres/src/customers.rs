@@ -42,6 +42,7 @@ struct CustomerRow {
     id: Uuid,
     name: String,
     email: String,
+    email_key: String,
     city: String,
     phone: Option<String>,
     version: i32,
@@ -70,6 +71,7 @@ impl CustomerRow {
 struct CustomerChangeset {
     name: Option<String>,
     email: Option<String>,
+    email_key: Option<String>,
     city: Option<String>,
     phone: Option<Option<String>>,
     updated_at: DateTime<Utc>,
@@ -90,6 +92,7 @@ impl CustomerRepository for PgCustomerRepository {
             id: id.as_uuid(),
             name: customer.name.as_str().to_owned(),
             email: customer.email.as_str().to_owned(),
+            email_key: customer.email.lookup_key(),
             city: customer.city.as_str().to_owned(),
             phone: customer.phone.as_ref().map(|p| p.as_str().to_owned()),
             version: Version::FIRST.get(),
@@ -154,6 +157,7 @@ impl CustomerRepository for PgCustomerRepository {
     ) -> Result<Customer, UpdateCustomerError> {
         let changeset = CustomerChangeset {
             name: changes.name.map(|n| n.as_str().to_owned()),
+            email_key: changes.email.as_ref().map(Email::lookup_key),
             email: changes.email.map(|e| e.as_str().to_owned()),
             city: changes.city.map(|c| c.as_str().to_owned()),
             phone: changes.phone.map(|p| p.map(|p| p.as_str().to_owned())),

@@ -33,6 +33,7 @@ diesel::table! {
         id -> Uuid,
         name -> Text,
         email -> Text,
+        email_key -> Text,
         city -> Text,
         phone -> Nullable<Text>,
         version -> Int4,

@@ -334,6 +334,36 @@ async fn revising_moves_stock_by_the_difference_and_checks_spacing_against_other
 }
 
 #[tokio::test]
+async fn returning_units_never_takes_stock_above_its_bound() {
+    let s = services().await;
+    let widget = product(&s, "W-1", Some(10)).await;
+    let ada = customer(&s, "ada@example.com").await;
+    let order = s
+        .orders
+        .place(place(&ada, at(9), &[(&widget, 4)]))
+        .await
+        .expect("placed");
+    s.catalog
+        .adjust_stock(widget.id(), StockLevel::MAX - 6, "delivery")
+        .await
+        .expect("filled to the bound");
+
+    let cancelled = s.orders.cancel(order.id()).await;
+
+    assert!(cancelled.is_err(), "{cancelled:?}");
+    assert_eq!(stock_of(&s, &widget).await, Some(StockLevel::MAX));
+    assert_eq!(
+        s.orders
+            .get(OrderRef::Id(order.id()))
+            .await
+            .expect("read")
+            .expect("exists")
+            .status(),
+        OrderStatus::Placed
+    );
+}
+
+#[tokio::test]
 async fn cancelling_returns_stock_exactly_once_even_when_raced() {
     let s = Arc::new(services().await);
     let widget = product(&s, "W-1", Some(10)).await;

@@ -309,6 +309,13 @@ pub struct ProductChanges {
     pub active: Option<bool>,
 }
 
+impl ProductChanges {
+    /// Whether no field changes.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 /// A change of stock in units: not zero, at most [`StockLevel::MAX`] either way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct StockDelta(i64);

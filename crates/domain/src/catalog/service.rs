@@ -66,7 +66,8 @@ impl CatalogService {
         self.products.list(page).await
     }
 
-    /// Changes a product, optionally only if it is still at `expected`.
+    /// Changes a product, optionally only if it is still at `expected`. Changing
+    /// nothing returns the product as it is: no new version, no new `updated_at`.
     ///
     /// # Errors
     /// `NotFound`, `SkuTaken`, `VersionMismatch`.
@@ -77,6 +78,17 @@ impl CatalogService {
         changes: ProductChanges,
         expected: Option<Version>,
     ) -> Result<Product, UpdateProductError> {
+        if changes.is_empty() {
+            let current = self
+                .products
+                .find(id)
+                .await?
+                .ok_or(UpdateProductError::NotFound(id))?;
+            if expected.is_some_and(|expected| expected != current.version()) {
+                return Err(UpdateProductError::VersionMismatch(id));
+            }
+            return Ok(current);
+        }
         self.products
             .update(id, changes, expected, self.clock.now())
             .await
@@ -127,7 +139,7 @@ impl CatalogService {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::MockProductRepository;
+    use crate::catalog::{MockProductRepository, ProductChanges};
     use crate::clock::MockClock;
     use crate::ids::MockIdSource;
     use chrono::{TimeZone, Utc};
@@ -168,6 +180,44 @@ mod tests {
             result,
             Err(AdjustStockError::Invalid { field: "delta", .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn an_empty_change_returns_the_product_untouched_without_writing() {
+        let mut repo = MockProductRepository::new();
+        let stored = Product::restore(
+            ProductId::generate(),
+            crate::catalog::Sku::parse("KIT").expect("sku"),
+            crate::catalog::ProductName::parse("Kit").expect("name"),
+            crate::catalog::ProductKind::Service,
+            crate::money::Money::new(100, crate::money::Currency::parse("EUR").expect("eur")),
+            None,
+            None,
+            true,
+            Version::FIRST,
+            Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+                .single()
+                .expect("valid"),
+            Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+                .single()
+                .expect("valid"),
+        );
+        let id = stored.id();
+        repo.expect_update().never();
+        repo.expect_find()
+            .returning(move |_| Ok(Some(stored.clone())));
+        let service = service(repo);
+
+        let unchanged = service
+            .update(id, ProductChanges::default(), Some(Version::FIRST))
+            .await
+            .expect("unchanged");
+        let stale = service
+            .update(id, ProductChanges::default(), Version::new(2).ok())
+            .await;
+
+        assert_eq!(unchanged.version(), Version::FIRST);
+        assert!(matches!(stale, Err(UpdateProductError::VersionMismatch(got)) if got == id));
     }
 
     #[tokio::test]

@@ -22,7 +22,8 @@ text_newtype!(
 );
 
 /// An e-mail address: one `@`, a non-empty local part, a domain with a dot, no
-/// spaces, at most 254 characters. Compared case-insensitively by storage.
+/// spaces, at most 254 characters. Kept as given; two addresses are the same
+/// customer's when their [`lookup_key`](Self::lookup_key)s are equal.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Email(String);
 
@@ -51,6 +52,12 @@ impl Email {
     /// The address.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The address lower-cased by Unicode rules, not only ASCII ones
+    /// (`Éx@Example.com` → `éx@example.com`): what uniqueness compares.
+    pub fn lookup_key(&self) -> String {
+        self.0.to_lowercase()
     }
 }
 
@@ -186,6 +193,13 @@ pub struct CustomerChanges {
     pub phone: Option<Option<Phone>>,
 }
 
+impl CustomerChanges {
+    /// Whether no field changes.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,6 +219,14 @@ mod tests {
         ] {
             assert!(Email::parse(bad).is_err(), "{bad} should be refused");
         }
+    }
+
+    #[test]
+    fn addresses_differing_only_in_case_share_a_lookup_key_in_any_script() {
+        let key = |raw| Email::parse(raw).expect("address").lookup_key();
+        assert_eq!(key("\u{c9}x@Example.COM"), key("\u{e9}x@example.com"));
+        assert_eq!(key("\u{c9}x@Example.COM"), "\u{e9}x@example.com");
+        assert_ne!(key("ex@example.com"), key("\u{e9}x@example.com"));
     }
 
     #[test]

@@ -65,7 +65,8 @@ impl CustomerService {
         self.customers.list(page).await
     }
 
-    /// Changes a customer, optionally only if still at `expected`.
+    /// Changes a customer, optionally only if still at `expected`. Changing nothing
+    /// returns the customer as they are: no new version, no new `updated_at`.
     ///
     /// # Errors
     /// `NotFound`, `EmailTaken`, `VersionMismatch`.
@@ -76,6 +77,17 @@ impl CustomerService {
         changes: CustomerChanges,
         expected: Option<Version>,
     ) -> Result<Customer, UpdateCustomerError> {
+        if changes.is_empty() {
+            let current = self
+                .customers
+                .find(id)
+                .await?
+                .ok_or(UpdateCustomerError::NotFound(id))?;
+            if expected.is_some_and(|expected| expected != current.version()) {
+                return Err(UpdateCustomerError::VersionMismatch(id));
+            }
+            return Ok(current);
+        }
         self.customers
             .update(id, changes, expected, self.clock.now())
             .await
