@@ -334,6 +334,9 @@ async fn cancelling_returns_stock_frees_the_slot_and_cannot_happen_twice() {
     assert_eq!(cancelled.body["status"], "cancelled");
     assert_eq!(again.status, StatusCode::CONFLICT);
     assert_eq!(again.problem_code(), "order_not_cancellable");
+    // The order's status travels beside the problem's HTTP status, not over it.
+    assert_eq!(again.body["order_status"], "cancelled");
+    assert_eq!(again.body["status"], 409);
     assert_eq!(edit.status, StatusCode::CONFLICT);
     assert_eq!(edit.problem_code(), "order_not_editable");
     assert_eq!(replacement.status, StatusCode::CREATED);

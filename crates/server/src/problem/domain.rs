@@ -202,7 +202,7 @@ impl From<UpdateOrderError> for ApiError {
                 ProblemCode::OrderNotEditable,
                 format!("order {id} is {status}; only placed orders can be changed"),
             )
-            .with("status", status.as_str()),
+            .with("order_status", status.as_str()),
             UpdateOrderError::VersionMismatch(id) => changed("order", id),
             UpdateOrderError::Contended(id) => order_contended(id),
             UpdateOrderError::Pricing(e) => e.into(),
@@ -221,7 +221,7 @@ impl From<CancelOrderError> for ApiError {
                 ProblemCode::OrderNotCancellable,
                 format!("order {id} is {status} and cannot be cancelled"),
             )
-            .with("status", status.as_str()),
+            .with("order_status", status.as_str()),
             CancelOrderError::Contended(id) => order_contended(id),
             CancelOrderError::Unexpected(e) => ApiError::internal(e),
         }
@@ -236,7 +236,7 @@ impl From<DeleteOrderError> for ApiError {
                 ProblemCode::OrderNotDeletable,
                 format!("order {id} is {status} and cannot be deleted"),
             )
-            .with("status", status.as_str()),
+            .with("order_status", status.as_str()),
             DeleteOrderError::Contended(id) => order_contended(id),
             DeleteOrderError::Unexpected(e) => ApiError::internal(e),
         }

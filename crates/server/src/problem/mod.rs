@@ -96,8 +96,13 @@ impl ApiError {
         self.0.code
     }
 
-    /// Adds an extension member.
+    /// Adds an extension member. Its name must not be one of the document's own
+    /// members, which would hide it.
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
+        debug_assert!(
+            !STANDARD_MEMBERS.contains(&key),
+            "the extension member {key} would be hidden by the problem's own"
+        );
         self.0.extensions.insert(key.to_owned(), value.into());
         self
     }
@@ -246,6 +251,18 @@ impl From<anyhow::Error> for ApiError {
         Self::internal(e)
     }
 }
+
+/// The members every problem document has; extensions take other names.
+const STANDARD_MEMBERS: &[&str] = &[
+    "type",
+    "title",
+    "status",
+    "detail",
+    "instance",
+    "code",
+    "request_id",
+    "errors",
+];
 
 /// The media type of every error response.
 pub const PROBLEM_JSON: &str = "application/problem+json";
