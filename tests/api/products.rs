@@ -247,3 +247,28 @@ async fn an_empty_patch_changes_nothing_not_even_the_version() {
     assert_eq!(patched.body, kit);
     assert_eq!(app.get(&path).await.body, kit);
 }
+
+#[tokio::test]
+async fn if_match_with_a_list_of_tags_matches_any_of_them() {
+    let app = spawn_app().await;
+    let product = app.create_product("SVC-LIST", 100, None).await;
+    let path = format!("{}/v1/products/{}", app.address, id_of(&product));
+    let patch = |tags: &'static str, name: &'static str| {
+        app.client
+            .patch(&path)
+            .header("if-match", tags)
+            .json(&json!({ "name": name }))
+            .send()
+    };
+
+    let none_current = patch("\"5\", \"6\"", "Nope").await.expect("sent");
+    let weak_only = patch("W/\"1\", W/\"2\"", "Nope").await.expect("sent");
+    let one_current = patch("\"5\", \"1\"", "Renamed").await.expect("sent");
+
+    assert_eq!(none_current.status(), StatusCode::PRECONDITION_FAILED);
+    assert_eq!(weak_only.status(), StatusCode::PRECONDITION_FAILED);
+    assert_eq!(one_current.status(), StatusCode::OK);
+    let renamed: serde_json::Value = one_current.json().await.expect("json");
+    assert_eq!(renamed["name"], "Renamed");
+    assert_eq!(renamed["version"], 2);
+}

@@ -26,4 +26,4 @@ pub use ids::{IdSource, UuidV7Ids};
 pub use money::{Currency, Money, MoneyOverflow};
 pub use page::{Page, PageLimit, PageRequest};
 pub use unavailable::{Dependency, Unavailable};
-pub use value::{InvalidValue, Version};
+pub use value::{InvalidValue, Version, VersionMatch};

@@ -53,6 +53,45 @@ impl Version {
     }
 }
 
+/// The versions a client says it last saw: `If-Match` may name several, and a
+/// change goes ahead only when the resource is at one of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionMatch(Vec<Version>);
+
+impl VersionMatch {
+    /// Exactly one version.
+    pub fn one(version: Version) -> Self {
+        Self(vec![version])
+    }
+
+    /// Any of `versions`.
+    ///
+    /// # Errors
+    /// When `versions` is empty: a precondition that nothing meets is a mistake.
+    pub fn any_of(mut versions: Vec<Version>) -> Result<Self, InvalidValue> {
+        if versions.is_empty() {
+            return Err(InvalidValue::new("name at least one version"));
+        }
+        versions.sort_unstable();
+        versions.dedup();
+        Ok(Self(versions))
+    }
+
+    /// Whether a resource at `current` meets the precondition.
+    pub fn admits(&self, current: Version) -> bool {
+        self.0.contains(&current)
+    }
+
+    /// The version, when exactly one is named: storage can then compare-and-set on
+    /// it without reading first.
+    pub fn single(&self) -> Option<Version> {
+        match self.0.as_slice() {
+            [one] => Some(*one),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for Version {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)

@@ -294,7 +294,7 @@ async fn revising_moves_stock_by_the_difference_and_checks_spacing_against_other
                 items: items(&[(&widget, 1), (&gadget, 2)]),
                 note: None,
             },
-            Some(first.version()),
+            Some(ordo_domain::VersionMatch::one(first.version())),
         )
         .await
         .expect("revised");
@@ -327,7 +327,7 @@ async fn revising_moves_stock_by_the_difference_and_checks_spacing_against_other
                 items: items(&[(&widget, 1)]),
                 note: None,
             },
-            Some(first.version()),
+            Some(ordo_domain::VersionMatch::one(first.version())),
         )
         .await;
     assert!(matches!(stale, Err(UpdateOrderError::VersionMismatch(_))));

@@ -9,7 +9,7 @@ use actix_web::{FromRequest, HttpRequest, HttpResponseBuilder, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::future::LocalBoxFuture;
-use ordo_domain::{InvalidValue, PageLimit, PageRequest, Version};
+use ordo_domain::{InvalidValue, PageLimit, PageRequest, Version, VersionMatch};
 use serde::de::DeserializeOwned;
 
 use crate::problem::{ApiError, FieldError};
@@ -235,8 +235,8 @@ pub fn check_each<T>(results: impl IntoIterator<Item = Checked<T>>) -> Checked<V
 }
 
 /// The `If-Match` precondition: `None` when absent or `*`.
-#[derive(Debug, Clone, Copy)]
-pub struct IfMatch(pub Option<Version>);
+#[derive(Debug, Clone)]
+pub struct IfMatch(pub Option<VersionMatch>);
 
 impl FromRequest for IfMatch {
     type Error = ApiError;
@@ -251,7 +251,7 @@ impl FromRequest for IfMatch {
             return ready(Ok(IfMatch(None)));
         }
         // If-Match compares strongly (RFC 9110 §13.1.1): a weak tag never matches.
-        // Of a list, the strong tags we could have issued count; one is expected.
+        // Of a list, the strong tags we could have issued count, and any may match.
         let versions: Vec<Version> = text
             .split(',')
             .map(str::trim)
@@ -264,15 +264,11 @@ impl FromRequest for IfMatch {
             })
             .filter_map(|v| Version::new(v).ok())
             .collect();
-        ready(match versions.as_slice() {
-            [version] => Ok(IfMatch(Some(*version))),
-            [] => Err(ApiError::precondition_failed(
+        ready(match VersionMatch::any_of(versions) {
+            Ok(versions) => Ok(IfMatch(Some(versions))),
+            Err(_) => Err(ApiError::precondition_failed(
                 "If-Match names no current version of this resource",
             )),
-            _ => Err(ApiError::validation(vec![FieldError::new(
-                "If-Match",
-                "name the one ETag you last saw",
-            )])),
         })
     }
 }

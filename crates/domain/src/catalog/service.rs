@@ -8,7 +8,7 @@ use super::{
 use crate::clock::Clock;
 use crate::ids::IdSource;
 use crate::page::{Page, PageRequest};
-use crate::value::Version;
+use crate::value::VersionMatch;
 
 /// The catalog's use cases.
 #[derive(Clone)]
@@ -76,7 +76,7 @@ impl CatalogService {
         &self,
         id: ProductId,
         changes: ProductChanges,
-        expected: Option<Version>,
+        expected: Option<VersionMatch>,
     ) -> Result<Product, UpdateProductError> {
         if changes.is_empty() {
             let current = self
@@ -84,11 +84,27 @@ impl CatalogService {
                 .find(id)
                 .await?
                 .ok_or(UpdateProductError::NotFound(id))?;
-            if expected.is_some_and(|expected| expected != current.version()) {
+            if expected.is_some_and(|expected| !expected.admits(current.version())) {
                 return Err(UpdateProductError::VersionMismatch(id));
             }
             return Ok(current);
         }
+        // Several acceptable versions: find the current one, then compare-and-set on it.
+        let expected = match expected.as_ref().map(|m| (m, m.single())) {
+            None => None,
+            Some((_, Some(one))) => Some(one),
+            Some((versions, None)) => {
+                let current = self
+                    .products
+                    .find(id)
+                    .await?
+                    .ok_or(UpdateProductError::NotFound(id))?;
+                if !versions.admits(current.version()) {
+                    return Err(UpdateProductError::VersionMismatch(id));
+                }
+                Some(current.version())
+            }
+        };
         self.products
             .update(id, changes, expected, self.clock.now())
             .await
@@ -142,6 +158,7 @@ mod tests {
     use crate::catalog::{MockProductRepository, ProductChanges};
     use crate::clock::MockClock;
     use crate::ids::MockIdSource;
+    use crate::value::Version;
     use chrono::{TimeZone, Utc};
 
     fn service(repo: MockProductRepository) -> CatalogService {
@@ -209,15 +226,73 @@ mod tests {
         let service = service(repo);
 
         let unchanged = service
-            .update(id, ProductChanges::default(), Some(Version::FIRST))
+            .update(
+                id,
+                ProductChanges::default(),
+                Some(VersionMatch::one(Version::FIRST)),
+            )
             .await
             .expect("unchanged");
         let stale = service
-            .update(id, ProductChanges::default(), Version::new(2).ok())
+            .update(
+                id,
+                ProductChanges::default(),
+                Version::new(2).ok().map(VersionMatch::one),
+            )
             .await;
 
         assert_eq!(unchanged.version(), Version::FIRST);
         assert!(matches!(stale, Err(UpdateProductError::VersionMismatch(got)) if got == id));
+    }
+
+    #[tokio::test]
+    async fn a_change_naming_several_versions_goes_ahead_at_any_of_them() {
+        let mut repo = MockProductRepository::new();
+        let stored = Product::restore(
+            ProductId::generate(),
+            crate::catalog::Sku::parse("KIT").expect("sku"),
+            crate::catalog::ProductName::parse("Kit").expect("name"),
+            crate::catalog::ProductKind::Service,
+            crate::money::Money::new(100, crate::money::Currency::parse("EUR").expect("eur")),
+            None,
+            None,
+            true,
+            Version::new(3).expect("version"),
+            Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+                .single()
+                .expect("valid"),
+            Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+                .single()
+                .expect("valid"),
+        );
+        let id = stored.id();
+        let found = stored.clone();
+        repo.expect_find()
+            .returning(move |_| Ok(Some(found.clone())));
+        // The compare-and-set is on the version the product is at, one of those named.
+        repo.expect_update()
+            .withf(|_, _, expected, _| *expected == Version::new(3).ok())
+            .times(1)
+            .returning(move |_, _, _, _| Ok(stored.clone()));
+        let service = service(repo);
+        let versions = |v: &[i32]| {
+            VersionMatch::any_of(
+                v.iter()
+                    .map(|v| Version::new(*v).expect("version"))
+                    .collect(),
+            )
+            .ok()
+        };
+        let changes = ProductChanges {
+            name: Some(crate::catalog::ProductName::parse("Kit 2").expect("name")),
+            ..ProductChanges::default()
+        };
+
+        let stale = service.update(id, changes.clone(), versions(&[1, 2])).await;
+        let fresh = service.update(id, changes, versions(&[2, 3])).await;
+
+        assert!(matches!(stale, Err(UpdateProductError::VersionMismatch(_))));
+        assert!(fresh.is_ok(), "{fresh:?}");
     }
 
     #[tokio::test]

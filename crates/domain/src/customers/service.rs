@@ -7,7 +7,7 @@ use super::{
 use crate::clock::Clock;
 use crate::ids::IdSource;
 use crate::page::{Page, PageRequest};
-use crate::value::Version;
+use crate::value::VersionMatch;
 
 /// The customers' use cases.
 #[derive(Clone)]
@@ -75,7 +75,7 @@ impl CustomerService {
         &self,
         id: CustomerId,
         changes: CustomerChanges,
-        expected: Option<Version>,
+        expected: Option<VersionMatch>,
     ) -> Result<Customer, UpdateCustomerError> {
         if changes.is_empty() {
             let current = self
@@ -83,11 +83,27 @@ impl CustomerService {
                 .find(id)
                 .await?
                 .ok_or(UpdateCustomerError::NotFound(id))?;
-            if expected.is_some_and(|expected| expected != current.version()) {
+            if expected.is_some_and(|expected| !expected.admits(current.version())) {
                 return Err(UpdateCustomerError::VersionMismatch(id));
             }
             return Ok(current);
         }
+        // Several acceptable versions: find the current one, then compare-and-set on it.
+        let expected = match expected.as_ref().map(|m| (m, m.single())) {
+            None => None,
+            Some((_, Some(one))) => Some(one),
+            Some((versions, None)) => {
+                let current = self
+                    .customers
+                    .find(id)
+                    .await?
+                    .ok_or(UpdateCustomerError::NotFound(id))?;
+                if !versions.admits(current.version()) {
+                    return Err(UpdateCustomerError::VersionMismatch(id));
+                }
+                Some(current.version())
+            }
+        };
         self.customers
             .update(id, changes, expected, self.clock.now())
             .await

@@ -11,7 +11,7 @@ use crate::customers::CustomerRepository;
 use crate::ids::IdSource;
 use crate::money::Money;
 use crate::page::{Page, PageRequest};
-use crate::value::Version;
+use crate::value::VersionMatch;
 
 /// How often a use case re-reads an order that changed under it before giving up.
 const OPTIMISTIC_ATTEMPTS: usize = 3;
@@ -125,7 +125,7 @@ impl OrderService {
         &self,
         id: OrderId,
         revision: ReviseOrder,
-        if_match: Option<Version>,
+        if_match: Option<VersionMatch>,
     ) -> Result<Order, UpdateOrderError> {
         let (lines, total) = self.price(&revision.items).await?;
         let mut attempts = 0;
@@ -136,7 +136,10 @@ impl OrderService {
                 .find(OrderRef::Id(id))
                 .await?
                 .ok_or(UpdateOrderError::NotFound(id))?;
-            if if_match.is_some_and(|expected| expected != current.version()) {
+            if if_match
+                .as_ref()
+                .is_some_and(|expected| !expected.admits(current.version()))
+            {
                 return Err(UpdateOrderError::VersionMismatch(id));
             }
             if !current.status().is_editable() {

@@ -9,6 +9,7 @@ use crate::customers::{City, Customer, CustomerId, CustomerName, Email, MockCust
 use crate::ids::MockIdSource;
 use crate::orders::pricing::tests::{items, product};
 use crate::orders::{MockOrderRepository, OrderNumber, SpacingConflict, StockShortage};
+use crate::value::Version;
 
 /// The id the service's id source hands out.
 const NEW_ORDER_ID: uuid::Uuid = uuid::Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0001);
@@ -338,7 +339,7 @@ async fn a_stale_if_match_is_refused_before_any_write() {
     let stale = Version::new(2).expect("version");
     let result = ports
         .service()
-        .revise(id, revision_of(&p), Some(stale))
+        .revise(id, revision_of(&p), Some(VersionMatch::one(stale)))
         .await;
 
     assert!(matches!(result, Err(UpdateOrderError::VersionMismatch(_))));
@@ -727,7 +728,7 @@ async fn with_if_match_an_order_deleted_meanwhile_is_not_found() {
 
     let result = ports
         .service()
-        .revise(id, revision_of(&p), Some(version))
+        .revise(id, revision_of(&p), Some(VersionMatch::one(version)))
         .await;
 
     assert!(matches!(result, Err(UpdateOrderError::NotFound(got)) if got == id));
