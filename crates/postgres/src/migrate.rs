@@ -14,9 +14,12 @@ const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
 ///
 /// # Errors
 /// When the database cannot be reached or a migration fails.
+#[tracing::instrument(skip_all)]
 pub async fn run_migrations(database_url: &str) -> anyhow::Result<()> {
     let url = database_url.to_owned();
+    let span = tracing::Span::current();
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let _entered = span.enter();
         let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)
             .context("connecting to PostgreSQL to run migrations")?;
         let applied = conn
