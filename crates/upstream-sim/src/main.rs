@@ -86,6 +86,7 @@ impl Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -95,6 +96,7 @@ async fn main() -> anyhow::Result<()> {
     let config = cli.sim_config()?;
     let sim = UpstreamSim::start_at(cli.listen, config)?;
     tracing::info!(url = %sim.url(), "upstream simulator listening");
+    // Logs go to stderr; stdout carries only this line, for scripts and tests.
     println!("ordo-upstream-sim listening on {}", sim.url());
     tokio::signal::ctrl_c().await?;
     sim.stop().await;

@@ -528,6 +528,8 @@ fn own_thread_runs_without_a_runtime_and_stops() {
             .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
         sim.stop().await;
+        // New connections are refused once `stop` returns (the worker closes
+        // kept-alive ones a moment later).
         let after = reqwest::Client::new()
             .get(format!("{url}/products/"))
             .header("x-auth-user", "u1")
