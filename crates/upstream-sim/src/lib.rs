@@ -54,12 +54,14 @@ impl UpstreamSim {
         UpstreamSim::start_at("127.0.0.1:0".parse()?, config)
     }
 
-    /// Binds `listen` and serves on the current tokio (or actix) runtime.
-    /// Must be called from within a tokio runtime.
+    /// Binds `listen` and serves on the current tokio (or actix) runtime; an
+    /// error when called outside of one, or when the configuration is invalid.
     pub fn start_at(listen: SocketAddr, config: SimConfig) -> anyhow::Result<RunningSim> {
+        let runtime = tokio::runtime::Handle::try_current()
+            .context("UpstreamSim::start needs a tokio runtime (or use start_on_own_thread)")?;
         let (shared, server, addr) = build(listen, config)?;
         let handle = server.handle();
-        tokio::spawn(server);
+        runtime.spawn(server);
         Ok(RunningSim {
             addr,
             shared,

@@ -129,6 +129,7 @@ impl fmt::Display for Money {
     }
 }
 
+/// Exact addition of minor units; overflows like `i64` (a panic in debug builds).
 impl std::ops::Add for Money {
     type Output = Money;
     fn add(self, rhs: Money) -> Money {

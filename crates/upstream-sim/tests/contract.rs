@@ -510,6 +510,94 @@ async fn admin_routes_switch_modes() {
 
 use common::Harness;
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_with_one_key_charge_once() {
+    let h = std::sync::Arc::new(start(SimConfig::healthy()));
+    h.order("u1", "o1", "10.00").await;
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let h = h.clone();
+        tasks.push(tokio::spawn(async move {
+            h.post_with(
+                "/payments/",
+                "u1",
+                r#"{"order_id": "o1", "amount": 10}"#,
+                &[("idempotency-key", "same")],
+            )
+            .await
+        }));
+    }
+    let mut bodies = std::collections::HashSet::new();
+    for t in tasks {
+        let r = t.await.unwrap();
+        assert_eq!(r.status, StatusCode::CREATED);
+        bodies.insert(r.text);
+    }
+    assert_eq!(bodies.len(), 1);
+    assert_eq!(h.sim.audit_order("o1").unwrap().charges.len(), 1);
+}
+
+#[tokio::test]
+async fn request_bodies_are_bounded() {
+    let h = start(SimConfig::healthy());
+    let big = format!(r#"{{"total": 1, "basket_id": "{}"}}"#, "x".repeat(100_000));
+    let r = h.post("/orders/", "u1", &big).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(h.sim.audit().is_empty());
+}
+
+#[tokio::test]
+async fn stored_records_are_bounded() {
+    let h = start(SimConfig {
+        max_records: 2,
+        ..SimConfig::healthy()
+    });
+    h.order("u1", "o1", "1").await;
+    h.order("u1", "o2", "1").await;
+    let r = h.post("/orders/", "u1", r#"{"total": 1}"#).await;
+    assert_eq!(r.status, StatusCode::INSUFFICIENT_STORAGE);
+    // A retry of an existing order still answers.
+    h.order("u1", "o1", "1").await;
+    for id in ["o1", "o2"] {
+        let r = h
+            .post(
+                "/payments/",
+                "u1",
+                &format!(r#"{{"order_id": "{id}", "amount": 1}}"#),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED);
+    }
+    let r = h
+        .post("/payments/", "u1", r#"{"order_id": "o1", "amount": 1}"#)
+        .await;
+    assert_eq!(r.status, StatusCode::INSUFFICIENT_STORAGE);
+    // Idempotency keys beyond the bound are forgotten oldest first.
+    for k in ["a", "b", "c"] {
+        let r = h
+            .post_with(
+                "/orders/",
+                "u1",
+                r#"{"total": 1, "order_id": "o1"}"#,
+                &[("idempotency-key", k)],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED);
+    }
+}
+
+#[test]
+fn start_outside_a_runtime_is_an_error() {
+    assert!(UpstreamSim::start(SimConfig::healthy()).is_err());
+    assert!(
+        UpstreamSim::start_on_own_thread(SimConfig {
+            tail_probability: 2.0,
+            ..SimConfig::healthy()
+        })
+        .is_err()
+    );
+}
+
 #[test]
 fn own_thread_runs_without_a_runtime_and_stops() {
     let sim = UpstreamSim::start_on_own_thread(SimConfig::healthy()).unwrap();
