@@ -11,7 +11,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::config::HttpSettings;
 use crate::extract::MAX_BODY_BYTES;
-use crate::middleware::{body_deadline, head, metrics, problem_body, request_id};
+use crate::middleware::{body_deadline, head, metrics, principal, problem_body, request_id};
 use crate::problem::{ApiError, FieldError};
 use crate::routing::{AllowedMethods, unrouted};
 use crate::state::AppState;
@@ -35,6 +35,7 @@ pub fn serve(
         App::new()
             .wrap(problem_body::middleware())
             .wrap(from_fn(body_deadline::middleware))
+            .wrap(from_fn(principal::middleware))
             .wrap(from_fn(head::middleware))
             .wrap(from_fn(metrics::middleware))
             .wrap(from_fn(request_id::middleware))
