@@ -543,4 +543,29 @@ mod tests {
         assert!(json["paths"]["/v1/orders/{id}"].is_object());
         assert!(json["paths"]["/v1/orders/{id_or_number}"].is_null());
     }
+
+    #[test]
+    fn every_v1_route_but_the_session_ones_requires_a_bearer_token() {
+        let doc = openapi();
+        let json = serde_json::to_value(&doc).expect("the document serialises");
+        assert_eq!(
+            json["components"]["securitySchemes"][BEARER]["scheme"],
+            "bearer"
+        );
+        for (path, item) in json["paths"].as_object().expect("paths") {
+            for (method, operation) in item.as_object().expect("a path item") {
+                let protected = path.starts_with("/v1/") && !OPEN_ROUTES.contains(&path.as_str());
+                let responses = &operation["responses"];
+                assert_eq!(
+                    operation["security"][0][BEARER].is_array(),
+                    protected,
+                    "{method} {path}"
+                );
+                assert_eq!(responses["403"].is_object(), protected, "{method} {path}");
+                if protected {
+                    assert!(responses["401"]["headers"]["WWW-Authenticate"].is_object());
+                }
+            }
+        }
+    }
 }
