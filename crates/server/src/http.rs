@@ -27,6 +27,7 @@ pub fn serve(
     state: AppState,
     settings: &HttpSettings,
 ) -> anyhow::Result<Server> {
+    widen_backlog(&listener);
     let state = web::Data::new(state);
     let spec = openapi::openapi();
     let allowed = web::Data::new(AllowedMethods::from_spec(&spec));
@@ -67,6 +68,22 @@ pub fn serve(
         server = server.workers(workers);
     }
     Ok(server.run())
+}
+
+/// Connections the kernel queues for the server before it accepts them. A
+/// listener bound by the standard library queues 128 only; a burst of new
+/// connections beyond that is dropped by the kernel and retried by the client with
+/// exponential back-off (seconds), although the server could take thousands.
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// Listens again on `listener` with [`LISTEN_BACKLOG`] (Linux allows changing the
+/// backlog of a listening socket; the kernel caps it at `net.core.somaxconn`).
+fn widen_backlog(listener: &TcpListener) {
+    use nix::sys::socket::{Backlog, listen};
+    let widened = Backlog::new(LISTEN_BACKLOG).and_then(|backlog| listen(listener, backlog));
+    if let Err(e) = widened {
+        tracing::warn!(error = %e, "could not widen the listen backlog; 128 connections queue at most");
+    }
 }
 
 /// Raises this process's open-file limit to its hard maximum: every connection is
