@@ -4,19 +4,21 @@
 
 use std::time::Duration;
 
-use ordo_api_tests::spawn_app;
+use ordo_api_tests::{TestApp, spawn_app};
 use reqwest::{Method, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Opens a connection and sends a request head that promises a body of 100 bytes,
 /// then one byte of it, then nothing.
-async fn stall_body(port: u16, path: &str) -> TcpStream {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))
+/// An authenticated request (an anonymous one is refused before its body is read).
+async fn stall_body(app: &TestApp, path: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(("127.0.0.1", app.port))
         .await
         .expect("a connection");
+    let token = app.access_token().expect("a logged-in harness");
     let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: ordo\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+        "POST {path} HTTP/1.1\r\nHost: ordo\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
     );
     stream
         .write_all(head.as_bytes())
@@ -50,7 +52,7 @@ async fn thousands_of_stalled_bodies_neither_starve_the_service_nor_stay_open() 
         } else {
             "/v1/orders/0190aaaa-0000-7000-8000-000000000000/cancel"
         };
-        stalled.push(stall_body(app.port, path).await);
+        stalled.push(stall_body(&app, path).await);
     }
 
     let health = app.get("/healthz").await;

@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, TimeDelta, Utc};
 use diesel::QueryableByName;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use ordo_crypto::Argon2Hasher;
 use ordo_domain::Clock;
+use ordo_domain::auth::Role;
 use ordo_postgres::PgPool;
 use ordo_postgres::testing::{TestDatabase, fresh_database};
 use ordo_server::{Application, ApplicationBuilder, Settings, StopHandle};
@@ -25,8 +27,13 @@ pub struct TestApp {
     pub address: String,
     /// The port the server listens on.
     pub port: u16,
-    /// A client with keep-alive connections.
+    /// A client with keep-alive connections, sending the harness user's
+    /// `Authorization: Bearer …` on every request (none when built `.anonymous()`).
     pub client: reqwest::Client,
+    /// A client that sends no credentials.
+    pub anonymous: reqwest::Client,
+    /// The login of the harness user (`None` when built `.anonymous()`).
+    pub session: Option<Value>,
     /// The database behind the app, for assertions on stored rows.
     pub database: TestDatabase,
     /// A pool to that database.
@@ -80,7 +87,25 @@ type BuilderChange = Box<dyn FnOnce(ApplicationBuilder) -> ApplicationBuilder + 
 pub struct TestAppBuilder {
     settings: Vec<SettingsChange>,
     application: Vec<BuilderChange>,
+    login: Login,
 }
+
+/// Who the harness's client is logged in as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Login {
+    Staff,
+    Admin,
+    Anonymous,
+}
+
+/// The staff user every test app has.
+pub const STAFF_EMAIL: &str = "staff@ordo.test";
+/// The administrator every test app has.
+pub const ADMIN_EMAIL: &str = "admin@ordo.test";
+/// The password of both.
+pub const TEST_PASSWORD: &str = "correct horse battery staple";
+/// The JWT secret of test apps.
+pub const TEST_JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
 
 /// Starts building a test application: the real application on a free port over
 /// a fresh database, with sample data off.
@@ -88,6 +113,7 @@ pub fn spawn_app() -> TestAppBuilder {
     TestAppBuilder {
         settings: Vec::new(),
         application: Vec::new(),
+        login: Login::Staff,
     }
 }
 
@@ -101,6 +127,18 @@ impl std::fmt::Debug for TestAppBuilder {
 }
 
 impl TestAppBuilder {
+    /// Logs the client in as an administrator instead of a staff user.
+    pub fn as_admin(mut self) -> Self {
+        self.login = Login::Admin;
+        self
+    }
+
+    /// The client sends no credentials.
+    pub fn anonymous(mut self) -> Self {
+        self.login = Login::Anonymous;
+        self
+    }
+
     /// Changes the settings before the application is built.
     pub fn with_settings(mut self, change: impl FnOnce(&mut Settings) + Send + 'static) -> Self {
         self.settings.push(Box::new(change));
@@ -143,10 +181,16 @@ impl TestAppBuilder {
         settings.http.shutdown_timeout_secs = 1;
         settings.database.url = Some(database.url.clone().into());
         settings.database.pool_size = 20;
+        settings.auth.jwt_secret = Some(TEST_JWT_SECRET.into());
+        // Tests move their clocks by hours and days; one that tests expiry sets
+        // the production lifetime (900 s) back.
+        settings.auth.access_ttl_secs = 365 * 24 * 3600;
+        settings.auth.data_key = Some("test-data-key-test-data-key".into());
         for change in self.settings {
             change(&mut settings);
         }
-        let mut builder = Application::builder(settings);
+        let mut builder = Application::builder(settings)
+            .with_password_hasher(Arc::new(Argon2Hasher::insecure_fast_for_tests()));
         for change in self.application {
             builder = change(builder);
         }
@@ -159,6 +203,17 @@ impl TestAppBuilder {
             actix_web::rt::System::new().block_on(async move {
                 match builder.build().await {
                     Ok(app) => {
+                        // The harness's users, made through the services as an
+                        // administrator's request would make them.
+                        let auth = app.state().auth.clone();
+                        for (email, role) in
+                            [(STAFF_EMAIL, Role::Staff), (ADMIN_EMAIL, Role::Admin)]
+                        {
+                            if let Err(e) = auth.create_user(email, TEST_PASSWORD, role).await {
+                                let _ = started.send(Err(anyhow::anyhow!("creating {email}: {e}")));
+                                return;
+                            }
+                        }
                         let _ = started.send(Ok((app.port(), app.stop_handle())));
                         let _ = done.send(app.run_until_stopped().await);
                     }
@@ -172,19 +227,53 @@ impl TestAppBuilder {
             .await
             .expect("the server thread reports back")
             .expect("the application builds");
+        let address = format!("http://127.0.0.1:{port}");
+        let anonymous = client(reqwest::header::HeaderMap::new());
+        let (client, session) = match self.login {
+            Login::Anonymous => (anonymous.clone(), None),
+            Login::Staff | Login::Admin => {
+                let email = if self.login == Login::Admin {
+                    ADMIN_EMAIL
+                } else {
+                    STAFF_EMAIL
+                };
+                let reply = anonymous
+                    .post(format!("{address}/v1/auth/login"))
+                    .json(&json!({"email": email, "password": TEST_PASSWORD}))
+                    .send()
+                    .await
+                    .expect("the login is sent");
+                assert_eq!(reply.status(), StatusCode::OK, "the harness logs in");
+                let session: Value = reply.json().await.expect("a session");
+                let token = session["access_token"].as_str().expect("an access token");
+                let mut headers = reqwest::header::HeaderMap::new();
+                let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+                    .expect("a header value");
+                value.set_sensitive(true);
+                headers.insert(reqwest::header::AUTHORIZATION, value);
+                (client(headers), Some(session))
+            }
+        };
         TestApp {
-            address: format!("http://127.0.0.1:{port}"),
+            address,
             port,
-            client: reqwest::Client::builder()
-                .pool_max_idle_per_host(256)
-                .build()
-                .expect("an HTTP client"),
+            client,
+            anonymous,
+            session,
             pool: database.pool(4).expect("a pool"),
             database,
             stop,
             finished: Some(finished),
         }
     }
+}
+
+fn client(headers: reqwest::header::HeaderMap) -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .default_headers(headers)
+        .build()
+        .expect("an HTTP client")
 }
 
 impl IntoFuture for TestAppBuilder {
@@ -234,7 +323,8 @@ pub struct Reply {
 }
 
 impl Reply {
-    async fn read(response: Response) -> Self {
+    /// Reads a response whole.
+    pub async fn read(response: Response) -> Self {
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = response.bytes().await.expect("a readable body");
@@ -263,6 +353,11 @@ impl Reply {
 }
 
 impl TestApp {
+    /// The harness user's access token (`None` when built `.anonymous()`).
+    pub fn access_token(&self) -> Option<&str> {
+        self.session.as_ref()?["access_token"].as_str()
+    }
+
     /// Sends a request with an optional JSON body.
     pub async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Reply {
         let mut request = self

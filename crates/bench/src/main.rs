@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use ordo_domain::auth::{CreateUserError, Role};
 use ordo_postgres::{
     Durability, LocalCluster, LocalClusterConfig, PoolConfig, connect_pool, run_migrations,
 };
@@ -183,6 +184,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     )
     .await?;
 
+    // The user every scenario's requests are made as (kept when it exists).
+    match services
+        .auth
+        .create_user(BENCH_EMAIL, BENCH_PASSWORD, Role::Staff)
+        .await
+    {
+        Ok(_) | Err(CreateUserError::EmailTaken) => {}
+        Err(e) => return Err(anyhow::anyhow!("creating the bench user: {e}")),
+    }
+
     let mut child = None;
     let base_url = match &cli.url {
         Some(url) => url.trim_end_matches('/').to_owned(),
@@ -193,11 +204,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     };
     let server_pid = child.as_ref().map(Child::id).or(cli.server_pid);
+    let token = login(&base_url).await?;
+    let mut headers = reqwest::header::HeaderMap::new();
+    let mut bearer = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))?;
+    bearer.set_sensitive(true);
+    headers.insert(reqwest::header::AUTHORIZATION, bearer);
     let target = Target {
         base_url,
         client: reqwest::Client::builder()
             .pool_max_idle_per_host(cli.concurrency * 2)
             .timeout(Duration::from_secs(30))
+            .default_headers(headers)
             .build()?,
         reference: Arc::new(ReferencePool::connect(&database_url, cli.pool_size).await?),
         data: Arc::new(data),
@@ -209,10 +226,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         let ordo = scenarios::run_ordo(scenario, &target, shape).await;
         let server_peak_rss_mib = server_pid.and_then(peak_rss_mib);
         let reference = scenarios::run_reference(scenario, &target, shape).await;
-        let ratio = reference
-            .as_ref()
-            .filter(|r| r.requests_per_second > 0.0)
-            .map(|r| ordo.requests_per_second / r.requests_per_second);
+        let ratio = if scenario == Scenario::MeJwt {
+            // ÷ health: what checking the token and reading the user costs.
+            results
+                .iter()
+                .find(|r: &&ScenarioResult| r.scenario == Scenario::Health.name())
+                .map(|h| h.ordo.requests_per_second)
+                .filter(|rps| *rps > 0.0)
+                .map(|rps| ordo.requests_per_second / rps)
+        } else {
+            reference
+                .as_ref()
+                .filter(|r| r.requests_per_second > 0.0)
+                .map(|r| ordo.requests_per_second / r.requests_per_second)
+        };
         results.push(ScenarioResult {
             scenario: scenario.name(),
             ordo,
@@ -308,6 +335,28 @@ fn print_table(report: &Report) {
     }
 }
 
+const BENCH_EMAIL: &str = "bench@ordo.bench";
+const BENCH_PASSWORD: &str = "ordo-bench staff password";
+
+/// Logs the bench user in; the access token.
+async fn login(base_url: &str) -> anyhow::Result<String> {
+    let response = reqwest::Client::new()
+        .post(format!("{base_url}/v1/auth/login"))
+        .json(&serde_json::json!({"email": BENCH_EMAIL, "password": BENCH_PASSWORD}))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "logging in as {BENCH_EMAIL}: {}",
+        response.status()
+    );
+    let session: serde_json::Value = response.json().await?;
+    session["access_token"]
+        .as_str()
+        .map(str::to_owned)
+        .context("the login answered no access token")
+}
+
 /// Starts this executable as the Ordo server and waits for the port it reports.
 fn spawn_server(database_url: &str, pool_size: usize) -> anyhow::Result<(Child, u16)> {
     let mut child = Command::new(std::env::current_exe()?)
@@ -350,6 +399,10 @@ fn serve_child(database_url: String, pool_size: usize) -> anyhow::Result<()> {
         settings.http.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
         settings.database.url = Some(database_url.into());
         settings.database.pool_size = pool_size;
+        // Made up for this run: the bench logs in to the server it started.
+        settings.auth.jwt_secret = Some(ordo_server::app::random_secret().into());
+        settings.auth.data_key = Some(ordo_server::app::random_secret().into());
+        settings.auth.access_ttl_secs = 24 * 3600;
         let app = ordo_server::Application::build(settings).await?;
         println!("ORDO_BENCH_PORT={}", app.port());
         app.run_until_stopped().await

@@ -26,12 +26,16 @@ pub enum Scenario {
     ListOrders,
     /// `POST /v1/orders` for random customers and products.
     CreateOrder,
+    /// `GET /v1/auth/me` with the bearer token: the cost of checking a JWT (and
+    /// reading its user); reported ÷ `health`, not against a reference.
+    MeJwt,
 }
 
 impl Scenario {
     /// Every scenario, in report order.
-    pub const ALL: [Scenario; 4] = [
+    pub const ALL: [Scenario; 5] = [
         Self::Health,
+        Self::MeJwt,
         Self::GetOrder,
         Self::ListOrders,
         Self::CreateOrder,
@@ -44,13 +48,14 @@ impl Scenario {
             Self::GetOrder => "get-order",
             Self::ListOrders => "list-orders",
             Self::CreateOrder => "create-order",
+            Self::MeJwt => "me-jwt",
         }
     }
 
     /// The ratio Ordo ÷ reference the scenario aims for.
     pub fn goal(self) -> Option<f64> {
         match self {
-            Self::Health => None,
+            Self::Health | Self::MeJwt => None,
             Self::GetOrder | Self::ListOrders => Some(0.5),
             Self::CreateOrder => Some(0.6),
         }
@@ -62,7 +67,7 @@ impl Scenario {
 pub struct Target {
     /// Ordo's base URL.
     pub base_url: String,
-    /// A keep-alive HTTP client.
+    /// A keep-alive HTTP client that sends a staff user's bearer token.
     pub client: reqwest::Client,
     /// The reference's connections.
     pub reference: Arc<ReferencePool>,
@@ -95,6 +100,13 @@ pub async fn run_ordo(scenario: Scenario, target: &Target, shape: LoadShape) -> 
             drive(shape, move |_, _| {
                 let t = t.clone();
                 async move { get_ok(&t.client, &format!("{}/healthz", t.base_url)).await }
+            })
+            .await
+        }
+        Scenario::MeJwt => {
+            drive(shape, move |_, _| {
+                let t = t.clone();
+                async move { get_ok(&t.client, &format!("{}/v1/auth/me", t.base_url)).await }
             })
             .await
         }
@@ -152,7 +164,7 @@ pub async fn run_reference(
 ) -> Option<Measurement> {
     let t = target.clone();
     let measurement = match scenario {
-        Scenario::Health => return None,
+        Scenario::Health | Scenario::MeJwt => return None,
         Scenario::GetOrder => {
             drive(shape, move |worker, n| {
                 let t = t.clone();

@@ -37,3 +37,32 @@ pub async fn release_marker(pool: &PgPool, marker: &str) -> anyhow::Result<()> {
         .map_err(|e| unexpected(e, "forgetting an installation marker"))?;
     Ok(())
 }
+
+#[derive(diesel::QueryableByName)]
+struct SecretRow {
+    #[diesel(sql_type = Text)]
+    value: String,
+}
+
+/// The sandbox secret `name`: the one stored, or `generated` stored now when there
+/// is none yet. Racing callers all get the one value that was stored first.
+///
+/// # Errors
+/// When the database fails.
+pub async fn sandbox_secret(pool: &PgPool, name: &str, generated: &str) -> anyhow::Result<String> {
+    let mut conn = checkout(pool).await?;
+    diesel::sql_query(
+        "INSERT INTO sandbox_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind::<Text, _>(name)
+    .bind::<Text, _>(generated)
+    .execute(&mut conn)
+    .await
+    .map_err(|e| unexpected(e, "storing a sandbox secret"))?;
+    let row: SecretRow = diesel::sql_query("SELECT value FROM sandbox_secrets WHERE name = $1")
+        .bind::<Text, _>(name)
+        .get_result(&mut conn)
+        .await
+        .map_err(|e| unexpected(e, "reading a sandbox secret"))?;
+    Ok(row.value)
+}

@@ -10,17 +10,23 @@ use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle};
 use anyhow::Context;
+use ordo_crypto::{Argon2Hasher, JwtConfig, JwtTokens, RandomTokens};
+use ordo_domain::auth::{
+    AccessTokens, AuthPolicy, AuthService, PasswordHasher, RefreshTokenStore, TokenSecrets,
+    UserRepository,
+};
 use ordo_domain::catalog::{CatalogService, ProductRepository};
 use ordo_domain::customers::{CustomerRepository, CustomerService};
 use ordo_domain::orders::{OrderPolicy, OrderRepository, OrderService, SpacingWindow};
 use ordo_domain::{Clock, Currency, IdSource, SystemClock, UuidV7Ids};
 use ordo_postgres::{
-    PgCustomerRepository, PgOrderRepository, PgPool, PgProductRepository, connect_pool,
+    PgCustomerRepository, PgOrderRepository, PgPool, PgProductRepository, PgRefreshTokenStore,
+    PgUserRepository, connect_pool,
 };
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Settings;
+use crate::config::{AuthSettings, Settings};
 use crate::database::{Database, prepare_database};
 use crate::middleware::metrics;
 use crate::seed::{self, SeedOutcome};
@@ -40,6 +46,16 @@ pub struct Adapters {
     pub clock: Arc<dyn Clock>,
     /// New ids.
     pub ids: Arc<dyn IdSource>,
+    /// Users.
+    pub users: Arc<dyn UserRepository>,
+    /// Refresh tokens, by digest.
+    pub refresh_tokens: Arc<dyn RefreshTokenStore>,
+    /// Password hashing.
+    pub password_hasher: Arc<dyn PasswordHasher>,
+    /// Signed access tokens.
+    pub access_tokens: Arc<dyn AccessTokens>,
+    /// New refresh tokens and their digests.
+    pub token_secrets: Arc<dyn TokenSecrets>,
 }
 
 impl std::fmt::Debug for Adapters {
@@ -49,16 +65,169 @@ impl std::fmt::Debug for Adapters {
 }
 
 impl Adapters {
-    /// The production adapters: PostgreSQL repositories over `pool`, the system clock.
+    /// The production adapters: PostgreSQL repositories over `pool`, the system
+    /// clock, Argon2id. Access tokens are signed with a key made up for this
+    /// process alone, so tokens it issues are accepted nowhere else; the
+    /// application replaces it with the configured or sandbox key.
+    ///
+    /// # Panics
+    /// When the operating system has no random source.
     pub fn postgres(pool: &PgPool) -> Self {
+        #[allow(clippy::expect_used)] // 32 random bytes and the default names are valid
+        let access_tokens = JwtTokens::new(jwt_config(&random_secret(), &AuthSettings::default()))
+            .expect("a 43-character key is long enough");
         Self {
             products: Arc::new(PgProductRepository::new(pool.clone())),
             customers: Arc::new(PgCustomerRepository::new(pool.clone())),
             orders: Arc::new(PgOrderRepository::new(pool.clone())),
             clock: Arc::new(SystemClock),
             ids: Arc::new(UuidV7Ids),
+            users: Arc::new(PgUserRepository::new(pool.clone())),
+            refresh_tokens: Arc::new(PgRefreshTokenStore::new(pool.clone())),
+            password_hasher: Arc::new(Argon2Hasher::owasp()),
+            access_tokens: Arc::new(access_tokens),
+            token_secrets: Arc::new(RandomTokens),
         }
     }
+}
+
+/// 32 bytes from the operating system's random source, base64url (43 characters).
+///
+/// # Panics
+/// When the operating system has no random source: no secret can be made then.
+pub fn random_secret() -> String {
+    use base64::Engine;
+    let mut bytes = [0_u8; 32];
+    #[allow(clippy::expect_used)]
+    getrandom::fill(&mut bytes).expect("the operating system's random source is available");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn jwt_config(secret: &str, auth: &AuthSettings) -> JwtConfig {
+    JwtConfig {
+        secret: secret.as_bytes().to_vec(),
+        issuer: auth.issuer.clone(),
+        audience: auth.audience.clone(),
+        leeway: chrono::TimeDelta::seconds(i64::try_from(auth.leeway_secs).unwrap_or(i64::MAX)),
+    }
+}
+
+/// The secrets an installation runs with.
+struct InstallationSecrets {
+    jwt_secret: SecretString,
+    /// Kept for the encryption of stored secrets, which comes next.
+    _data_key: SecretString,
+}
+
+/// Sandbox mode: an embedded database and no `ORDO_JWT_SECRET`.
+fn sandbox_mode(settings: &Settings) -> bool {
+    settings.database.url.is_none() && settings.auth.jwt_secret.is_none()
+}
+
+/// Outside sandbox mode the secrets must be configured, and strong enough.
+fn check_configured_secrets(settings: &Settings) -> anyhow::Result<()> {
+    if sandbox_mode(settings) {
+        return Ok(());
+    }
+    let Some(secret) = &settings.auth.jwt_secret else {
+        anyhow::bail!(
+            "ORDO_JWT_SECRET is not set: with DATABASE_URL, Ordo needs a JWT signing secret of at least 32 bytes (e.g. `openssl rand -base64 48`)"
+        );
+    };
+    anyhow::ensure!(
+        secret.expose_secret().len() >= 32,
+        "ORDO_JWT_SECRET is too short: it must be at least 32 bytes"
+    );
+    anyhow::ensure!(
+        settings
+            .auth
+            .data_key
+            .as_ref()
+            .is_some_and(|k| !k.expose_secret().trim().is_empty()),
+        "ORDO_DATA_KEY is not set: with DATABASE_URL, Ordo needs a data encryption key (e.g. `openssl rand -base64 32`)"
+    );
+    Ok(())
+}
+
+/// The configured secrets, or in sandbox mode the ones generated on the first
+/// start and kept in the database.
+async fn installation_secrets(
+    settings: &Settings,
+    pool: &PgPool,
+) -> anyhow::Result<InstallationSecrets> {
+    if !sandbox_mode(settings) {
+        // Checked by `check_configured_secrets`.
+        let jwt_secret = settings
+            .auth
+            .jwt_secret
+            .clone()
+            .context("ORDO_JWT_SECRET is not set")?;
+        let data_key = settings
+            .auth
+            .data_key
+            .clone()
+            .context("ORDO_DATA_KEY is not set")?;
+        return Ok(InstallationSecrets {
+            jwt_secret,
+            _data_key: data_key,
+        });
+    }
+    Ok(InstallationSecrets {
+        jwt_secret: sandbox_secret(pool, "jwt-secret").await?,
+        _data_key: match &settings.auth.data_key {
+            Some(key) => key.clone(),
+            None => sandbox_secret(pool, "data-key").await?,
+        },
+    })
+}
+
+async fn sandbox_secret(pool: &PgPool, name: &str) -> anyhow::Result<SecretString> {
+    let value = ordo_postgres::installation::sandbox_secret(pool, name, &random_secret())
+        .await
+        .with_context(|| format!("reading the sandbox's {name}"))?;
+    Ok(value.into())
+}
+
+/// The address of the administrator sandbox mode creates on its first start.
+pub const SANDBOX_ADMIN_EMAIL: &str = "admin@ordo.local";
+
+/// Creates the configured administrator when there is no user; in sandbox mode
+/// without one configured, creates `admin@ordo.local` with a generated password on
+/// the first start and prints the credentials, that once.
+async fn bootstrap_admin(settings: &Settings, auth: &AuthService) -> anyhow::Result<()> {
+    match (&settings.auth.admin_email, &settings.auth.admin_password) {
+        (Some(email), Some(password)) => {
+            let created = auth
+                .bootstrap_admin(email, password.expose_secret())
+                .await
+                .context("creating the administrator of ORDO_ADMIN_EMAIL")?;
+            if created {
+                tracing::info!(email = %email, "created the administrator from ORDO_ADMIN_EMAIL");
+            }
+        }
+        (Some(_), None) | (None, Some(_)) => {
+            anyhow::bail!("set both ORDO_ADMIN_EMAIL and ORDO_ADMIN_PASSWORD, or neither");
+        }
+        (None, None) if sandbox_mode(settings) => {
+            let password = random_secret();
+            if auth
+                .bootstrap_admin(SANDBOX_ADMIN_EMAIL, &password)
+                .await
+                .context("creating the sandbox administrator")?
+            {
+                tracing::info!(
+                    email = SANDBOX_ADMIN_EMAIL,
+                    password = %password,
+                    "sandbox: created an administrator; this password is shown once only"
+                );
+                eprintln!(
+                    "\nSandbox administrator (shown once, on this first start):\n  email:    {SANDBOX_ADMIN_EMAIL}\n  password: {password}\n"
+                );
+            }
+        }
+        (None, None) => {}
+    }
+    Ok(())
 }
 
 /// The domain services, assembled from `adapters` under the rules of `settings`.
@@ -70,6 +239,8 @@ pub struct Services {
     pub customers: CustomerService,
     /// Orders.
     pub orders: OrderService,
+    /// Users, logins and tokens.
+    pub auth: AuthService,
     /// The currency of products created without one.
     pub default_currency: Currency,
 }
@@ -90,8 +261,31 @@ impl Services {
             orders,
             clock,
             ids,
+            users,
+            refresh_tokens,
+            password_hasher,
+            access_tokens,
+            token_secrets,
         } = adapters.clone();
+        let policy = AuthPolicy {
+            access_ttl: std::time::Duration::from_secs(settings.auth.access_ttl_secs),
+            refresh_ttl: std::time::Duration::from_secs(settings.auth.refresh_ttl_secs),
+        };
+        anyhow::ensure!(
+            settings.auth.access_ttl_secs > 0 && settings.auth.refresh_ttl_secs > 0,
+            "auth.access_ttl_secs and auth.refresh_ttl_secs must be positive"
+        );
         Ok(Self {
+            auth: AuthService::new(
+                users,
+                refresh_tokens,
+                password_hasher,
+                access_tokens,
+                token_secrets,
+                clock.clone(),
+                ids.clone(),
+                policy,
+            ),
             catalog: CatalogService::new(products.clone(), clock.clone(), ids.clone()),
             customers: CustomerService::new(customers.clone(), clock.clone(), ids.clone()),
             orders: OrderService::new(
@@ -114,6 +308,7 @@ type TaskStarter = Box<dyn FnOnce(&mut BackgroundTasks) + Send>;
 pub struct ApplicationBuilder {
     settings: Settings,
     clock: Option<Arc<dyn Clock>>,
+    password_hasher: Option<Arc<dyn PasswordHasher>>,
     tasks: Vec<TaskStarter>,
 }
 
@@ -131,6 +326,13 @@ impl ApplicationBuilder {
     /// Uses `clock` instead of the system clock.
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
+        self
+    }
+
+    /// Uses `hasher` instead of production Argon2id (tests: the real one is
+    /// deliberately slow).
+    pub fn with_password_hasher(mut self, hasher: Arc<dyn PasswordHasher>) -> Self {
+        self.password_hasher = Some(hasher);
         self
     }
 
@@ -157,9 +359,11 @@ impl ApplicationBuilder {
         let Self {
             settings,
             clock,
+            password_hasher,
             tasks: extra_tasks,
         } = self;
         crate::http::raise_fd_limit();
+        check_configured_secrets(&settings)?;
         let database = prepare_database(&settings).await?;
         let pool = connect_pool(
             database.url.expose_secret(),
@@ -169,7 +373,19 @@ impl ApplicationBuilder {
         if let Some(clock) = clock {
             adapters.clock = clock;
         }
+        if let Some(hasher) = password_hasher {
+            adapters.password_hasher = hasher;
+        }
+        let secrets = installation_secrets(&settings, &pool).await?;
+        adapters.access_tokens = Arc::new(
+            JwtTokens::new(jwt_config(
+                secrets.jwt_secret.expose_secret(),
+                &settings.auth,
+            ))
+            .context("ORDO_JWT_SECRET")?,
+        );
         let services = Services::assemble(&adapters, &settings)?;
+        bootstrap_admin(&settings, &services.auth).await?;
         let mut tasks = BackgroundTasks::new();
         let metrics = metrics::handle();
         let upkeep_handle = metrics.clone();
@@ -269,6 +485,7 @@ impl Application {
         ApplicationBuilder {
             settings,
             clock: None,
+            password_hasher: None,
             tasks: Vec::new(),
         }
     }

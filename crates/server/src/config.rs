@@ -37,6 +37,8 @@ pub struct Settings {
     pub database: DatabaseSettings,
     /// The order rules.
     pub orders: OrderSettings,
+    /// Users, tokens and secrets.
+    pub auth: AuthSettings,
     /// `text` or `json` (`ORDO_LOG_FORMAT`).
     pub log_format: LogFormat,
     /// Load sample data on the first start of a new embedded database
@@ -97,12 +99,56 @@ pub struct OrderSettings {
     pub default_currency: String,
 }
 
+/// Users, tokens and secrets. Secrets never print.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct AuthSettings {
+    /// The HMAC key access tokens are signed with, at least 32 bytes
+    /// (`ORDO_JWT_SECRET`). Required with `DATABASE_URL`; in sandbox mode (embedded
+    /// database, no secret) one is generated and kept in the database.
+    pub jwt_secret: Option<SecretString>,
+    /// The key that will encrypt stored secrets (`ORDO_DATA_KEY`). Required with
+    /// `DATABASE_URL`; generated and kept in the database in sandbox mode.
+    pub data_key: Option<SecretString>,
+    /// An administrator created when there is no user yet (`ORDO_ADMIN_EMAIL`).
+    pub admin_email: Option<String>,
+    /// That administrator's password (`ORDO_ADMIN_PASSWORD`).
+    pub admin_password: Option<SecretString>,
+    /// `iss` of access tokens (`ORDO_AUTH__ISSUER`).
+    pub issuer: String,
+    /// `aud` of access tokens (`ORDO_AUTH__AUDIENCE`).
+    pub audience: String,
+    /// Seconds an access token is accepted (`ORDO_ACCESS_TTL_SECS`).
+    pub access_ttl_secs: u64,
+    /// Seconds a refresh token can be exchanged (`ORDO_REFRESH_TTL_SECS`).
+    pub refresh_ttl_secs: u64,
+    /// Seconds of clock skew tolerated on `exp` and `iat` (`ORDO_AUTH__LEEWAY_SECS`).
+    pub leeway_secs: u64,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            jwt_secret: None,
+            data_key: None,
+            admin_email: None,
+            admin_password: None,
+            issuer: "ordo".into(),
+            audience: "ordo-api".into(),
+            access_ttl_secs: 900,
+            refresh_ttl_secs: 2_592_000,
+            leeway_secs: 30,
+        }
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Self {
             http: HttpSettings::default(),
             database: DatabaseSettings::default(),
             orders: OrderSettings::default(),
+            auth: AuthSettings::default(),
             log_format: LogFormat::Text,
             sample_data: true,
         }
@@ -195,6 +241,12 @@ const FLAT_ENV_NAMES: &[(&str, &str)] = &[
     ),
     ("spacing_window_minutes", "orders.spacing_window_minutes"),
     ("default_currency", "orders.default_currency"),
+    ("jwt_secret", "auth.jwt_secret"),
+    ("data_key", "auth.data_key"),
+    ("admin_email", "auth.admin_email"),
+    ("admin_password", "auth.admin_password"),
+    ("access_ttl_secs", "auth.access_ttl_secs"),
+    ("refresh_ttl_secs", "auth.refresh_ttl_secs"),
     ("log_format", "log_format"),
     ("sample_data", "sample_data"),
 ];
@@ -276,6 +328,27 @@ mod tests {
             assert!(!settings.sample_data);
             assert_eq!(settings.http.request_timeout_secs, 3);
             assert_eq!(settings.orders.default_currency, "DKK");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn auth_secrets_come_from_flat_names_and_never_print() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ORDO_JWT_SECRET", "s3cret-s3cret-s3cret-s3cret-s3cret");
+            jail.set_env("ORDO_DATA_KEY", "data-key-data-key");
+            jail.set_env("ORDO_ADMIN_EMAIL", "boss@example.com");
+            jail.set_env("ORDO_ADMIN_PASSWORD", "hunter2hunter2");
+            let settings = Settings::load(None).map_err(|e| e.to_string())?;
+            assert!(settings.auth.jwt_secret.is_some());
+            assert!(settings.auth.data_key.is_some());
+            assert_eq!(
+                settings.auth.admin_email.as_deref(),
+                Some("boss@example.com")
+            );
+            assert_eq!(settings.auth.access_ttl_secs, 900);
+            let printed = format!("{settings:?}");
+            assert!(!printed.contains("s3cret") && !printed.contains("hunter2"));
             Ok(())
         });
     }

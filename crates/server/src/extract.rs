@@ -5,13 +5,15 @@ use std::future::{Ready, ready};
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_TYPE, ETAG, IF_MATCH};
-use actix_web::{FromRequest, HttpRequest, HttpResponseBuilder, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponseBuilder, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::future::LocalBoxFuture;
+use ordo_domain::auth::{Principal, Role};
 use ordo_domain::{InvalidValue, PageLimit, PageRequest, Version, VersionMatch};
 use serde::de::DeserializeOwned;
 
+use crate::middleware::principal::Credentials;
 use crate::problem::{ApiError, FieldError};
 
 /// The largest request body accepted.
@@ -278,20 +280,74 @@ pub fn etag(builder: &mut HttpResponseBuilder, version: Version) -> &mut HttpRes
     builder.insert_header((ETAG, format!("\"{version}\"")))
 }
 
-/// The staff member making the request.
-///
-/// Authentication is not built yet, so every caller is admitted; this extractor is
-/// the single place where staff routes will check the bearer token, without any
-/// handler changing.
+/// The credentials the principal middleware resolved for `req`.
+fn credentials(req: &HttpRequest) -> Credentials {
+    req.extensions()
+        .get::<Credentials>()
+        .copied()
+        .unwrap_or(Credentials::None)
+}
+
+/// Any authenticated caller; 401 `unauthenticated` otherwise.
+fn principal(req: &HttpRequest) -> Result<Principal, ApiError> {
+    match credentials(req) {
+        Credentials::Valid(principal) => Ok(principal),
+        Credentials::None => Err(ApiError::unauthenticated()),
+        Credentials::Invalid => Err(ApiError::invalid_token()),
+    }
+}
+
+/// The caller, user or API client: 401 `unauthenticated` without valid
+/// credentials.
 #[derive(Debug, Clone, Copy)]
-pub struct Staff;
+pub struct Caller(pub Principal);
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(principal(req).map(Caller))
+    }
+}
+
+/// A logged-in user, staff or admin: 401 `unauthenticated` without valid
+/// credentials, 403 `forbidden` for an API client.
+#[derive(Debug, Clone, Copy)]
+pub struct Staff(pub Principal);
 
 impl FromRequest for Staff {
     type Error = ApiError;
     type Future = Ready<Result<Self, ApiError>>;
 
-    fn from_request(_: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(Ok(Staff))
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(principal(req).and_then(|p| {
+            if p.has_role(Role::Staff) {
+                Ok(Staff(p))
+            } else {
+                Err(ApiError::forbidden("This route is for staff users"))
+            }
+        }))
+    }
+}
+
+/// An administrator: 401 `unauthenticated` without valid credentials, 403
+/// `forbidden` for anyone else.
+#[derive(Debug, Clone, Copy)]
+pub struct Admin(pub Principal);
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(principal(req).and_then(|p| {
+            if p.has_role(Role::Admin) {
+                Ok(Admin(p))
+            } else {
+                Err(ApiError::forbidden("This route is for administrators"))
+            }
+        }))
     }
 }
 

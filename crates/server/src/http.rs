@@ -11,7 +11,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::config::HttpSettings;
 use crate::extract::MAX_BODY_BYTES;
-use crate::middleware::{body_deadline, head, metrics, problem_body, request_id};
+use crate::middleware::{body_deadline, head, metrics, principal, problem_body, request_id};
 use crate::problem::{ApiError, FieldError};
 use crate::routing::{AllowedMethods, unrouted};
 use crate::state::AppState;
@@ -27,6 +27,7 @@ pub fn serve(
     state: AppState,
     settings: &HttpSettings,
 ) -> anyhow::Result<Server> {
+    widen_backlog(&listener);
     let state = web::Data::new(state);
     let spec = openapi::openapi();
     let allowed = web::Data::new(AllowedMethods::from_spec(&spec));
@@ -35,6 +36,7 @@ pub fn serve(
         App::new()
             .wrap(problem_body::middleware())
             .wrap(from_fn(body_deadline::middleware))
+            .wrap(from_fn(principal::middleware))
             .wrap(from_fn(head::middleware))
             .wrap(from_fn(metrics::middleware))
             .wrap(from_fn(request_id::middleware))
@@ -66,6 +68,22 @@ pub fn serve(
         server = server.workers(workers);
     }
     Ok(server.run())
+}
+
+/// Connections the kernel queues for the server before it accepts them. A
+/// listener bound by the standard library queues 128 only; a burst of new
+/// connections beyond that is dropped by the kernel and retried by the client with
+/// exponential back-off (seconds), although the server could take thousands.
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// Listens again on `listener` with [`LISTEN_BACKLOG`] (Linux allows changing the
+/// backlog of a listening socket; the kernel caps it at `net.core.somaxconn`).
+fn widen_backlog(listener: &TcpListener) {
+    use nix::sys::socket::{Backlog, listen};
+    let widened = Backlog::new(LISTEN_BACKLOG).and_then(|backlog| listen(listener, backlog));
+    if let Err(e) = widened {
+        tracing::warn!(error = %e, "could not widen the listen backlog; 128 connections queue at most");
+    }
 }
 
 /// Raises this process's open-file limit to its hard maximum: every connection is

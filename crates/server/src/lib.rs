@@ -20,5 +20,5 @@ pub mod tasks;
 pub mod telemetry;
 
 pub use app::{Adapters, Application, ApplicationBuilder, Services, StopHandle};
-pub use config::{LogFormat, Settings};
+pub use config::{AuthSettings, LogFormat, Settings};
 pub use openapi::openapi;

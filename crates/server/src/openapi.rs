@@ -20,14 +20,39 @@ use crate::routes::{self, Problem};
         description = "Order management: catalog, customers, orders with a spacing rule, gapless numbers and stock that never goes negative. Errors are RFC 9457 problem documents (`application/problem+json`). Every response carries `X-Request-Id`. A path below with a method it does not list answers 405 `method_not_allowed` with `Allow` naming the methods it takes; any other path answers 404 `not_found`."
     ),
     components(schemas(Problem, FieldError, OrderStatusName, ProductKindName)),
+    modifiers(&BearerScheme),
     tags(
         (name = "operations", description = "Health, readiness, metrics"),
+        (name = "auth", description = "Logging in, tokens, the caller"),
+        (name = "users", description = "Users (administrators only)"),
         (name = "catalog", description = "Products and stock"),
         (name = "customers", description = "Customers"),
         (name = "orders", description = "Orders"),
     )
 )]
 struct ApiDoc;
+
+/// The name of the security scheme of access tokens.
+pub const BEARER: &str = "bearer";
+
+/// The routes open to anyone besides the operations routes: those that obtain or
+/// end a session.
+const OPEN_ROUTES: &[&str] = &["/v1/auth/login", "/v1/auth/token", "/v1/auth/logout"];
+
+struct BearerScheme;
+
+impl utoipa::Modify for BearerScheme {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = doc.components.get_or_insert_with(Default::default);
+        let mut scheme = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .bearer_format("JWT")
+            .build();
+        scheme.description = Some("An access token from `/v1/auth/login` or `/v1/auth/token`, sent as `Authorization: Bearer <token>`.".into());
+        components.add_security_scheme(BEARER, SecurityScheme::Http(scheme));
+    }
+}
 
 /// The OpenAPI document of every route, collected from the same registration the
 /// server uses, so the two cannot drift apart.
@@ -115,6 +140,7 @@ fn integer_header(description: &str) -> Header {
 fn complete_path(path: &str, item: &mut PathItem) {
     // Everything under /v1 reads or writes the database, and /readyz asks it.
     let uses_database = path.starts_with("/v1/") || path == "/readyz";
+    let protected = path.starts_with("/v1/") && !OPEN_ROUTES.contains(&path);
     let operations = [
         (&mut item.get, false),
         (&mut item.post, false),
@@ -124,9 +150,39 @@ fn complete_path(path: &str, item: &mut PathItem) {
     ];
     for (operation, conditional) in operations {
         if let Some(operation) = operation {
+            if protected {
+                protect(operation);
+            }
             complete_operation(operation, uses_database, conditional);
         }
     }
+}
+
+/// Requires an access token: the `bearer` security requirement, 401 without a
+/// valid one, 403 for a caller whose role does not suffice.
+fn protect(operation: &mut Operation) {
+    operation.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new(
+        BEARER,
+        Vec::<String>::new(),
+    )]);
+    let responses = &mut operation.responses.responses;
+    let mut unauthenticated = problem(
+        "`unauthenticated`: no access token, or one that is not valid or has expired (`WWW-Authenticate` says which)",
+    );
+    unauthenticated.headers.insert(
+        "WWW-Authenticate".into(),
+        RefOr::T(string_header(
+            "`Bearer`, or `Bearer error=\"invalid_token\"` for a token that is not valid",
+        )),
+    );
+    responses
+        .entry("401".to_owned())
+        .or_insert(RefOr::T(unauthenticated));
+    responses.entry("403".to_owned()).or_insert_with(|| {
+        RefOr::T(problem(
+            "`forbidden`: the caller's role does not allow this",
+        ))
+    });
 }
 
 fn complete_operation(operation: &mut Operation, uses_database: bool, conditional: bool) {
@@ -425,6 +481,15 @@ pub fn stock_delta() -> Schema {
     Schema::AnyOf(delta)
 }
 
+/// A new password: 12 to 128 characters, not only white space.
+pub fn password() -> Object {
+    let inner = &WS[1..WS.len() - 1];
+    let mut schema = string(format!("^{WS}*[^{inner}][\\s\\S]*$"), false);
+    schema.min_length = Some(12);
+    schema.max_length = Some(128);
+    schema
+}
+
 /// A cursor as the server issues it: a base64url-encoded id.
 pub fn cursor() -> Object {
     let mut schema = string("^[A-Za-z0-9_-]{21}[AQgw]$".into(), false);
@@ -477,5 +542,30 @@ mod tests {
         }
         assert!(json["paths"]["/v1/orders/{id}"].is_object());
         assert!(json["paths"]["/v1/orders/{id_or_number}"].is_null());
+    }
+
+    #[test]
+    fn every_v1_route_but_the_session_ones_requires_a_bearer_token() {
+        let doc = openapi();
+        let json = serde_json::to_value(&doc).expect("the document serialises");
+        assert_eq!(
+            json["components"]["securitySchemes"][BEARER]["scheme"],
+            "bearer"
+        );
+        for (path, item) in json["paths"].as_object().expect("paths") {
+            for (method, operation) in item.as_object().expect("a path item") {
+                let protected = path.starts_with("/v1/") && !OPEN_ROUTES.contains(&path.as_str());
+                let responses = &operation["responses"];
+                assert_eq!(
+                    operation["security"][0][BEARER].is_array(),
+                    protected,
+                    "{method} {path}"
+                );
+                assert_eq!(responses["403"].is_object(), protected, "{method} {path}");
+                if protected {
+                    assert!(responses["401"]["headers"]["WWW-Authenticate"].is_object());
+                }
+            }
+        }
     }
 }

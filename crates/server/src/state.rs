@@ -1,6 +1,7 @@
 //! What every handler can reach.
 
 use ordo_domain::Currency;
+use ordo_domain::auth::AuthService;
 use ordo_domain::catalog::CatalogService;
 use ordo_domain::customers::CustomerService;
 use ordo_domain::orders::OrderService;
@@ -18,6 +19,8 @@ pub struct AppState {
     pub customers: CustomerService,
     /// Orders.
     pub orders: OrderService,
+    /// Users, logins and tokens.
+    pub auth: AuthService,
     /// The currency of products created without one.
     pub default_currency: Currency,
     /// The pool, for readiness checks.
@@ -43,12 +46,14 @@ impl AppState {
             catalog,
             customers,
             orders,
+            auth,
             default_currency,
         } = services;
         Self {
             catalog,
             customers,
             orders,
+            auth,
             default_currency,
             pool,
             metrics,

@@ -11,8 +11,33 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
-/// Starts `ordo serve` on a fresh database and a free port; returns it and its port.
-async fn start_ordo() -> (Child, u16) {
+const ADMIN_EMAIL: &str = "admin@signals.test";
+const ADMIN_PASSWORD: &str = "signals admin password";
+
+/// Logs the administrator in over a raw connection; the access token.
+async fn login(port: u16) -> String {
+    let body = format!(r#"{{"email":"{ADMIN_EMAIL}","password":"{ADMIN_PASSWORD}"}}"#);
+    let mut stream = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("a connection");
+    let request = format!(
+        "POST /v1/auth/login HTTP/1.1\r\nHost: ordo\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("sent");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.expect("an answer");
+    let (_, json) = answer.split_once("\r\n\r\n").expect("a body");
+    let session: serde_json::Value = serde_json::from_str(json).expect("a session");
+    session["access_token"]
+        .as_str()
+        .expect("an access token")
+        .to_owned()
+}
+
+/// Starts `ordo serve` on a fresh database and a free port, with an administrator;
+/// returns it, its port and the administrator's access token.
+async fn start_ordo() -> (Child, u16, String) {
     let database = fresh_database().await.expect("a database");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -21,6 +46,10 @@ async fn start_ordo() -> (Child, u16) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ordo"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .env("DATABASE_URL", &database.url)
+        .env("ORDO_JWT_SECRET", "signals-test-secret-signals-test-secret")
+        .env("ORDO_DATA_KEY", "signals-test-data-key")
+        .env("ORDO_ADMIN_EMAIL", ADMIN_EMAIL)
+        .env("ORDO_ADMIN_PASSWORD", ADMIN_PASSWORD)
         .env("ORDO_SHUTDOWN_TIMEOUT_SECS", "20")
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
@@ -40,18 +69,19 @@ async fn start_ordo() -> (Child, u16) {
     .await;
     assert_eq!(ready.ok(), Some(true), "ordo did not start serving");
     tokio::spawn(async move { while let Ok(Some(_)) = log.next_line().await {} });
-    (child, port)
+    let token = login(port).await;
+    (child, port, token)
 }
 
 /// Sends the head of a product creation and half of its body: a request in flight.
-async fn begin_request(port: u16, sku: &str) -> (TcpStream, String) {
+async fn begin_request(port: u16, token: &str, sku: &str) -> (TcpStream, String) {
     let body =
         format!(r#"{{"sku":"{sku}","name":"In flight","kind":"service","price_minor":100}}"#);
     let mut stream = TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("a connection");
     let head = format!(
-        "POST /v1/products HTTP/1.1\r\nHost: ordo\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        "POST /v1/products HTTP/1.1\r\nHost: ordo\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).await.expect("head sent");
@@ -77,10 +107,10 @@ fn signal(child: &Child, signal: Signal) {
 
 #[tokio::test]
 async fn a_first_ctrl_c_lets_in_flight_requests_finish() {
-    let (mut ordo, port) = start_ordo().await;
+    let (mut ordo, port, token) = start_ordo().await;
     let mut in_flight = Vec::new();
     for i in 0..25 {
-        in_flight.push(begin_request(port, &format!("SVC-FLIGHT-{i}")).await);
+        in_flight.push(begin_request(port, &token, &format!("SVC-FLIGHT-{i}")).await);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
 
@@ -107,8 +137,8 @@ async fn a_first_ctrl_c_lets_in_flight_requests_finish() {
 
 #[tokio::test]
 async fn a_second_ctrl_c_stops_at_once() {
-    let (mut ordo, port) = start_ordo().await;
-    let (stalled, _rest) = begin_request(port, "SVC-STALLED").await;
+    let (mut ordo, port, token) = start_ordo().await;
+    let (stalled, _rest) = begin_request(port, &token, "SVC-STALLED").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     signal(&ordo, Signal::SIGINT);

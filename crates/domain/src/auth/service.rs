@@ -219,6 +219,14 @@ impl AuthService {
             .await
     }
 
+    /// One user, or `None` (e.g. for `GET /v1/auth/me`).
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn find_user(&self, id: UserId) -> anyhow::Result<Option<StoredUser>> {
+        self.users.find(id).await
+    }
+
     /// A page of users, newest first.
     ///
     /// # Errors

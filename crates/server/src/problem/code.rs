@@ -45,6 +45,10 @@ macro_rules! problem_codes {
 problem_codes! {
     BadRequest => ("bad_request", BAD_REQUEST, "Bad request"),
     InvalidJson => ("invalid_json", BAD_REQUEST, "Malformed JSON"),
+    Unauthenticated => ("unauthenticated", UNAUTHORIZED, "Unauthenticated"),
+    InvalidCredentials => ("invalid_credentials", UNAUTHORIZED, "Invalid credentials"),
+    TokenReused => ("token_reused", UNAUTHORIZED, "Refresh token reused"),
+    Forbidden => ("forbidden", FORBIDDEN, "Forbidden"),
     NotFound => ("not_found", NOT_FOUND, "Not found"),
     ProductNotFound => ("product_not_found", NOT_FOUND, "Product not found"),
     CustomerNotFound => ("customer_not_found", NOT_FOUND, "Customer not found"),

@@ -1,9 +1,11 @@
 //! HTTP routes: extract, call one service method, map the result.
 
+pub mod auth;
 pub mod customers;
 pub mod health;
 pub mod orders;
 pub mod products;
+pub mod users;
 
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -17,6 +19,8 @@ pub use crate::problem::Problem;
 pub fn v1(config: &mut ServiceConfig) {
     config.service(
         scope("/v1")
+            .configure(auth::routes)
+            .configure(users::routes)
             .configure(products::routes)
             .configure(customers::routes)
             .configure(orders::routes),
