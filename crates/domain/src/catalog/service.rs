@@ -78,7 +78,10 @@ impl CatalogService {
         changes: ProductChanges,
         expected: Option<VersionMatch>,
     ) -> Result<Product, UpdateProductError> {
-        if changes.is_empty() {
+        // A single expected version is compared-and-set by storage without a read;
+        // changing nothing, or naming several versions, needs the current one first.
+        let single = expected.as_ref().and_then(VersionMatch::single);
+        if changes.is_empty() || (expected.is_some() && single.is_none()) {
             let current = self
                 .products
                 .find(id)
@@ -87,26 +90,16 @@ impl CatalogService {
             if expected.is_some_and(|expected| !expected.admits(current.version())) {
                 return Err(UpdateProductError::VersionMismatch(id));
             }
-            return Ok(current);
-        }
-        // Several acceptable versions: find the current one, then compare-and-set on it.
-        let expected = match expected.as_ref().map(|m| (m, m.single())) {
-            None => None,
-            Some((_, Some(one))) => Some(one),
-            Some((versions, None)) => {
-                let current = self
-                    .products
-                    .find(id)
-                    .await?
-                    .ok_or(UpdateProductError::NotFound(id))?;
-                if !versions.admits(current.version()) {
-                    return Err(UpdateProductError::VersionMismatch(id));
-                }
-                Some(current.version())
+            if changes.is_empty() {
+                return Ok(current);
             }
-        };
+            return self
+                .products
+                .update(id, changes, Some(current.version()), self.clock.now())
+                .await;
+        }
         self.products
-            .update(id, changes, expected, self.clock.now())
+            .update(id, changes, single, self.clock.now())
             .await
     }
 

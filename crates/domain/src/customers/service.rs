@@ -77,7 +77,10 @@ impl CustomerService {
         changes: CustomerChanges,
         expected: Option<VersionMatch>,
     ) -> Result<Customer, UpdateCustomerError> {
-        if changes.is_empty() {
+        // A single expected version is compared-and-set by storage without a read;
+        // changing nothing, or naming several versions, needs the current one first.
+        let single = expected.as_ref().and_then(VersionMatch::single);
+        if changes.is_empty() || (expected.is_some() && single.is_none()) {
             let current = self
                 .customers
                 .find(id)
@@ -86,26 +89,16 @@ impl CustomerService {
             if expected.is_some_and(|expected| !expected.admits(current.version())) {
                 return Err(UpdateCustomerError::VersionMismatch(id));
             }
-            return Ok(current);
-        }
-        // Several acceptable versions: find the current one, then compare-and-set on it.
-        let expected = match expected.as_ref().map(|m| (m, m.single())) {
-            None => None,
-            Some((_, Some(one))) => Some(one),
-            Some((versions, None)) => {
-                let current = self
-                    .customers
-                    .find(id)
-                    .await?
-                    .ok_or(UpdateCustomerError::NotFound(id))?;
-                if !versions.admits(current.version()) {
-                    return Err(UpdateCustomerError::VersionMismatch(id));
-                }
-                Some(current.version())
+            if changes.is_empty() {
+                return Ok(current);
             }
-        };
+            return self
+                .customers
+                .update(id, changes, Some(current.version()), self.clock.now())
+                .await;
+        }
         self.customers
-            .update(id, changes, expected, self.clock.now())
+            .update(id, changes, single, self.clock.now())
             .await
     }
 
