@@ -192,10 +192,13 @@ mod tests {
         ));
     }
 
-    #[tokio::test]
-    async fn an_empty_change_returns_the_product_untouched_without_writing() {
-        let mut repo = MockProductRepository::new();
-        let stored = Product::restore(
+    /// A stored service product "KIT" at `version`.
+    fn stored_kit(version: Version) -> Product {
+        let at = Utc
+            .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+            .single()
+            .expect("valid");
+        Product::restore(
             ProductId::generate(),
             crate::catalog::Sku::parse("KIT").expect("sku"),
             crate::catalog::ProductName::parse("Kit").expect("name"),
@@ -204,14 +207,16 @@ mod tests {
             None,
             None,
             true,
-            Version::FIRST,
-            Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
-                .single()
-                .expect("valid"),
-            Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
-                .single()
-                .expect("valid"),
-        );
+            version,
+            at,
+            at,
+        )
+    }
+
+    #[tokio::test]
+    async fn an_empty_change_returns_the_product_untouched_without_writing() {
+        let mut repo = MockProductRepository::new();
+        let stored = stored_kit(Version::FIRST);
         let id = stored.id();
         repo.expect_update().never();
         repo.expect_find()
@@ -241,23 +246,7 @@ mod tests {
     #[tokio::test]
     async fn a_change_naming_several_versions_goes_ahead_at_any_of_them() {
         let mut repo = MockProductRepository::new();
-        let stored = Product::restore(
-            ProductId::generate(),
-            crate::catalog::Sku::parse("KIT").expect("sku"),
-            crate::catalog::ProductName::parse("Kit").expect("name"),
-            crate::catalog::ProductKind::Service,
-            crate::money::Money::new(100, crate::money::Currency::parse("EUR").expect("eur")),
-            None,
-            None,
-            true,
-            Version::new(3).expect("version"),
-            Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
-                .single()
-                .expect("valid"),
-            Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
-                .single()
-                .expect("valid"),
-        );
+        let stored = stored_kit(Version::new(3).expect("version"));
         let id = stored.id();
         let found = stored.clone();
         repo.expect_find()
