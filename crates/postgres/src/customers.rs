@@ -81,7 +81,7 @@ const EMAIL_KEY: &str = "customers_email_key";
 
 #[async_trait]
 impl CustomerRepository for PgCustomerRepository {
-    #[tracing::instrument(skip_all, fields(customer_id = %id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(customer_id = %id))]
     async fn insert(
         &self,
         id: CustomerId,
@@ -112,7 +112,7 @@ impl CustomerRepository for PgCustomerRepository {
         Ok(stored.into_domain()?)
     }
 
-    #[tracing::instrument(skip_all, fields(customer_id = %id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(customer_id = %id))]
     async fn find(&self, id: CustomerId) -> anyhow::Result<Option<Customer>> {
         let mut conn = checkout(&self.pool).await?;
         customers::table
@@ -126,7 +126,7 @@ impl CustomerRepository for PgCustomerRepository {
             .transpose()
     }
 
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list(&self, page: PageRequest) -> anyhow::Result<Page<Customer>> {
         let mut conn = checkout(&self.pool).await?;
         let mut query = customers::table
@@ -147,7 +147,7 @@ impl CustomerRepository for PgCustomerRepository {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(customer_id = %id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(customer_id = %id))]
     async fn update(
         &self,
         id: CustomerId,
@@ -198,7 +198,7 @@ impl CustomerRepository for PgCustomerRepository {
         }
     }
 
-    #[tracing::instrument(skip_all, fields(customer_id = %id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(customer_id = %id))]
     async fn delete(&self, id: CustomerId) -> Result<(), DeleteCustomerError> {
         let mut conn = checkout(&self.pool).await?;
         let has_orders = diesel::select(diesel::dsl::exists(
