@@ -10,3 +10,4 @@ mod operations;
 mod orders;
 mod products;
 mod sample_data;
+mod upstream;

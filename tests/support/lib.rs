@@ -14,7 +14,8 @@ use ordo_domain::Clock;
 use ordo_domain::auth::Role;
 use ordo_postgres::PgPool;
 use ordo_postgres::testing::{TestDatabase, fresh_database};
-use ordo_server::{Application, ApplicationBuilder, Settings, StopHandle};
+use ordo_server::{Application, ApplicationBuilder, Settings, StopHandle, UpstreamPorts};
+use ordo_upstream_sim::{RunningSim, SimConfig, UpstreamSim};
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -38,6 +39,14 @@ pub struct TestApp {
     pub database: TestDatabase,
     /// A pool to that database.
     pub pool: PgPool,
+    /// The application's ports to the upstream, as its services get them.
+    pub upstream: UpstreamPorts,
+    /// The upstream's base URL: the sandbox simulator the application started,
+    /// or the one given to the builder.
+    pub upstream_url: String,
+    /// The simulator started by [`TestAppBuilder::with_upstream_sim`], for its
+    /// audit and its configuration.
+    pub upstream_sim: Option<RunningSim>,
     stop: StopHandle,
     finished: Option<tokio::sync::oneshot::Receiver<anyhow::Result<()>>>,
 }
@@ -88,6 +97,7 @@ pub struct TestAppBuilder {
     settings: Vec<SettingsChange>,
     application: Vec<BuilderChange>,
     login: Login,
+    upstream_sim: Option<SimConfig>,
 }
 
 /// Who the harness's client is logged in as.
@@ -114,6 +124,7 @@ pub fn spawn_app() -> TestAppBuilder {
         settings: Vec::new(),
         application: Vec::new(),
         login: Login::Staff,
+        upstream_sim: None,
     }
 }
 
@@ -145,6 +156,21 @@ impl TestAppBuilder {
         self
     }
 
+    /// Calls the upstream at `url` instead of the sandbox simulator the
+    /// application starts by itself.
+    pub fn with_upstream(self, url: impl Into<String>) -> Self {
+        let url = url.into();
+        self.with_settings(move |settings| settings.upstream.url = Some(url))
+    }
+
+    /// Starts a simulator of the upstream configured as `config` (a preset such
+    /// as `SimConfig::chaos(0.3)`) and points the application at it; the test
+    /// reaches it as [`TestApp::upstream_sim`].
+    pub fn with_upstream_sim(mut self, config: SimConfig) -> Self {
+        self.upstream_sim = Some(config);
+        self
+    }
+
     /// Uses `clock` instead of the system clock (see [`ManualClock`]).
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.application
@@ -172,6 +198,10 @@ impl TestAppBuilder {
             ordo_server::telemetry::init(ordo_server::LogFormat::Text);
         }
         let database = fresh_database().await.expect("a fresh test database");
+        let upstream_sim = self.upstream_sim.map(|config| {
+            // Its own thread and actix system: it outlives the application's.
+            UpstreamSim::start_on_own_thread(config).expect("an upstream simulator")
+        });
         let mut settings = Settings {
             sample_data: false,
             ..Settings::default()
@@ -186,6 +216,9 @@ impl TestAppBuilder {
         // the production lifetime (900 s) back.
         settings.auth.access_ttl_secs = 365 * 24 * 3600;
         settings.auth.data_key = Some("test-data-key-test-data-key".into());
+        if let Some(sim) = &upstream_sim {
+            settings.upstream.url = Some(sim.url());
+        }
         for change in self.settings {
             change(&mut settings);
         }
@@ -214,7 +247,12 @@ impl TestAppBuilder {
                                 return;
                             }
                         }
-                        let _ = started.send(Ok((app.port(), app.stop_handle())));
+                        let _ = started.send(Ok((
+                            app.port(),
+                            app.stop_handle(),
+                            app.upstream().clone(),
+                            app.upstream_url().to_owned(),
+                        )));
                         let _ = done.send(app.run_until_stopped().await);
                     }
                     Err(e) => {
@@ -223,7 +261,7 @@ impl TestAppBuilder {
                 }
             });
         });
-        let (port, stop) = running
+        let (port, stop, upstream, upstream_url) = running
             .await
             .expect("the server thread reports back")
             .expect("the application builds");
@@ -262,6 +300,9 @@ impl TestAppBuilder {
             session,
             pool: database.pool(4).expect("a pool"),
             database,
+            upstream,
+            upstream_url,
+            upstream_sim,
             stop,
             finished: Some(finished),
         }

@@ -19,6 +19,7 @@ pub mod orders;
 pub mod page;
 pub mod ratelimit;
 pub mod unavailable;
+pub mod upstream;
 pub mod value;
 
 pub use clock::{Clock, SystemClock, to_micros};

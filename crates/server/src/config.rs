@@ -39,6 +39,8 @@ pub struct Settings {
     pub orders: OrderSettings,
     /// Users, tokens and secrets.
     pub auth: AuthSettings,
+    /// The external order, payment and catalog API.
+    pub upstream: UpstreamSettings,
     /// `text` or `json` (`ORDO_LOG_FORMAT`).
     pub log_format: LogFormat,
     /// Load sample data on the first start of a new embedded database
@@ -142,6 +144,101 @@ impl Default for AuthSettings {
     }
 }
 
+/// The external order, payment and catalog API, and how patiently it is called.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct UpstreamSettings {
+    /// Its base URL (`ORDO_UPSTREAM_URL`). Unset: sandbox mode, in which Ordo
+    /// starts the upstream simulator in-process and calls that.
+    pub url: Option<String>,
+    /// Sent as `x-auth-user` on every call (`ORDO_UPSTREAM_USER`).
+    pub user: String,
+    /// The currency of the upstream's amounts (`ORDO_UPSTREAM__CURRENCY`).
+    pub currency: String,
+    /// How long connecting may take (`ORDO_UPSTREAM_CONNECT_TIMEOUT_MS`).
+    pub connect_timeout_ms: u64,
+    /// How long one attempt may take (`ORDO_UPSTREAM_ATTEMPT_TIMEOUT_MS`).
+    pub attempt_timeout_ms: u64,
+    /// How long one call may take, retries included (`ORDO_UPSTREAM_DEADLINE_MS`).
+    pub deadline_ms: u64,
+    /// Attempts per call at most (`ORDO_UPSTREAM_MAX_ATTEMPTS`).
+    pub max_attempts: u32,
+    /// The bound of the first retry's random wait; it doubles with every retry
+    /// (`ORDO_UPSTREAM__BACKOFF_BASE_MS`).
+    pub backoff_base_ms: u64,
+    /// The largest bound of a retry's random wait (`ORDO_UPSTREAM__BACKOFF_MAX_MS`).
+    pub backoff_max_ms: u64,
+    /// The window the circuit breaker's error rate is computed over
+    /// (`ORDO_UPSTREAM__BREAKER_WINDOW_SECS`).
+    pub breaker_window_secs: u64,
+    /// Attempts in the window before the circuit can open
+    /// (`ORDO_UPSTREAM__BREAKER_MIN_CALLS`).
+    pub breaker_min_calls: u32,
+    /// The failure share that opens the circuit (`ORDO_UPSTREAM__BREAKER_FAILURE_RATIO`).
+    pub breaker_failure_ratio: f64,
+    /// How long the circuit stays open before probing
+    /// (`ORDO_UPSTREAM__BREAKER_OPEN_MS`).
+    pub breaker_open_ms: u64,
+}
+
+impl Default for UpstreamSettings {
+    fn default() -> Self {
+        let config = ordo_upstream::UpstreamConfig::default();
+        Self {
+            url: None,
+            user: "ordo".into(),
+            currency: config.currency.to_string(),
+            connect_timeout_ms: millis(config.connect_timeout),
+            attempt_timeout_ms: millis(config.attempt_timeout),
+            deadline_ms: millis(config.deadline),
+            max_attempts: config.max_attempts,
+            backoff_base_ms: millis(config.backoff_base),
+            backoff_max_ms: millis(config.backoff_max),
+            breaker_window_secs: config.breaker.window.as_secs(),
+            breaker_min_calls: config.breaker.min_calls,
+            breaker_failure_ratio: config.breaker.failure_ratio,
+            breaker_open_ms: millis(config.breaker.open_for),
+        }
+    }
+}
+
+impl UpstreamSettings {
+    /// The adapter's configuration for the upstream at `base_url`.
+    ///
+    /// # Errors
+    /// When a setting is out of range.
+    pub fn adapter_config(
+        &self,
+        base_url: String,
+    ) -> anyhow::Result<ordo_upstream::UpstreamConfig> {
+        let defaults = ordo_upstream::UpstreamConfig::default();
+        let config = ordo_upstream::UpstreamConfig {
+            base_url: Some(base_url),
+            auth_user: self.user.clone(),
+            currency: ordo_domain::Currency::parse(&self.currency)
+                .map_err(|e| anyhow::anyhow!("upstream.currency: {e}"))?,
+            connect_timeout: Duration::from_millis(self.connect_timeout_ms),
+            attempt_timeout: Duration::from_millis(self.attempt_timeout_ms),
+            deadline: Duration::from_millis(self.deadline_ms),
+            max_attempts: self.max_attempts,
+            backoff_base: Duration::from_millis(self.backoff_base_ms),
+            backoff_max: Duration::from_millis(self.backoff_max_ms),
+            breaker: ordo_upstream::BreakerConfig {
+                window: Duration::from_secs(self.breaker_window_secs),
+                min_calls: self.breaker_min_calls,
+                failure_ratio: self.breaker_failure_ratio,
+                open_for: Duration::from_millis(self.breaker_open_ms),
+                ..defaults.breaker
+            },
+            ..defaults
+        };
+        config
+            .validate()
+            .map_err(|e| anyhow::anyhow!("upstream settings: {e}"))?;
+        Ok(config)
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Self {
@@ -149,6 +246,7 @@ impl Default for Settings {
             database: DatabaseSettings::default(),
             orders: OrderSettings::default(),
             auth: AuthSettings::default(),
+            upstream: UpstreamSettings::default(),
             log_format: LogFormat::Text,
             sample_data: true,
         }
@@ -247,6 +345,12 @@ const FLAT_ENV_NAMES: &[(&str, &str)] = &[
     ("admin_password", "auth.admin_password"),
     ("access_ttl_secs", "auth.access_ttl_secs"),
     ("refresh_ttl_secs", "auth.refresh_ttl_secs"),
+    ("upstream_url", "upstream.url"),
+    ("upstream_user", "upstream.user"),
+    ("upstream_connect_timeout_ms", "upstream.connect_timeout_ms"),
+    ("upstream_attempt_timeout_ms", "upstream.attempt_timeout_ms"),
+    ("upstream_deadline_ms", "upstream.deadline_ms"),
+    ("upstream_max_attempts", "upstream.max_attempts"),
     ("log_format", "log_format"),
     ("sample_data", "sample_data"),
 ];
@@ -351,6 +455,48 @@ mod tests {
             assert!(!printed.contains("s3cret") && !printed.contains("hunter2"));
             Ok(())
         });
+    }
+
+    #[test]
+    fn upstream_settings_come_from_flat_and_nested_names_and_make_a_valid_adapter_config() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ORDO_UPSTREAM_URL", "https://upstream.example.com");
+            jail.set_env("ORDO_UPSTREAM_USER", "kanpla-user");
+            jail.set_env("ORDO_UPSTREAM_DEADLINE_MS", "4000");
+            jail.set_env("ORDO_UPSTREAM__BREAKER_FAILURE_RATIO", "0.25");
+            let settings = Settings::load(None).map_err(|e| e.to_string())?;
+            let upstream = &settings.upstream;
+            assert_eq!(
+                upstream.url.as_deref(),
+                Some("https://upstream.example.com")
+            );
+            assert_eq!(upstream.user, "kanpla-user");
+            let config = upstream
+                .adapter_config("https://upstream.example.com".into())
+                .map_err(|e| e.to_string())?;
+            assert_eq!(config.deadline, Duration::from_secs(4));
+            assert_eq!(config.auth_user, "kanpla-user");
+            assert!((config.breaker.failure_ratio - 0.25).abs() < 1e-9);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn upstream_settings_that_make_no_sense_are_refused() {
+        let deadline_below_one_attempt = UpstreamSettings {
+            deadline_ms: 10,
+            ..UpstreamSettings::default()
+        };
+        assert!(
+            deadline_below_one_attempt
+                .adapter_config("http://127.0.0.1:9".into())
+                .is_err()
+        );
+        assert!(
+            UpstreamSettings::default()
+                .adapter_config("ftp://example.com".into())
+                .is_err()
+        );
     }
 
     #[test]

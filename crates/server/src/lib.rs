@@ -20,6 +20,6 @@ pub mod state;
 pub mod tasks;
 pub mod telemetry;
 
-pub use app::{Adapters, Application, ApplicationBuilder, Services, StopHandle};
-pub use config::{AuthSettings, LogFormat, Settings};
+pub use app::{Adapters, Application, ApplicationBuilder, Services, StopHandle, UpstreamPorts};
+pub use config::{AuthSettings, LogFormat, Settings, UpstreamSettings};
 pub use openapi::openapi;
