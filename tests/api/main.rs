@@ -9,4 +9,5 @@ mod malformed_input;
 mod operations;
 mod orders;
 mod products;
+mod rate_limits;
 mod sample_data;

@@ -201,14 +201,9 @@ pub async fn middleware<B: MessageBody + 'static>(
     };
     let mut response = match body.unreadable {
         Some(error) => req.error_response(error).map_into_right_body(),
-        None => {
-            let request = req.request().clone();
-            match next.call(req).await {
-                Ok(response) => response.map_into_left_body(),
-                // An error of an inner middleware is still a limited response.
-                Err(e) => ServiceResponse::new(request, e.error_response()).map_into_right_body(),
-            }
-        }
+        // A handler's error arrives here as a response (actix renders it where
+        // the handler ran), so it gets the headers too.
+        None => next.call(req).await?.map_into_left_body(),
     };
     if let Some(quota) = quota {
         tell(response.headers_mut(), quota);
