@@ -326,3 +326,27 @@ async fn without_a_rate_limit_store_logins_are_refused_and_other_requests_go_ahe
     assert_eq!(other.status, StatusCode::UNAUTHORIZED, "{other:?}");
     assert!(other.header("ratelimit-limit").is_none());
 }
+
+#[tokio::test]
+async fn a_login_body_that_cannot_be_read_is_answered_as_before_and_counted_per_address() {
+    let app = login_app(limit(1, 2), limit(60, 10)).await;
+    let send = |content_type: &'static str, body: Vec<u8>| {
+        let request = app
+            .anonymous
+            .post(format!("{}/v1/auth/login", app.address))
+            .header("content-type", content_type)
+            .body(body);
+        async move { Reply::read(request.send().await.unwrap()).await }
+    };
+
+    let too_large = send("application/json", vec![b' '; 2 * 1024 * 1024]).await;
+    assert_eq!(too_large.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(too_large.problem_code(), "payload_too_large");
+    assert_eq!(quota(&too_large), (2, 1, 60));
+    let not_json = send("text/plain", b"email=a@b.c".to_vec()).await;
+    assert_eq!(not_json.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(quota(&not_json).1, 0);
+
+    // Both were attempts from this address, whose two are now used up.
+    assert_rate_limited(&log_in(&app, STAFF_EMAIL, TEST_PASSWORD).await, 60);
+}
