@@ -213,7 +213,54 @@ pub async fn middleware<B: MessageBody + 'static>(
 
 #[cfg(test)]
 mod tests {
+    use actix_web::test::TestRequest;
+    use ordo_domain::auth::{Role, UserId};
+    use ordo_domain::ratelimit::RatePolicy;
+
     use super::*;
+
+    fn caller_with(
+        credentials: Option<Credentials>,
+        limit: Option<ClientRateLimit>,
+    ) -> LimitedCaller {
+        let req = TestRequest::default().to_srv_request();
+        if let Some(credentials) = credentials {
+            req.extensions_mut().insert(credentials);
+        }
+        if let Some(limit) = limit {
+            req.extensions_mut().insert(limit);
+        }
+        caller(&req)
+    }
+
+    #[test]
+    fn a_client_is_limited_by_its_record_and_a_caller_without_valid_credentials_by_its_address() {
+        let id = uuid::Uuid::from_u128(5);
+        let client = Credentials::Valid(Principal::Client { id });
+        let own = ClientRateLimit::new(60, 3).unwrap();
+        assert_eq!(
+            caller_with(Some(client), Some(own)),
+            LimitedCaller::Client {
+                id,
+                policy: RatePolicy::per_minute(60, 3).unwrap()
+            }
+        );
+        assert_eq!(
+            caller_with(Some(client), None),
+            LimitedCaller::Client {
+                id,
+                policy: ClientRateLimit::default().policy()
+            }
+        );
+        let user = Credentials::Valid(Principal::User {
+            id: UserId::from_uuid(id),
+            role: Role::Staff,
+        });
+        assert_eq!(caller_with(Some(user), None), LimitedCaller::User(id));
+        for anonymous in [Some(Credentials::Invalid), Some(Credentials::None), None] {
+            assert_eq!(caller_with(anonymous, None), LimitedCaller::Anonymous);
+        }
+    }
 
     #[test]
     fn the_api_is_limited_and_the_operations_routes_are_not() {
