@@ -1,4 +1,5 @@
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use super::{
@@ -44,6 +45,9 @@ pub struct RateLimiter {
     store: Arc<dyn RateLimitStore>,
     clock: Arc<dyn Clock>,
     policies: RatePolicies,
+    /// The second (Unix time) of the last warning about a failing store: while
+    /// it fails, every request would say so, and one line a second is enough.
+    warned_at: Arc<AtomicI64>,
 }
 
 impl std::fmt::Debug for RateLimiter {
@@ -65,6 +69,7 @@ impl RateLimiter {
             store,
             clock,
             policies,
+            warned_at: Arc::new(AtomicI64::new(i64::MIN)),
         }
     }
 
@@ -88,7 +93,10 @@ impl RateLimiter {
             return match self.store.check(checks, now).await {
                 Ok(outcome) => Ok(admission(checks, &outcome)),
                 Err(error) => {
-                    tracing::warn!(%error, key = %general.key, "rate limits unavailable; the request goes ahead unchecked");
+                    let second = now.timestamp();
+                    if self.warned_at.swap(second, Ordering::Relaxed) != second {
+                        tracing::warn!(%error, key = %general.key, "rate limits unavailable; requests other than logins go ahead unchecked");
+                    }
                     Ok(Admission::Unchecked)
                 }
             };
