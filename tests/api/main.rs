@@ -9,5 +9,6 @@ mod malformed_input;
 mod operations;
 mod orders;
 mod products;
+mod rate_limits;
 mod sample_data;
 mod upstream;

@@ -12,6 +12,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use ordo_crypto::Argon2Hasher;
 use ordo_domain::Clock;
 use ordo_domain::auth::Role;
+use ordo_domain::ratelimit::RateLimitStore;
 use ordo_postgres::PgPool;
 use ordo_postgres::testing::{TestDatabase, fresh_database};
 use ordo_server::{Application, ApplicationBuilder, Settings, StopHandle, UpstreamPorts};
@@ -175,6 +176,14 @@ impl TestAppBuilder {
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.application
             .push(Box::new(move |builder| builder.with_clock(clock)));
+        self
+    }
+
+    /// Keeps rate limits in `store` instead of the application's memory.
+    pub fn with_rate_limit_store(mut self, store: Arc<dyn RateLimitStore>) -> Self {
+        self.application.push(Box::new(move |builder| {
+            builder.with_rate_limit_store(store)
+        }));
         self
     }
 

@@ -20,6 +20,7 @@ use ordo_domain::catalog::{CatalogService, ProductRepository};
 use ordo_domain::customers::{CustomerRepository, CustomerService};
 use ordo_domain::orders::{OrderPolicy, OrderRepository, OrderService, SpacingWindow};
 use ordo_domain::upstream::{CatalogSource, PaymentGateway, UpstreamMonitor, UpstreamOrders};
+use ordo_domain::ratelimit::{RateLimitStore, RateLimiter, RatePolicies};
 use ordo_domain::{Clock, Currency, IdSource, SystemClock, UuidV7Ids};
 use ordo_postgres::{
     PgCustomerRepository, PgOrderRepository, PgPool, PgProductRepository, PgRefreshTokenStore,
@@ -30,10 +31,11 @@ use ordo_upstream_sim::{RunningSim, SimConfig, UpstreamSim};
 use secrecy::{ExposeSecret, SecretString};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{AuthSettings, Settings};
+use crate::config::{AuthSettings, RateLimitSettings, Settings};
 use crate::database::{Database, prepare_database};
 use crate::middleware::metrics;
 use crate::recent_users::RecentUsers;
+use crate::rate_limits::InMemoryRateLimits;
 use crate::seed::{self, SeedOutcome};
 use crate::state::AppState;
 use crate::tasks::BackgroundTasks;
@@ -61,6 +63,8 @@ pub struct Adapters {
     pub access_tokens: Arc<dyn AccessTokens>,
     /// New refresh tokens and their digests.
     pub token_secrets: Arc<dyn TokenSecrets>,
+    /// The state of every rate limit.
+    pub rate_limits: Arc<dyn RateLimitStore>,
     /// The external order, payment and catalog API.
     pub upstream: UpstreamPorts,
 }
@@ -106,7 +110,7 @@ impl std::fmt::Debug for Adapters {
 
 impl Adapters {
     /// The production adapters: PostgreSQL repositories over `pool`, the system
-    /// clock, Argon2id. Access tokens are signed with a key made up for this
+    /// clock, Argon2id, rate limits in this process's memory. Access tokens are signed with a key made up for this
     /// process alone, so tokens it issues are accepted nowhere else; the
     /// application replaces it with the configured or sandbox key. No upstream
     /// is configured (its calls are unavailable) until the application sets one.
@@ -135,6 +139,9 @@ impl Adapters {
             access_tokens: Arc::new(access_tokens),
             token_secrets: Arc::new(RandomTokens),
             upstream: UpstreamPorts::served_by(no_upstream),
+            rate_limits: Arc::new(InMemoryRateLimits::new(
+                RateLimitSettings::default().max_keys,
+            )),
         }
     }
 }
@@ -293,6 +300,8 @@ pub struct Services {
     pub orders: OrderService,
     /// Users, logins and tokens.
     pub auth: AuthService,
+    /// Rate limits.
+    pub rate_limits: RateLimiter,
     /// The currency of products created without one.
     pub default_currency: Currency,
 }
@@ -319,6 +328,7 @@ impl Services {
             access_tokens,
             token_secrets,
             upstream: _,
+            rate_limits,
         } = adapters.clone();
         let policy = AuthPolicy {
             access_ttl: std::time::Duration::from_secs(settings.auth.access_ttl_secs),
@@ -328,7 +338,13 @@ impl Services {
             settings.auth.access_ttl_secs > 0 && settings.auth.refresh_ttl_secs > 0,
             "auth.access_ttl_secs and auth.refresh_ttl_secs must be positive"
         );
+        let rate_limits = RateLimiter::new(
+            rate_limits,
+            clock.clone(),
+            rate_policies(&settings.rate_limits)?,
+        );
         Ok(Self {
+            rate_limits,
             auth: AuthService::new(
                 users,
                 refresh_tokens,
@@ -354,6 +370,20 @@ impl Services {
     }
 }
 
+fn rate_policies(settings: &RateLimitSettings) -> anyhow::Result<RatePolicies> {
+    let policy = |name: &str, limit: crate::config::LimitSettings| {
+        limit
+            .policy()
+            .map_err(|e| anyhow::anyhow!("rate_limits.{name}: {e}"))
+    };
+    Ok(RatePolicies {
+        user: policy("user", settings.user)?,
+        anonymous: policy("anonymous", settings.anonymous)?,
+        login_per_address: policy("login_per_ip", settings.login_per_ip)?,
+        login_per_email: policy("login_per_email", settings.login_per_email)?,
+    })
+}
+
 /// A background task to start with the application (see [`BackgroundTasks::spawn`]).
 type TaskStarter = Box<dyn FnOnce(&mut BackgroundTasks) + Send>;
 
@@ -362,6 +392,7 @@ pub struct ApplicationBuilder {
     settings: Settings,
     clock: Option<Arc<dyn Clock>>,
     password_hasher: Option<Arc<dyn PasswordHasher>>,
+    rate_limits: Option<Arc<dyn RateLimitStore>>,
     tasks: Vec<TaskStarter>,
 }
 
@@ -389,6 +420,12 @@ impl ApplicationBuilder {
         self
     }
 
+    /// Keeps rate limits in `store` instead of this process's memory.
+    pub fn with_rate_limit_store(mut self, store: Arc<dyn RateLimitStore>) -> Self {
+        self.rate_limits = Some(store);
+        self
+    }
+
     /// Starts one more background task with the application, owned like its own.
     pub fn with_task<F, Fut>(mut self, name: &'static str, task: F) -> Self
     where
@@ -413,6 +450,7 @@ impl ApplicationBuilder {
             settings,
             clock,
             password_hasher,
+            rate_limits,
             tasks: extra_tasks,
         } = self;
         crate::http::raise_fd_limit();
@@ -429,6 +467,8 @@ impl ApplicationBuilder {
         if let Some(hasher) = password_hasher {
             adapters.password_hasher = hasher;
         }
+        adapters.rate_limits = rate_limits
+            .unwrap_or_else(|| Arc::new(InMemoryRateLimits::new(settings.rate_limits.max_keys)));
         let secrets = installation_secrets(&settings, &pool).await?;
         adapters.access_tokens = Arc::new(
             JwtTokens::new(jwt_config(
@@ -581,6 +621,7 @@ impl Application {
             settings,
             clock: None,
             password_hasher: None,
+            rate_limits: None,
             tasks: Vec::new(),
         }
     }

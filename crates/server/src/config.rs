@@ -1,7 +1,8 @@
 //! Settings: built-in defaults < an optional TOML file < `ORDO_*` environment
 //! variables (and `DATABASE_URL`) < command-line flags.
 //!
-//! The settings are nested by concern (`http`, `database`, `orders`); the TOML file
+//! The settings are nested by concern (`http`, `database`, `orders`, `auth`,
+//! `rate_limits`); the TOML file
 //! uses the same sections. Environment variables keep short flat names
 //! (`ORDO_DATABASE_POOL_SIZE`, `ORDO_LISTEN`); any nested key can also be set as
 //! `ORDO_<SECTION>__<KEY>` (e.g. `ORDO_HTTP__MAX_CONNECTIONS`).
@@ -12,9 +13,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use figment::Figment;
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Env, Format, Serialized, Toml};
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, Default)]
@@ -41,6 +42,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// The external order, payment and catalog API.
     pub upstream: UpstreamSettings,
+    /// How many requests each caller may make.
+    pub rate_limits: RateLimitSettings,
     /// `text` or `json` (`ORDO_LOG_FORMAT`).
     pub log_format: LogFormat,
     /// Load sample data on the first start of a new embedded database
@@ -202,6 +205,72 @@ impl Default for UpstreamSettings {
     }
 }
 
+/// How many requests each caller may make. A client's limit is on its record
+/// (600/min, burst 100 unless set otherwise).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RateLimitSettings {
+    /// Each logged-in user (`ORDO_RATE_LIMIT_USER_PER_MINUTE`,
+    /// `ORDO_RATE_LIMIT_USER_BURST`): 6 000/min, burst 1 000 — staff tools
+    /// batch-create, and a widely used payments API allows 100 requests/s per
+    /// account.
+    pub user: LimitSettings,
+    /// Each network address, for requests without valid credentials
+    /// (`ORDO_RATE_LIMIT_ANONYMOUS_PER_MINUTE`, `ORDO_RATE_LIMIT_ANONYMOUS_BURST`):
+    /// 600/min, burst 100, as much as one API client — without credentials only
+    /// logging in, exchanging tokens and logging out do any work, and an office
+    /// behind one NAT address refreshing its tokens stays far below it.
+    pub anonymous: LimitSettings,
+    /// Login attempts from each network address, on top of the above
+    /// (`ORDO_RATE_LIMIT_LOGIN_IP_PER_MINUTE`, `ORDO_RATE_LIMIT_LOGIN_IP_BURST`):
+    /// 30/min, burst 20 — a morning rush behind one NAT address gets in, while one
+    /// address cannot keep more than a sliver of a core busy hashing passwords.
+    pub login_per_ip: LimitSettings,
+    /// Login attempts for each e-mail address, existing or not
+    /// (`ORDO_RATE_LIMIT_LOGIN_EMAIL_PER_MINUTE`, `ORDO_RATE_LIMIT_LOGIN_EMAIL_BURST`):
+    /// 1/min, burst 5 — five typos in a row, then one try a minute, so guessing
+    /// one account's password from any number of addresses gets ~1 500 tries a day.
+    pub login_per_email: LimitSettings,
+    /// Keys the in-memory store holds at most; beyond, the key closest to a whole
+    /// allowance is forgotten (`ORDO_RATE_LIMIT_MAX_KEYS`).
+    pub max_keys: usize,
+}
+
+/// One rate limit: `requests_per_minute` on average, `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+pub struct LimitSettings {
+    /// Requests per minute, on average.
+    pub requests_per_minute: u32,
+    /// Requests at once.
+    pub burst: u32,
+}
+
+impl LimitSettings {
+    /// The policy these settings describe.
+    ///
+    /// # Errors
+    /// When either number is zero, or the rate is above one request per microsecond.
+    pub fn policy(self) -> Result<ordo_domain::ratelimit::RatePolicy, ordo_domain::InvalidValue> {
+        ordo_domain::ratelimit::RatePolicy::per_minute(self.requests_per_minute, self.burst)
+    }
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        let limit = |requests_per_minute, burst| LimitSettings {
+            requests_per_minute,
+            burst,
+        };
+        Self {
+            user: limit(6_000, 1_000),
+            anonymous: limit(600, 100),
+            login_per_ip: limit(30, 20),
+            login_per_email: limit(1, 5),
+            max_keys: 1_000_000,
+        }
+    }
+}
+
 impl UpstreamSettings {
     /// The adapter's configuration for the upstream at `base_url`.
     ///
@@ -247,6 +316,7 @@ impl Default for Settings {
             orders: OrderSettings::default(),
             auth: AuthSettings::default(),
             upstream: UpstreamSettings::default(),
+            rate_limits: RateLimitSettings::default(),
             log_format: LogFormat::Text,
             sample_data: true,
         }
@@ -351,6 +421,33 @@ const FLAT_ENV_NAMES: &[(&str, &str)] = &[
     ("upstream_attempt_timeout_ms", "upstream.attempt_timeout_ms"),
     ("upstream_deadline_ms", "upstream.deadline_ms"),
     ("upstream_max_attempts", "upstream.max_attempts"),
+    (
+        "rate_limit_user_per_minute",
+        "rate_limits.user.requests_per_minute",
+    ),
+    ("rate_limit_user_burst", "rate_limits.user.burst"),
+    (
+        "rate_limit_anonymous_per_minute",
+        "rate_limits.anonymous.requests_per_minute",
+    ),
+    ("rate_limit_anonymous_burst", "rate_limits.anonymous.burst"),
+    (
+        "rate_limit_login_ip_per_minute",
+        "rate_limits.login_per_ip.requests_per_minute",
+    ),
+    (
+        "rate_limit_login_ip_burst",
+        "rate_limits.login_per_ip.burst",
+    ),
+    (
+        "rate_limit_login_email_per_minute",
+        "rate_limits.login_per_email.requests_per_minute",
+    ),
+    (
+        "rate_limit_login_email_burst",
+        "rate_limits.login_per_email.burst",
+    ),
+    ("rate_limit_max_keys", "rate_limits.max_keys"),
     ("log_format", "log_format"),
     ("sample_data", "sample_data"),
 ];
@@ -385,7 +482,13 @@ impl Settings {
                 )
                 .into()
         });
+        // Each limit's defaults differ, so they are laid down first: a file or a
+        // variable that sets only a burst keeps the default rate.
         Figment::new()
+            .merge(Serialized::default(
+                "rate_limits",
+                RateLimitSettings::default(),
+            ))
             .merge(toml)
             .merge(env)
             .merge(
@@ -477,6 +580,34 @@ mod tests {
             assert_eq!(config.deadline, Duration::from_secs(4));
             assert_eq!(config.auth_user, "kanpla-user");
             assert!((config.breaker.failure_ratio - 0.25).abs() < 1e-9);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn rate_limits_come_from_flat_names_nested_names_and_the_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "ordo.toml",
+                "[rate_limits.login_per_email]\nrequests_per_minute = 2\nburst = 3\n",
+            )?;
+            jail.set_env("ORDO_RATE_LIMIT_USER_BURST", "50");
+            jail.set_env("ORDO_RATE_LIMITS__ANONYMOUS__REQUESTS_PER_MINUTE", "90");
+            let settings = Settings::load(None).map_err(|e| e.to_string())?;
+            let limits = settings.rate_limits;
+            assert_eq!(
+                (limits.user.requests_per_minute, limits.user.burst),
+                (6_000, 50)
+            );
+            assert_eq!(limits.anonymous.requests_per_minute, 90);
+            assert_eq!(
+                limits.login_per_email,
+                LimitSettings {
+                    requests_per_minute: 2,
+                    burst: 3
+                }
+            );
+            assert_eq!(limits.login_per_ip.burst, 20);
             Ok(())
         });
     }

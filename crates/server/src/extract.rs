@@ -4,7 +4,7 @@ use std::future::{Ready, ready};
 
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CONTENT_TYPE, ETAG, IF_MATCH};
+use actix_web::http::header::{CONTENT_TYPE, ETAG, HeaderMap, IF_MATCH};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponseBuilder, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -32,36 +32,44 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let is_json = req
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .map(|mime| {
-                let mime = mime.trim().to_ascii_lowercase();
-                mime == "application/json"
-                    || (mime.starts_with("application/") && mime.ends_with("+json"))
-            })
-            .unwrap_or(false);
+        let is_json = is_json(req.headers());
         let bytes = web::Bytes::from_request(req, payload);
         Box::pin(async move {
             if !is_json {
                 return Err(ApiError::for_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
             }
-            let bytes = bytes.await.map_err(|e| {
-                let timed_out = e
-                    .as_error::<actix_web::error::PayloadError>()
-                    .is_some_and(crate::middleware::body_deadline::is_deadline);
-                if timed_out {
-                    ApiError::for_status(StatusCode::REQUEST_TIMEOUT)
-                } else if e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::for_status(StatusCode::PAYLOAD_TOO_LARGE)
-                } else {
-                    ApiError::invalid_json(format!("the body could not be read: {e}"))
-                }
-            })?;
+            let bytes = bytes.await.map_err(|e| body_error(&e))?;
             parse_json(&bytes).map(JsonBody)
         })
+    }
+}
+
+/// Whether the request says its body is JSON (`application/json` or
+/// `application/*+json`).
+pub fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| {
+            let mime = mime.trim().to_ascii_lowercase();
+            mime == "application/json"
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
+        })
+}
+
+/// The problem of a body that could not be read: 408 past the deadline, 413 over
+/// the size limit, 400 `invalid_json` otherwise.
+pub fn body_error(e: &actix_web::Error) -> ApiError {
+    let timed_out = e
+        .as_error::<actix_web::error::PayloadError>()
+        .is_some_and(crate::middleware::body_deadline::is_deadline);
+    if timed_out {
+        ApiError::for_status(StatusCode::REQUEST_TIMEOUT)
+    } else if e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::for_status(StatusCode::PAYLOAD_TOO_LARGE)
+    } else {
+        ApiError::invalid_json(format!("the body could not be read: {e}"))
     }
 }
 

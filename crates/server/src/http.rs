@@ -11,7 +11,9 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::config::HttpSettings;
 use crate::extract::MAX_BODY_BYTES;
-use crate::middleware::{body_deadline, head, metrics, principal, problem_body, request_id};
+use crate::middleware::{
+    body_deadline, client_ip, head, metrics, principal, problem_body, rate_limit, request_id,
+};
 use crate::problem::{ApiError, FieldError};
 use crate::routing::{AllowedMethods, unrouted};
 use crate::state::AppState;
@@ -35,8 +37,10 @@ pub fn serve(
     let mut server = HttpServer::new(move || {
         App::new()
             .wrap(problem_body::middleware())
+            .wrap(from_fn(rate_limit::middleware))
             .wrap(from_fn(body_deadline::middleware))
             .wrap(from_fn(principal::middleware))
+            .wrap(from_fn(client_ip::middleware))
             .wrap(from_fn(head::middleware))
             .wrap(from_fn(metrics::middleware))
             .wrap(from_fn(request_id::middleware))

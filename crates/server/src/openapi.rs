@@ -10,6 +10,7 @@ use utoipa::openapi::schema::{AnyOf, Object, ObjectBuilder, SchemaType, Type};
 use utoipa::openapi::{Content, Header, Ref, RefOr, Required, Response, ResponseBuilder, Schema};
 use utoipa_actix_web::AppExt;
 
+use crate::middleware::rate_limit;
 use crate::problem::FieldError;
 use crate::routes::{self, Problem};
 
@@ -17,7 +18,7 @@ use crate::routes::{self, Problem};
 #[openapi(
     info(
         title = "Ordo",
-        description = "Order management: catalog, customers, orders with a spacing rule, gapless numbers and stock that never goes negative. Errors are RFC 9457 problem documents (`application/problem+json`). Every response carries `X-Request-Id`. A path below with a method it does not list answers 405 `method_not_allowed` with `Allow` naming the methods it takes; any other path answers 404 `not_found`."
+        description = "Order management: catalog, customers, orders with a spacing rule, gapless numbers and stock that never goes negative. Errors are RFC 9457 problem documents (`application/problem+json`). Every response carries `X-Request-Id`. Every `/v1` route is rate-limited: its answers carry `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`, and a request over the caller's allowance is 429 `rate_limited` with `Retry-After`. A path below with a method it does not list answers 405 `method_not_allowed` with `Allow` naming the methods it takes; any other path answers 404 `not_found`."
     ),
     components(schemas(Problem, FieldError, OrderStatusName, ProductKindName)),
     modifiers(&BearerScheme),
@@ -136,10 +137,25 @@ fn integer_header(description: &str) -> Header {
     header
 }
 
+/// The routes that log in with a password: their rate limits fail closed.
+const LOGIN_ROUTES: &[&str] = &["/v1/auth/login", "/v1/auth/token"];
+
+/// What the answers of an operation share, by its path.
+#[derive(Debug, Clone, Copy)]
+struct Shared {
+    uses_database: bool,
+    rate_limited: bool,
+    logs_in: bool,
+}
+
 /// Adds the answers every operation of `path` can give besides its own.
 fn complete_path(path: &str, item: &mut PathItem) {
     // Everything under /v1 reads or writes the database, and /readyz asks it.
-    let uses_database = path.starts_with("/v1/") || path == "/readyz";
+    let shared = Shared {
+        uses_database: path.starts_with("/v1/") || path == "/readyz",
+        rate_limited: rate_limit::is_limited(path),
+        logs_in: LOGIN_ROUTES.contains(&path),
+    };
     let protected = path.starts_with("/v1/") && !OPEN_ROUTES.contains(&path);
     let operations = [
         (&mut item.get, false),
@@ -153,7 +169,7 @@ fn complete_path(path: &str, item: &mut PathItem) {
             if protected {
                 protect(operation);
             }
-            complete_operation(operation, uses_database, conditional);
+            complete_operation(operation, shared, conditional);
         }
     }
 }
@@ -185,7 +201,7 @@ fn protect(operation: &mut Operation) {
     });
 }
 
-fn complete_operation(operation: &mut Operation, uses_database: bool, conditional: bool) {
+fn complete_operation(operation: &mut Operation, shared: Shared, conditional: bool) {
     let parameters = operation.parameters.get_or_insert_with(Vec::new);
     let located = |place: ParameterIn| {
         parameters
@@ -247,7 +263,18 @@ fn complete_operation(operation: &mut Operation, uses_database: bool, conditiona
             "`precondition_failed`: `If-Match` names another version",
         );
     }
-    if uses_database {
+    if shared.rate_limited {
+        add(
+            "429",
+            "`rate_limited`: the caller's allowance is used up (a login attempt's also its address's and its e-mail address's); `Retry-After` says when to try again",
+        );
+    }
+    if shared.logs_in {
+        add(
+            "503",
+            "`database_unavailable` (with `Retry-After`): the database is busy or unreachable; `rate_limits_unavailable` (with `Retry-After`): login attempts cannot be counted now, so they are refused",
+        );
+    } else if shared.uses_database {
         add(
             "503",
             "`database_unavailable` (with `Retry-After`): the database is busy or unreachable",
@@ -257,11 +284,29 @@ fn complete_operation(operation: &mut Operation, uses_database: bool, conditiona
         let RefOr::T(response) = response else {
             continue;
         };
-        complete_response(status, response);
+        complete_response(status, response, shared.rate_limited);
     }
 }
 
-fn complete_response(status: &str, response: &mut Response) {
+/// The `RateLimit-*` headers of a limited route's answers. Not marked required:
+/// while the rate-limit store cannot be reached, requests other than logins go
+/// ahead without them.
+const RATE_LIMIT_HEADERS: [(&str, &str); 3] = [
+    (
+        "RateLimit-Limit",
+        "Requests allowed at once by the tightest limit this request was checked against",
+    ),
+    (
+        "RateLimit-Remaining",
+        "Requests that could still be made right now under that limit",
+    ),
+    (
+        "RateLimit-Reset",
+        "Seconds until that limit's allowance is whole again",
+    ),
+];
+
+fn complete_response(status: &str, response: &mut Response, rate_limited: bool) {
     let is_error = status.starts_with('4') || status.starts_with('5');
     if is_error {
         // Every error is a problem document, whatever the attribute said.
@@ -277,16 +322,37 @@ fn complete_response(status: &str, response: &mut Response) {
             RefOr::T(integer_header("Seconds to wait before trying again")),
         );
     }
+    if rate_limited {
+        for (name, description) in RATE_LIMIT_HEADERS {
+            response
+                .headers
+                .insert(name.into(), RefOr::T(integer_header(description)));
+        }
+    }
+    if status == "429" {
+        response.headers.insert(
+            "Retry-After".into(),
+            RefOr::T(integer_header(
+                "Seconds to wait before the same request would be allowed, rounded up",
+            )),
+        );
+    }
     response.headers.insert(
         "X-Request-Id".into(),
         RefOr::T(string_header(
             "The request's id: the client's `X-Request-Id` when it is up to 200 printable ASCII characters, otherwise a new UUID",
         )),
     );
-    // These are always sent where they are documented; `Retry-After` is not (a
-    // 503 `order_numbers_exhausted` or `not_ready` has none).
+    // These are always sent where they are documented; `Retry-After` is on a 429
+    // but not on every 503 (`order_numbers_exhausted` or `not_ready` have none).
+    let always_retry_after = status == "429";
     for (name, header) in &mut response.headers {
-        if let ("X-Request-Id" | "ETag" | "Location", RefOr::T(header)) = (name.as_str(), header) {
+        let always = match name.as_str() {
+            "X-Request-Id" | "ETag" | "Location" => true,
+            "Retry-After" => always_retry_after,
+            _ => false,
+        };
+        if let (true, RefOr::T(header)) = (always, header) {
             header
                 .extensions
                 .get_or_insert_with(Default::default)
@@ -567,5 +633,40 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn every_api_route_documents_its_rate_limit_and_the_operations_routes_do_not() {
+        let doc = openapi();
+        let json = serde_json::to_value(&doc).expect("the document serialises");
+        for (path, item) in json["paths"].as_object().expect("paths") {
+            let limited = path.starts_with("/v1/");
+            for (method, operation) in item.as_object().expect("a path item") {
+                let responses = operation["responses"].as_object().expect("responses");
+                let too_many = &responses.get("429");
+                assert_eq!(too_many.is_some(), limited, "{method} {path}");
+                if let Some(too_many) = too_many {
+                    assert_eq!(
+                        too_many["headers"]["Retry-After"]["required"], true,
+                        "{method} {path}"
+                    );
+                }
+                for (status, response) in responses {
+                    for header in ["RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"] {
+                        assert_eq!(
+                            response["headers"][header].is_object(),
+                            limited,
+                            "{method} {path} {status} {header}"
+                        );
+                    }
+                }
+            }
+        }
+        let login_503 = &json["paths"]["/v1/auth/login"]["post"]["responses"]["503"];
+        assert!(
+            login_503["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("rate_limits_unavailable"))
+        );
     }
 }

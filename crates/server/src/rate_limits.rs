@@ -11,15 +11,17 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ordo_domain::ratelimit::{
-    Decision, LimitCheck, RateLimitError, RateLimitOutcome, RateLimitStore, decide,
+    Decision, LimitCheck, RateKey, RateLimitError, RateLimitOutcome, RateLimitStore, decide,
 };
 
 const SHARDS: usize = 64;
 
+type Shard = HashMap<RateKey, DateTime<Utc>>;
+
 /// Theoretical arrival times by key, in memory.
 #[derive(Debug)]
 pub struct InMemoryRateLimits {
-    shards: Vec<Mutex<HashMap<String, DateTime<Utc>>>>,
+    shards: Vec<Mutex<Shard>>,
     keys_per_shard: usize,
 }
 
@@ -48,13 +50,29 @@ impl InMemoryRateLimits {
         self.len() == 0
     }
 
-    fn shard_of(key: &str) -> usize {
+    fn shard_of(key: &RateKey) -> usize {
         let mut hasher = DefaultHasher::new();
         key.hash(&mut hasher);
         usize::try_from(hasher.finish() % SHARDS as u64).unwrap_or(0)
     }
 
-    fn make_room(shard: &mut HashMap<String, DateTime<Utc>>, capacity: usize, now: DateTime<Utc>) {
+    fn lock(&self, index: usize) -> Result<MutexGuard<'_, Shard>, RateLimitError> {
+        self.shards[index]
+            .lock()
+            .map_err(|_| RateLimitError(anyhow::anyhow!("a rate-limit shard was poisoned")))
+    }
+
+    /// Stores `tat` under `key`, making room first when the key is new.
+    fn store(&self, shard: &mut Shard, key: &RateKey, tat: DateTime<Utc>, now: DateTime<Utc>) {
+        if let Some(stored) = shard.get_mut(key) {
+            *stored = tat;
+        } else {
+            Self::make_room(shard, self.keys_per_shard, now);
+            shard.insert(key.clone(), tat);
+        }
+    }
+
+    fn make_room(shard: &mut Shard, capacity: usize, now: DateTime<Utc>) {
         if shard.len() < capacity {
             return;
         }
@@ -77,23 +95,31 @@ impl RateLimitStore for InMemoryRateLimits {
         checks: &[LimitCheck],
         now: DateTime<Utc>,
     ) -> Result<RateLimitOutcome, RateLimitError> {
+        if let [check] = checks {
+            // The common case, one policy: one lock, no bookkeeping.
+            let mut shard = self.lock(Self::shard_of(&check.key))?;
+            let decision = decide(check.policy, shard.get(&check.key).copied(), now);
+            if let Decision::Allowed { tat, .. } = decision {
+                self.store(&mut shard, &check.key, tat, now);
+            }
+            return Ok(RateLimitOutcome {
+                decisions: vec![decision],
+            });
+        }
         // Every shard involved is locked, in index order (so concurrent checks never
         // deadlock), for the whole decision: all-or-nothing across the policies.
         let mut indices: Vec<usize> = checks.iter().map(|c| Self::shard_of(&c.key)).collect();
         indices.sort_unstable();
         indices.dedup();
-        let mut guards: Vec<(usize, MutexGuard<'_, HashMap<String, DateTime<Utc>>>)> = Vec::new();
+        let mut guards: Vec<(usize, MutexGuard<'_, Shard>)> = Vec::with_capacity(indices.len());
         for index in indices {
-            let guard = self.shards[index]
-                .lock()
-                .map_err(|_| RateLimitError(anyhow::anyhow!("a rate-limit shard was poisoned")))?;
-            guards.push((index, guard));
+            guards.push((index, self.lock(index)?));
         }
-        let mut pending: HashMap<&str, DateTime<Utc>> = HashMap::new();
+        let mut pending: HashMap<&RateKey, DateTime<Utc>> = HashMap::new();
         let mut decisions = Vec::with_capacity(checks.len());
         for check in checks {
             let shard = Self::shard_of(&check.key);
-            let stored = pending.get(check.key.as_str()).copied().or_else(|| {
+            let stored = pending.get(&check.key).copied().or_else(|| {
                 guards
                     .iter()
                     .find(|(i, _)| *i == shard)
@@ -110,10 +136,7 @@ impl RateLimitStore for InMemoryRateLimits {
             for (key, tat) in pending {
                 let shard = Self::shard_of(key);
                 if let Some((_, guard)) = guards.iter_mut().find(|(i, _)| *i == shard) {
-                    if !guard.contains_key(key) {
-                        Self::make_room(guard, self.keys_per_shard, now);
-                    }
-                    guard.insert(key.to_owned(), tat);
+                    self.store(guard, key, tat, now);
                 }
             }
         }
@@ -130,13 +153,17 @@ mod tests {
 
     use super::*;
 
+    fn ip(n: u32) -> std::net::IpAddr {
+        std::net::IpAddr::V4(std::net::Ipv4Addr::from(n))
+    }
+
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap()
     }
 
-    fn check(key: &str, per_minute: u32, burst: u32) -> LimitCheck {
+    fn check(key: RateKey, per_minute: u32, burst: u32) -> LimitCheck {
         LimitCheck {
-            key: key.to_owned(),
+            key,
             policy: RatePolicy::per_minute(per_minute, burst).unwrap(),
         }
     }
@@ -144,8 +171,8 @@ mod tests {
     #[tokio::test]
     async fn a_request_denied_by_one_policy_uses_up_no_other() {
         let store = InMemoryRateLimits::new(1_000);
-        let strict = check("ip:1", 60, 1);
-        let loose = check("client:a", 60, 10);
+        let strict = check(RateKey::Address(ip(1)), 60, 1);
+        let loose = check(RateKey::Client(uuid::Uuid::from_u128(1)), 60, 10);
         assert!(
             store
                 .check(&[strict.clone(), loose.clone()], now())
@@ -177,7 +204,10 @@ mod tests {
                 let store = store.clone();
                 tokio::spawn(async move {
                     store
-                        .check(&[check("client:busy", 60, 50)], now())
+                        .check(
+                            &[check(RateKey::Client(uuid::Uuid::from_u128(2)), 60, 50)],
+                            now(),
+                        )
                         .await
                         .unwrap()
                         .is_allowed()
@@ -196,7 +226,7 @@ mod tests {
         let store = InMemoryRateLimits::new(640);
         for i in 0..10_000 {
             store
-                .check(&[check(&format!("ip:{i}"), 60, 5)], now())
+                .check(&[check(RateKey::Address(ip(i)), 60, 5)], now())
                 .await
                 .unwrap();
         }

@@ -5,6 +5,7 @@ use ordo_domain::auth::AuthService;
 use ordo_domain::catalog::CatalogService;
 use ordo_domain::customers::CustomerService;
 use ordo_domain::orders::OrderService;
+use ordo_domain::ratelimit::RateLimiter;
 use ordo_postgres::PgPool;
 
 use crate::app::Services;
@@ -21,6 +22,8 @@ pub struct AppState {
     pub orders: OrderService,
     /// Users, logins and tokens.
     pub auth: AuthService,
+    /// Rate limits.
+    pub rate_limits: RateLimiter,
     /// The currency of products created without one.
     pub default_currency: Currency,
     /// The pool, for readiness checks.
@@ -47,6 +50,7 @@ impl AppState {
             customers,
             orders,
             auth,
+            rate_limits,
             default_currency,
         } = services;
         Self {
@@ -54,6 +58,7 @@ impl AppState {
             customers,
             orders,
             auth,
+            rate_limits,
             default_currency,
             pool,
             metrics,

@@ -3,14 +3,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{Decision, RatePolicy};
+use super::{Decision, RateKey, RatePolicy};
 
-/// One policy to check a request against, under the key of the caller it limits
-/// (e.g. `client:<id>`, `ip:203.0.113.9`, `login-email:<hash>`).
+/// One policy to check a request against, under the key of the caller it limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LimitCheck {
     /// Whose allowance this is.
-    pub key: String,
+    pub key: RateKey,
     /// How large the allowance is.
     pub policy: RatePolicy,
 }

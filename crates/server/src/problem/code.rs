@@ -74,12 +74,14 @@ problem_codes! {
     InactiveProduct => ("inactive_product", UNPROCESSABLE_ENTITY, "Inactive product"),
     MixedCurrencies => ("mixed_currencies", UNPROCESSABLE_ENTITY, "Mixed currencies"),
     AmountTooLarge => ("amount_too_large", UNPROCESSABLE_ENTITY, "Amount too large"),
+    RateLimited => ("rate_limited", TOO_MANY_REQUESTS, "Too many requests"),
     HeadersTooLarge => ("headers_too_large", REQUEST_HEADER_FIELDS_TOO_LARGE, "Request headers too large"),
     InternalError => ("internal_error", INTERNAL_SERVER_ERROR, "Internal server error"),
     DatabaseUnavailable => ("database_unavailable", SERVICE_UNAVAILABLE, "Service unavailable"),
     UpstreamUnavailable => ("upstream_unavailable", SERVICE_UNAVAILABLE, "Upstream unavailable"),
     OrderNumbersExhausted => ("order_numbers_exhausted", SERVICE_UNAVAILABLE, "Order numbers exhausted"),
     NotReady => ("not_ready", SERVICE_UNAVAILABLE, "Not ready"),
+    RateLimitsUnavailable => ("rate_limits_unavailable", SERVICE_UNAVAILABLE, "Rate limits unavailable"),
 }
 
 impl ProblemCode {
@@ -93,6 +95,7 @@ impl ProblemCode {
             StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge,
             StatusCode::URI_TOO_LONG => Self::UriTooLong,
             StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType,
+            StatusCode::TOO_MANY_REQUESTS => Self::RateLimited,
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => Self::HeadersTooLarge,
             StatusCode::SERVICE_UNAVAILABLE => Self::NotReady,
             s if s.is_server_error() => Self::InternalError,
@@ -129,7 +132,7 @@ mod tests {
 
     #[test]
     fn a_bare_status_maps_to_a_code_with_that_status_or_a_generic_one() {
-        for status in [404, 405, 408, 413, 414, 415, 431, 500, 503] {
+        for status in [404, 405, 408, 413, 414, 415, 429, 431, 500, 503] {
             let status = StatusCode::from_u16(status).expect("a status");
             assert_eq!(ProblemCode::for_status(status).status(), status);
         }

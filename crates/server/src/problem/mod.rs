@@ -15,6 +15,7 @@ use crate::middleware::request_id as request_context;
 mod auth;
 mod code;
 mod domain;
+mod rate_limits;
 
 pub use code::ProblemCode;
 pub use domain::{customer_not_found, order_not_found, product_not_found};
