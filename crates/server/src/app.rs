@@ -10,22 +10,24 @@ use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle};
 use anyhow::Context;
-use ordo_crypto::{Argon2Hasher, JwtConfig, JwtTokens, RandomTokens};
+use ordo_crypto::{Argon2Hasher, JwtConfig, JwtTokens, RandomApiKeys, RandomTokens};
 use ordo_domain::auth::{
     AccessTokens, AuthPolicy, AuthService, PasswordHasher, RefreshTokenStore, TokenSecrets,
     UserRepository,
 };
 use ordo_domain::catalog::{CatalogService, ProductRepository};
+use ordo_domain::clients::{ApiKeys, ClientDirectory, ClientRepository, ClientService};
 use ordo_domain::customers::{CustomerRepository, CustomerService};
 use ordo_domain::orders::{OrderPolicy, OrderRepository, OrderService, SpacingWindow};
 use ordo_domain::{Clock, Currency, IdSource, SystemClock, UuidV7Ids};
 use ordo_postgres::{
-    PgCustomerRepository, PgOrderRepository, PgPool, PgProductRepository, PgRefreshTokenStore,
-    PgUserRepository, connect_pool,
+    PgClientRepository, PgCustomerRepository, PgOrderRepository, PgPool, PgProductRepository,
+    PgRefreshTokenStore, PgUserRepository, connect_pool,
 };
 use secrecy::{ExposeSecret, SecretString};
 use tokio_util::sync::CancellationToken;
 
+use crate::client_directory::CachedClientDirectory;
 use crate::config::{AuthSettings, Settings};
 use crate::database::{Database, prepare_database};
 use crate::middleware::metrics;
@@ -56,6 +58,13 @@ pub struct Adapters {
     pub access_tokens: Arc<dyn AccessTokens>,
     /// New refresh tokens and their digests.
     pub token_secrets: Arc<dyn TokenSecrets>,
+    /// API clients, for their administration.
+    pub clients: Arc<dyn ClientRepository>,
+    /// API clients by key or id, for admitting requests (the services put a
+    /// short-lived cache in front of it).
+    pub client_directory: Arc<dyn ClientDirectory>,
+    /// New API keys and their digests.
+    pub api_keys: Arc<dyn ApiKeys>,
 }
 
 impl std::fmt::Debug for Adapters {
@@ -87,6 +96,9 @@ impl Adapters {
             password_hasher: Arc::new(Argon2Hasher::owasp()),
             access_tokens: Arc::new(access_tokens),
             token_secrets: Arc::new(RandomTokens),
+            clients: Arc::new(PgClientRepository::new(pool.clone())),
+            client_directory: Arc::new(PgClientRepository::new(pool.clone())),
+            api_keys: Arc::new(RandomApiKeys),
         }
     }
 }
@@ -241,6 +253,8 @@ pub struct Services {
     pub orders: OrderService,
     /// Users, logins and tokens.
     pub auth: AuthService,
+    /// API clients and their keys.
+    pub clients: ClientService,
     /// The currency of products created without one.
     pub default_currency: Currency,
 }
@@ -266,6 +280,9 @@ impl Services {
             password_hasher,
             access_tokens,
             token_secrets,
+            clients,
+            client_directory,
+            api_keys,
         } = adapters.clone();
         let policy = AuthPolicy {
             access_ttl: std::time::Duration::from_secs(settings.auth.access_ttl_secs),
@@ -275,7 +292,22 @@ impl Services {
             settings.auth.access_ttl_secs > 0 && settings.auth.refresh_ttl_secs > 0,
             "auth.access_ttl_secs and auth.refresh_ttl_secs must be positive"
         );
+        let client_directory = CachedClientDirectory::new(
+            client_directory,
+            std::time::Duration::from_millis(settings.auth.api_key_cache_ttl_ms),
+            settings.auth.api_key_cache_capacity,
+        )
+        .context("auth.api_key_cache_ttl_ms")?;
         Ok(Self {
+            clients: ClientService::new(
+                clients,
+                Arc::new(client_directory),
+                api_keys,
+                access_tokens.clone(),
+                clock.clone(),
+                ids.clone(),
+                policy.access_ttl,
+            ),
             auth: AuthService::new(
                 users,
                 refresh_tokens,

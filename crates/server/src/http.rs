@@ -11,6 +11,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::config::HttpSettings;
 use crate::extract::MAX_BODY_BYTES;
+use crate::middleware::client_ip::{self, TrustedProxies};
 use crate::middleware::{body_deadline, head, metrics, principal, problem_body, request_id};
 use crate::problem::{ApiError, FieldError};
 use crate::routing::{AllowedMethods, unrouted};
@@ -32,17 +33,20 @@ pub fn serve(
     let spec = openapi::openapi();
     let allowed = web::Data::new(AllowedMethods::from_spec(&spec));
     let deadline = web::Data::new(body_deadline::BodyDeadline(settings.request_timeout()));
+    let trusted_proxies = web::Data::new(TrustedProxies::parse(&settings.trusted_proxies)?);
     let mut server = HttpServer::new(move || {
         App::new()
             .wrap(problem_body::middleware())
             .wrap(from_fn(body_deadline::middleware))
             .wrap(from_fn(principal::middleware))
+            .wrap(from_fn(client_ip::middleware))
             .wrap(from_fn(head::middleware))
             .wrap(from_fn(metrics::middleware))
             .wrap(from_fn(request_id::middleware))
             .app_data(state.clone())
             .app_data(allowed.clone())
             .app_data(deadline.clone())
+            .app_data(trusted_proxies.clone())
             .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
             .app_data(
                 web::PathConfig::default()

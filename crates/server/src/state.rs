@@ -3,6 +3,7 @@
 use ordo_domain::Currency;
 use ordo_domain::auth::AuthService;
 use ordo_domain::catalog::CatalogService;
+use ordo_domain::clients::ClientService;
 use ordo_domain::customers::CustomerService;
 use ordo_domain::orders::OrderService;
 use ordo_postgres::PgPool;
@@ -21,6 +22,8 @@ pub struct AppState {
     pub orders: OrderService,
     /// Users, logins and tokens.
     pub auth: AuthService,
+    /// API clients and their keys.
+    pub clients: ClientService,
     /// The currency of products created without one.
     pub default_currency: Currency,
     /// The pool, for readiness checks.
@@ -47,6 +50,7 @@ impl AppState {
             customers,
             orders,
             auth,
+            clients,
             default_currency,
         } = services;
         Self {
@@ -54,6 +58,7 @@ impl AppState {
             customers,
             orders,
             auth,
+            clients,
             default_currency,
             pool,
             metrics,

@@ -1,8 +1,10 @@
 //! Cross-cutting request handling, one concern per file. Applied in this order,
-//! outermost first: request id and span, metrics, HEAD as GET, the caller's
-//! credentials, the body deadline, then problem documents for bare errors.
+//! outermost first: request id and span, metrics, HEAD as GET, the client's
+//! address, the caller's credentials, the body deadline, then problem documents
+//! for bare errors.
 
 pub mod body_deadline;
+pub mod client_ip;
 pub mod head;
 pub mod metrics;
 pub mod principal;
