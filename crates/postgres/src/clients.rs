@@ -124,6 +124,23 @@ struct ClientChangeset {
 }
 
 impl PgClientRepository {
+    /// The one client `query` selects, or `None`.
+    async fn load_one(
+        &self,
+        query: api_clients::BoxedQuery<'_, diesel::pg::Pg>,
+        doing: &'static str,
+    ) -> anyhow::Result<Option<Client>> {
+        let mut conn = checkout(&self.pool).await?;
+        query
+            .select(ClientRow::as_select())
+            .first(&mut conn)
+            .await
+            .optional()
+            .doing(doing)?
+            .map(ClientRow::into_domain)
+            .transpose()
+    }
+
     async fn exists(
         &self,
         conn: &mut diesel_async::AsyncPgConnection,
@@ -175,16 +192,10 @@ impl ClientRepository for PgClientRepository {
 
     #[tracing::instrument(skip_all, fields(client_id = %id))]
     async fn find(&self, id: ClientId) -> anyhow::Result<Option<Client>> {
-        let mut conn = checkout(&self.pool).await?;
-        api_clients::table
-            .find(id.as_uuid())
-            .select(ClientRow::as_select())
-            .first(&mut conn)
-            .await
-            .optional()
-            .doing("loading a client")?
-            .map(ClientRow::into_domain)
-            .transpose()
+        let query = api_clients::table
+            .filter(api_clients::id.eq(id.as_uuid()))
+            .into_boxed();
+        self.load_one(query, "loading a client").await
     }
 
     #[tracing::instrument(skip_all)]
@@ -296,16 +307,10 @@ impl ClientRepository for PgClientRepository {
 impl ClientDirectory for PgClientRepository {
     #[tracing::instrument(skip_all)]
     async fn by_key(&self, digest: &ApiKeyDigest) -> anyhow::Result<Option<Client>> {
-        let mut conn = checkout(&self.pool).await?;
-        api_clients::table
+        let query = api_clients::table
             .filter(api_clients::key_digest.eq(digest.as_str()))
-            .select(ClientRow::as_select())
-            .first(&mut conn)
-            .await
-            .optional()
-            .doing("loading a client by its key")?
-            .map(ClientRow::into_domain)
-            .transpose()
+            .into_boxed();
+        self.load_one(query, "loading a client by its key").await
     }
 
     async fn by_id(&self, id: ClientId) -> anyhow::Result<Option<Client>> {

@@ -194,22 +194,6 @@ impl Default for ClientRateLimit {
     }
 }
 
-/// A registered API client. Its key is not part of it: only the key's prefix is
-/// kept in the clear, the key itself only as a digest.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Client {
-    id: ClientId,
-    name: ClientName,
-    email: Email,
-    ip_allowlist: IpAllowList,
-    rate_limit: ClientRateLimit,
-    key_prefix: String,
-    key_issued_at: DateTime<Utc>,
-    version: Version,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-}
-
 /// The parts of a stored [`Client`], for adapters to reassemble one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientParts {
@@ -235,75 +219,57 @@ pub struct ClientParts {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A registered API client. Its key is not part of it: only the key's prefix is
+/// kept in the clear, the key itself only as a digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client(ClientParts);
+
 impl Client {
     /// Reassembles a stored client.
     pub fn restore(parts: ClientParts) -> Self {
-        let ClientParts {
-            id,
-            name,
-            email,
-            ip_allowlist,
-            rate_limit,
-            key_prefix,
-            key_issued_at,
-            version,
-            created_at,
-            updated_at,
-        } = parts;
-        Self {
-            id,
-            name,
-            email,
-            ip_allowlist,
-            rate_limit,
-            key_prefix,
-            key_issued_at,
-            version,
-            created_at,
-            updated_at,
-        }
+        Self(parts)
     }
 
     /// Its id.
     pub fn id(&self) -> ClientId {
-        self.id
+        self.0.id
     }
     /// Its name.
     pub fn name(&self) -> &ClientName {
-        &self.name
+        &self.0.name
     }
     /// Its contact address.
     pub fn email(&self) -> &Email {
-        &self.email
+        &self.0.email
     }
     /// The networks it may call from.
     pub fn ip_allowlist(&self) -> &IpAllowList {
-        &self.ip_allowlist
+        &self.0.ip_allowlist
     }
     /// Its rate limit.
     pub fn rate_limit(&self) -> ClientRateLimit {
-        self.rate_limit
+        self.0.rate_limit
     }
     /// The prefix of its current key (safe to show).
     pub fn key_prefix(&self) -> &str {
-        &self.key_prefix
+        &self.0.key_prefix
     }
     /// When its current key was issued: access tokens obtained before that came
     /// from a key that no longer works.
     pub fn key_issued_at(&self) -> DateTime<Utc> {
-        self.key_issued_at
+        self.0.key_issued_at
     }
     /// Its revision, for optimistic concurrency.
     pub fn version(&self) -> Version {
-        self.version
+        self.0.version
     }
     /// When it was registered.
     pub fn created_at(&self) -> DateTime<Utc> {
-        self.created_at
+        self.0.created_at
     }
     /// When it last changed.
     pub fn updated_at(&self) -> DateTime<Utc> {
-        self.updated_at
+        self.0.updated_at
     }
 }
 

@@ -121,6 +121,20 @@ async fn registering_stores_only_the_digest_and_returns_the_key_once() {
     assert_eq!(issued.client.id(), client_id());
 }
 
+/// `PRESENTED_KEY` from localhost, when the directory has `found` under its digest.
+async fn authenticating(found: Option<Client>) -> Result<Client, AuthenticateClientError> {
+    let mut ports = Ports::new();
+    ports
+        .directory
+        .expect_by_key()
+        .with(eq(digest_of(PRESENTED_KEY)))
+        .returning(move |_| Ok(found.clone()));
+    ports
+        .service()
+        .authenticate_key(PRESENTED_KEY, localhost())
+        .await
+}
+
 #[tokio::test]
 async fn a_malformed_key_is_refused_without_a_look_up() {
     let mut ports = Ports::new();
@@ -134,30 +148,13 @@ async fn a_malformed_key_is_refused_without_a_look_up() {
 
 #[tokio::test]
 async fn an_unknown_key_is_invalid() {
-    let mut ports = Ports::new();
-    ports
-        .directory
-        .expect_by_key()
-        .with(eq(digest_of(PRESENTED_KEY)))
-        .returning(|_| Ok(None));
-    let refused = ports
-        .service()
-        .authenticate_key(PRESENTED_KEY, localhost())
-        .await;
+    let refused = authenticating(None).await;
     assert!(matches!(refused, Err(AuthenticateClientError::InvalidKey)));
 }
 
 #[tokio::test]
 async fn a_known_key_from_an_allowed_address_admits_its_client() {
-    let mut ports = Ports::new();
-    ports
-        .directory
-        .expect_by_key()
-        .with(eq(digest_of(PRESENTED_KEY)))
-        .returning(|_| Ok(Some(client(&["127.0.0.0/8", "::1"], noon()))));
-    let admitted = ports
-        .service()
-        .authenticate_key(PRESENTED_KEY, localhost())
+    let admitted = authenticating(Some(client(&["127.0.0.0/8", "::1"], noon())))
         .await
         .expect("admitted");
     assert_eq!(admitted.id(), client_id());
@@ -165,15 +162,7 @@ async fn a_known_key_from_an_allowed_address_admits_its_client() {
 
 #[tokio::test]
 async fn a_known_key_from_outside_the_allow_list_is_refused_as_such() {
-    let mut ports = Ports::new();
-    ports
-        .directory
-        .expect_by_key()
-        .returning(|_| Ok(Some(client(&["203.0.113.0/24"], noon()))));
-    let refused = ports
-        .service()
-        .authenticate_key(PRESENTED_KEY, localhost())
-        .await;
+    let refused = authenticating(Some(client(&["203.0.113.0/24"], noon()))).await;
     assert!(matches!(
         refused,
         Err(AuthenticateClientError::IpNotAllowed)
