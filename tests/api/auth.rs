@@ -141,7 +141,7 @@ async fn refresh_tokens_rotate_and_a_reused_one_ends_the_login() {
 }
 
 #[tokio::test]
-async fn the_password_grant_works_and_api_keys_are_not_supported_yet() {
+async fn the_password_grant_works_and_a_bad_api_key_or_grant_is_refused() {
     let app = spawn_app().await;
     let session = send_as(
         &app,
@@ -160,8 +160,18 @@ async fn the_password_grant_works_and_api_keys_are_not_supported_yet() {
         Some(&json!({"grant_type": "api_key", "api_key": "k"})),
     )
     .await;
-    assert_eq!(api_key.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(api_key.body["errors"][0]["field"], "grant_type");
+    assert_eq!(api_key.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(api_key.problem_code(), "invalid_credentials");
+    let unknown = send_as(
+        &app,
+        None,
+        Method::POST,
+        "/v1/auth/token",
+        Some(&json!({"grant_type": "client_credentials"})),
+    )
+    .await;
+    assert_eq!(unknown.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(unknown.body["errors"][0]["field"], "grant_type");
 }
 
 #[tokio::test]

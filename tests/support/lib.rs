@@ -11,7 +11,7 @@ use diesel::QueryableByName;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use ordo_crypto::Argon2Hasher;
 use ordo_domain::Clock;
-use ordo_domain::auth::Role;
+use ordo_domain::auth::{CreateUserError, Role};
 use ordo_domain::ratelimit::RateLimitStore;
 use ordo_postgres::PgPool;
 use ordo_postgres::testing::{TestDatabase, fresh_database};
@@ -34,8 +34,11 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// A client that sends no credentials.
     pub anonymous: reqwest::Client,
-    /// The login of the harness user (`None` when built `.anonymous()`).
+    /// The login of the harness user (`None` when built `.anonymous()` or
+    /// `.as_client()`).
     pub session: Option<Value>,
+    /// The key of the harness's API client (`Some` when built `.as_client()`).
+    pub api_key: Option<String>,
     /// The database behind the app, for assertions on stored rows.
     pub database: TestDatabase,
     /// A pool to that database.
@@ -99,6 +102,7 @@ pub struct TestAppBuilder {
     application: Vec<BuilderChange>,
     login: Login,
     upstream_sim: Option<SimConfig>,
+    database: Option<TestDatabase>,
 }
 
 /// Who the harness's client is logged in as.
@@ -106,6 +110,7 @@ pub struct TestAppBuilder {
 enum Login {
     Staff,
     Admin,
+    Client,
     Anonymous,
 }
 
@@ -126,6 +131,7 @@ pub fn spawn_app() -> TestAppBuilder {
         application: Vec::new(),
         login: Login::Staff,
         upstream_sim: None,
+        database: None,
     }
 }
 
@@ -142,6 +148,21 @@ impl TestAppBuilder {
     /// Logs the client in as an administrator instead of a staff user.
     pub fn as_admin(mut self) -> Self {
         self.login = Login::Admin;
+        self
+    }
+
+    /// The client is an API client: the harness registers one (as an
+    /// administrator, through the API) and sends its key as `X-API-Key`; the key is
+    /// [`TestApp::api_key`].
+    pub fn as_client(mut self) -> Self {
+        self.login = Login::Client;
+        self
+    }
+
+    /// Runs on the database of `other` instead of a fresh one: a second instance of
+    /// the same installation (its harness users exist already).
+    pub fn sharing_database_of(mut self, other: &TestApp) -> Self {
+        self.database = Some(other.database.clone());
         self
     }
 
@@ -206,7 +227,10 @@ impl TestAppBuilder {
         if std::env::var_os("TEST_LOG").is_some() {
             ordo_server::telemetry::init(ordo_server::LogFormat::Text);
         }
-        let database = fresh_database().await.expect("a fresh test database");
+        let database = match self.database {
+            Some(shared) => shared,
+            None => fresh_database().await.expect("a fresh test database"),
+        };
         let upstream_sim = self.upstream_sim.map(|config| {
             // Its own thread and actix system: it outlives the application's.
             UpstreamSim::start_on_own_thread(config).expect("an upstream simulator")
@@ -231,6 +255,10 @@ impl TestAppBuilder {
         for change in self.settings {
             change(&mut settings);
         }
+        let host = match settings.http.listen.ip() {
+            std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+            v4 => v4.to_string(),
+        };
         let mut builder = Application::builder(settings)
             .with_password_hasher(Arc::new(Argon2Hasher::insecure_fast_for_tests()));
         for change in self.application {
@@ -251,9 +279,14 @@ impl TestAppBuilder {
                         for (email, role) in
                             [(STAFF_EMAIL, Role::Staff), (ADMIN_EMAIL, Role::Admin)]
                         {
-                            if let Err(e) = auth.create_user(email, TEST_PASSWORD, role).await {
-                                let _ = started.send(Err(anyhow::anyhow!("creating {email}: {e}")));
-                                return;
+                            match auth.create_user(email, TEST_PASSWORD, role).await {
+                                // A second instance on a shared database.
+                                Ok(_) | Err(CreateUserError::EmailTaken) => {}
+                                Err(e) => {
+                                    let _ =
+                                        started.send(Err(anyhow::anyhow!("creating {email}: {e}")));
+                                    return;
+                                }
                             }
                         }
                         let _ = started.send(Ok((
@@ -274,10 +307,24 @@ impl TestAppBuilder {
             .await
             .expect("the server thread reports back")
             .expect("the application builds");
-        let address = format!("http://127.0.0.1:{port}");
+        let address = format!("http://{host}:{port}");
         let anonymous = client(reqwest::header::HeaderMap::new());
-        let (client, session) = match self.login {
-            Login::Anonymous => (anonymous.clone(), None),
+        let (client, session, api_key) = match self.login {
+            Login::Anonymous => (anonymous.clone(), None, None),
+            Login::Client => {
+                let registered = register_client_at(
+                    &anonymous,
+                    &address,
+                    &json!({"name": "Harness client", "email": "client@ordo.test"}),
+                )
+                .await;
+                assert_eq!(registered.status, StatusCode::CREATED, "{registered:?}");
+                let key = registered.body["api_key"]
+                    .as_str()
+                    .expect("an API key")
+                    .to_owned();
+                (api_key_client(&key), None, Some(key))
+            }
             Login::Staff | Login::Admin => {
                 let email = if self.login == Login::Admin {
                     ADMIN_EMAIL
@@ -298,7 +345,7 @@ impl TestAppBuilder {
                     .expect("a header value");
                 value.set_sensitive(true);
                 headers.insert(reqwest::header::AUTHORIZATION, value);
-                (client(headers), Some(session))
+                (client(headers), Some(session), None)
             }
         };
         TestApp {
@@ -307,6 +354,7 @@ impl TestAppBuilder {
             client,
             anonymous,
             session,
+            api_key,
             pool: database.pool(4).expect("a pool"),
             database,
             upstream,
@@ -316,6 +364,46 @@ impl TestAppBuilder {
             finished: Some(finished),
         }
     }
+}
+
+/// A client sending `key` as `X-API-Key` on every request.
+///
+/// # Panics
+/// When `key` cannot be a header value.
+pub fn api_key_client(key: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let mut value = reqwest::header::HeaderValue::from_str(key).expect("a header value");
+    value.set_sensitive(true);
+    headers.insert("x-api-key", value);
+    client(headers)
+}
+
+/// An administrator's access token for the app at `address`.
+async fn admin_token(anonymous: &reqwest::Client, address: &str) -> String {
+    let reply = anonymous
+        .post(format!("{address}/v1/auth/login"))
+        .json(&json!({"email": ADMIN_EMAIL, "password": TEST_PASSWORD}))
+        .send()
+        .await
+        .expect("the login is sent");
+    assert_eq!(reply.status(), StatusCode::OK, "the administrator logs in");
+    let session: Value = reply.json().await.expect("a session");
+    session["access_token"]
+        .as_str()
+        .expect("an access token")
+        .to_owned()
+}
+
+async fn register_client_at(anonymous: &reqwest::Client, address: &str, body: &Value) -> Reply {
+    let token = admin_token(anonymous, address).await;
+    let response = anonymous
+        .post(format!("{address}/v1/clients"))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .expect("the registration is sent");
+    Reply::read(response).await
 }
 
 fn client(headers: reqwest::header::HeaderMap) -> reqwest::Client {
@@ -459,6 +547,25 @@ impl TestApp {
             .await;
         assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
         reply.body
+    }
+
+    /// Registers an API client through the API, as an administrator, and returns
+    /// the reply (201 with `api_key` when `body` is valid).
+    pub async fn register_client(&self, body: &Value) -> Reply {
+        register_client_at(&self.anonymous, &self.address, body).await
+    }
+
+    /// Sends a request as an administrator, whatever the harness client is.
+    pub async fn send_as_admin(&self, method: Method, path: &str, body: Option<&Value>) -> Reply {
+        let token = admin_token(&self.anonymous, &self.address).await;
+        let mut request = self
+            .anonymous
+            .request(method, format!("{}{path}", self.address))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        Reply::read(request.send().await.expect("the request is sent")).await
     }
 
     /// Creates a customer and returns its JSON.

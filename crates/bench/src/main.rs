@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ordo_domain::auth::{CreateUserError, Role};
+use ordo_domain::clients::{ClientName, ClientRateLimit, IpAllowList, NewClient};
+use ordo_domain::customers::Email;
 use ordo_postgres::{
     Durability, LocalCluster, LocalClusterConfig, PoolConfig, connect_pool, run_migrations,
 };
@@ -193,6 +195,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Ok(_) | Err(CreateUserError::EmailTaken) => {}
         Err(e) => return Err(anyhow::anyhow!("creating the bench user: {e}")),
     }
+    // The API client of `me-key`, with a limit far above what one run asks, so the
+    // scenario measures resolving a key, not being refused.
+    let bench_client = services
+        .clients
+        .register(NewClient {
+            name: ClientName::parse("ordo-bench")?,
+            email: Email::parse("bench@ordo.bench")?,
+            ip_allowlist: IpAllowList::parse(&["127.0.0.1", "::1"])?,
+            rate_limit: ClientRateLimit::new(600_000, 100_000)?,
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("registering the bench client: {e}"))?;
 
     let mut child = None;
     let base_url = match &cli.url {
@@ -209,13 +223,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut bearer = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))?;
     bearer.set_sensitive(true);
     headers.insert(reqwest::header::AUTHORIZATION, bearer);
-    let target = Target {
-        base_url,
-        client: reqwest::Client::builder()
+    let mut key_headers = reqwest::header::HeaderMap::new();
+    let mut key = reqwest::header::HeaderValue::from_str(&bench_client.api_key.expose())?;
+    key.set_sensitive(true);
+    key_headers.insert("x-api-key", key);
+    let keep_alive = |headers| {
+        reqwest::Client::builder()
             .pool_max_idle_per_host(cli.concurrency * 2)
             .timeout(Duration::from_secs(30))
             .default_headers(headers)
-            .build()?,
+            .build()
+    };
+    let target = Target {
+        base_url,
+        client: keep_alive(headers)?,
+        key_client: keep_alive(key_headers)?,
         reference: Arc::new(ReferencePool::connect(&database_url, cli.pool_size).await?),
         data: Arc::new(data),
     };
@@ -226,8 +248,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         let ordo = scenarios::run_ordo(scenario, &target, shape).await;
         let server_peak_rss_mib = server_pid.and_then(peak_rss_mib);
         let reference = scenarios::run_reference(scenario, &target, shape).await;
-        let ratio = if scenario == Scenario::MeJwt {
-            // ÷ health: what checking the token and reading the user costs.
+        let ratio = if matches!(scenario, Scenario::MeJwt | Scenario::MeKey) {
+            // ÷ health: what resolving the caller (and, for a user, reading it) costs.
             results
                 .iter()
                 .find(|r: &&ScenarioResult| r.scenario == Scenario::Health.name())

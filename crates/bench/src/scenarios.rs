@@ -29,13 +29,17 @@ pub enum Scenario {
     /// `GET /v1/auth/me` with the bearer token: the cost of checking a JWT (and
     /// reading its user); reported ÷ `health`, not against a reference.
     MeJwt,
+    /// `GET /v1/auth/me` with an API key: the cost of resolving a client's key
+    /// (from the key cache) and checking its allow-list; reported ÷ `health`.
+    MeKey,
 }
 
 impl Scenario {
     /// Every scenario, in report order.
-    pub const ALL: [Scenario; 5] = [
+    pub const ALL: [Scenario; 6] = [
         Self::Health,
         Self::MeJwt,
+        Self::MeKey,
         Self::GetOrder,
         Self::ListOrders,
         Self::CreateOrder,
@@ -49,13 +53,14 @@ impl Scenario {
             Self::ListOrders => "list-orders",
             Self::CreateOrder => "create-order",
             Self::MeJwt => "me-jwt",
+            Self::MeKey => "me-key",
         }
     }
 
     /// The ratio Ordo ÷ reference the scenario aims for.
     pub fn goal(self) -> Option<f64> {
         match self {
-            Self::Health | Self::MeJwt => None,
+            Self::Health | Self::MeJwt | Self::MeKey => None,
             Self::GetOrder | Self::ListOrders => Some(0.5),
             Self::CreateOrder => Some(0.6),
         }
@@ -69,6 +74,8 @@ pub struct Target {
     pub base_url: String,
     /// A keep-alive HTTP client that sends a staff user's bearer token.
     pub client: reqwest::Client,
+    /// A keep-alive HTTP client that sends an API client's key.
+    pub key_client: reqwest::Client,
     /// The reference's connections.
     pub reference: Arc<ReferencePool>,
     /// The seeded data.
@@ -103,10 +110,11 @@ pub async fn run_ordo(scenario: Scenario, target: &Target, shape: LoadShape) -> 
             })
             .await
         }
-        Scenario::MeJwt => {
+        Scenario::MeJwt | Scenario::MeKey => {
             drive(shape, move |_, _| {
                 let t = t.clone();
-                async move { get_ok(&t.client, &format!("{}/v1/auth/me", t.base_url)).await }
+                let client = if scenario == Scenario::MeKey { t.key_client.clone() } else { t.client.clone() };
+                async move { get_ok(&client, &format!("{}/v1/auth/me", t.base_url)).await }
             })
             .await
         }
@@ -164,7 +172,7 @@ pub async fn run_reference(
 ) -> Option<Measurement> {
     let t = target.clone();
     let measurement = match scenario {
-        Scenario::Health | Scenario::MeJwt => return None,
+        Scenario::Health | Scenario::MeJwt | Scenario::MeKey => return None,
         Scenario::GetOrder => {
             drive(shape, move |worker, n| {
                 let t = t.clone();

@@ -2,6 +2,7 @@
 //! embedded migrations, a connection pool, and a launcher for a private local
 //! cluster used by `ordo serve` without `DATABASE_URL` and by the tests.
 
+mod clients;
 pub mod cluster;
 mod customers;
 mod errors;
@@ -14,6 +15,7 @@ mod schema;
 mod stock;
 pub mod testing;
 
+pub use clients::PgClientRepository;
 pub use cluster::{
     ClusterError, ClusterHealth, Durability, LocalCluster, LocalClusterConfig, Supervisor,
 };

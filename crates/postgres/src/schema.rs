@@ -119,3 +119,20 @@ diesel::table! {
         created_at -> Timestamptz,
     }
 }
+
+diesel::table! {
+    api_clients (id) {
+        id -> Uuid,
+        name -> Text,
+        email_plaintext -> Text,
+        ip_allowlist -> Array<Text>,
+        rate_limit_per_minute -> Int4,
+        rate_limit_burst -> Int4,
+        key_digest -> Text,
+        key_prefix -> Text,
+        key_issued_at -> Timestamptz,
+        version -> Int4,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}

@@ -11,31 +11,33 @@ use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use anyhow::Context;
-use ordo_crypto::{Argon2Hasher, JwtConfig, JwtTokens, RandomTokens};
+use ordo_crypto::{Argon2Hasher, JwtConfig, JwtTokens, RandomApiKeys, RandomTokens};
 use ordo_domain::auth::{
     AccessTokens, AuthPolicy, AuthService, PasswordHasher, RefreshTokenStore, TokenSecrets,
     UserRepository,
 };
 use ordo_domain::catalog::{CatalogService, ProductRepository};
+use ordo_domain::clients::{ApiKeys, ClientDirectory, ClientRepository, ClientService};
 use ordo_domain::customers::{CustomerRepository, CustomerService};
 use ordo_domain::orders::{OrderPolicy, OrderRepository, OrderService, SpacingWindow};
-use ordo_domain::upstream::{CatalogSource, PaymentGateway, UpstreamMonitor, UpstreamOrders};
 use ordo_domain::ratelimit::{RateLimitStore, RateLimiter, RatePolicies};
+use ordo_domain::upstream::{CatalogSource, PaymentGateway, UpstreamMonitor, UpstreamOrders};
 use ordo_domain::{Clock, Currency, IdSource, SystemClock, UuidV7Ids};
 use ordo_postgres::{
-    PgCustomerRepository, PgOrderRepository, PgPool, PgProductRepository, PgRefreshTokenStore,
-    PgUserRepository, connect_pool,
+    PgClientRepository, PgCustomerRepository, PgOrderRepository, PgPool, PgProductRepository,
+    PgRefreshTokenStore, PgUserRepository, connect_pool,
 };
 use ordo_upstream::{UpstreamClient, UpstreamConfig};
 use ordo_upstream_sim::{RunningSim, SimConfig, UpstreamSim};
 use secrecy::{ExposeSecret, SecretString};
 use tokio_util::sync::CancellationToken;
 
+use crate::client_directory::CachedClientDirectory;
 use crate::config::{AuthSettings, RateLimitSettings, Settings};
 use crate::database::{Database, prepare_database};
 use crate::middleware::metrics;
-use crate::recent_users::RecentUsers;
 use crate::rate_limits::InMemoryRateLimits;
+use crate::recent_users::RecentUsers;
 use crate::seed::{self, SeedOutcome};
 use crate::state::AppState;
 use crate::tasks::BackgroundTasks;
@@ -63,6 +65,13 @@ pub struct Adapters {
     pub access_tokens: Arc<dyn AccessTokens>,
     /// New refresh tokens and their digests.
     pub token_secrets: Arc<dyn TokenSecrets>,
+    /// API clients, for their administration.
+    pub clients: Arc<dyn ClientRepository>,
+    /// API clients by key or id, for admitting requests (the services put a
+    /// short-lived cache in front of it).
+    pub client_directory: Arc<dyn ClientDirectory>,
+    /// New API keys and their digests.
+    pub api_keys: Arc<dyn ApiKeys>,
     /// The state of every rate limit.
     pub rate_limits: Arc<dyn RateLimitStore>,
     /// The external order, payment and catalog API.
@@ -142,6 +151,9 @@ impl Adapters {
             rate_limits: Arc::new(InMemoryRateLimits::new(
                 RateLimitSettings::default().max_keys,
             )),
+            clients: Arc::new(PgClientRepository::new(pool.clone())),
+            client_directory: Arc::new(PgClientRepository::new(pool.clone())),
+            api_keys: Arc::new(RandomApiKeys),
         }
     }
 }
@@ -302,6 +314,8 @@ pub struct Services {
     pub auth: AuthService,
     /// Rate limits.
     pub rate_limits: RateLimiter,
+    /// API clients and their keys.
+    pub clients: ClientService,
     /// The currency of products created without one.
     pub default_currency: Currency,
 }
@@ -329,6 +343,9 @@ impl Services {
             token_secrets,
             upstream: _,
             rate_limits,
+            clients,
+            client_directory,
+            api_keys,
         } = adapters.clone();
         let policy = AuthPolicy {
             access_ttl: std::time::Duration::from_secs(settings.auth.access_ttl_secs),
@@ -343,8 +360,23 @@ impl Services {
             clock.clone(),
             rate_policies(&settings.rate_limits)?,
         );
+        let client_directory = CachedClientDirectory::new(
+            client_directory,
+            std::time::Duration::from_millis(settings.auth.api_key_cache_ttl_ms),
+            settings.auth.api_key_cache_capacity,
+        )
+        .context("auth.api_key_cache_ttl_ms")?;
         Ok(Self {
             rate_limits,
+            clients: ClientService::new(
+                clients,
+                Arc::new(client_directory),
+                api_keys,
+                access_tokens.clone(),
+                clock.clone(),
+                ids.clone(),
+                policy.access_ttl,
+            ),
             auth: AuthService::new(
                 users,
                 refresh_tokens,

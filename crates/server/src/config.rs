@@ -69,6 +69,31 @@ pub struct HttpSettings {
     /// Open connections per worker at most; more wait in the listen backlog
     /// (`ORDO_MAX_CONNECTIONS`).
     pub max_connections: usize,
+    /// Reverse proxies whose `X-Forwarded-For` is believed: addresses or CIDR
+    /// blocks, as a list or comma-separated (`ORDO_TRUSTED_PROXIES`). Empty: the
+    /// client's address is always the socket peer.
+    #[serde(deserialize_with = "list_or_commas")]
+    pub trusted_proxies: Vec<String>,
+}
+
+/// A list of strings, given as a list or as one comma-separated string (as an
+/// environment variable gives it).
+fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrCommas {
+        List(Vec<String>),
+        Commas(String),
+    }
+    Ok(match ListOrCommas::deserialize(d)? {
+        ListOrCommas::List(items) => items,
+        ListOrCommas::Commas(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
 }
 
 /// The database and its connections.
@@ -129,6 +154,12 @@ pub struct AuthSettings {
     pub refresh_ttl_secs: u64,
     /// Seconds of clock skew tolerated on `exp` and `iat` (`ORDO_AUTH__LEEWAY_SECS`).
     pub leeway_secs: u64,
+    /// Milliseconds a resolved API key (or an unknown one) is remembered, at most
+    /// 5 000: the bound within which a key rotated or deleted through another
+    /// instance stops working here (`ORDO_API_KEY_CACHE_TTL_MS`).
+    pub api_key_cache_ttl_ms: u64,
+    /// Resolved API keys remembered at most (`ORDO_AUTH__API_KEY_CACHE_CAPACITY`).
+    pub api_key_cache_capacity: usize,
 }
 
 impl Default for AuthSettings {
@@ -143,6 +174,8 @@ impl Default for AuthSettings {
             access_ttl_secs: 900,
             refresh_ttl_secs: 2_592_000,
             leeway_secs: 30,
+            api_key_cache_ttl_ms: 5_000,
+            api_key_cache_capacity: 50_000,
         }
     }
 }
@@ -331,6 +364,7 @@ impl Default for HttpSettings {
             shutdown_timeout_secs: 30,
             request_timeout_secs: 10,
             max_connections: 10_000,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -395,6 +429,7 @@ const FLAT_ENV_NAMES: &[(&str, &str)] = &[
     ("shutdown_timeout_secs", "http.shutdown_timeout_secs"),
     ("request_timeout_secs", "http.request_timeout_secs"),
     ("max_connections", "http.max_connections"),
+    ("trusted_proxies", "http.trusted_proxies"),
     ("data_dir", "database.data_dir"),
     ("database_pool_size", "database.pool_size"),
     ("database_pool_wait_secs", "database.pool_wait_secs"),
@@ -448,6 +483,7 @@ const FLAT_ENV_NAMES: &[(&str, &str)] = &[
         "rate_limits.login_per_email.burst",
     ),
     ("rate_limit_max_keys", "rate_limits.max_keys"),
+    ("api_key_cache_ttl_ms", "auth.api_key_cache_ttl_ms"),
     ("log_format", "log_format"),
     ("sample_data", "sample_data"),
 ];
@@ -608,6 +644,25 @@ mod tests {
                 }
             );
             assert_eq!(limits.login_per_ip.burst, 20);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn trusted_proxies_come_as_a_comma_separated_variable_or_a_toml_list() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ORDO_TRUSTED_PROXIES", "10.0.0.0/8, ::1");
+            let settings = Settings::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(settings.http.trusted_proxies, ["10.0.0.0/8", "::1"]);
+            Ok(())
+        });
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "ordo.toml",
+                "[http]\ntrusted_proxies = [\"192.0.2.1\", \"fd00::/8\"]\n",
+            )?;
+            let settings = Settings::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(settings.http.trusted_proxies, ["192.0.2.1", "fd00::/8"]);
             Ok(())
         });
     }

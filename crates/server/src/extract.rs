@@ -302,6 +302,9 @@ fn principal(req: &HttpRequest) -> Result<Principal, ApiError> {
         Credentials::Valid(principal) => Ok(principal),
         Credentials::None => Err(ApiError::unauthenticated()),
         Credentials::Invalid => Err(ApiError::invalid_token()),
+        Credentials::InvalidKey => Err(ApiError::invalid_api_key()),
+        Credentials::IpNotAllowed => Err(ApiError::ip_not_allowed()),
+        Credentials::Unavailable => Err(ApiError::credentials_unavailable()),
     }
 }
 

@@ -11,8 +11,9 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::config::HttpSettings;
 use crate::extract::MAX_BODY_BYTES;
+use crate::middleware::client_ip::{self, TrustedProxies};
 use crate::middleware::{
-    body_deadline, client_ip, head, metrics, principal, problem_body, rate_limit, request_id,
+    body_deadline, head, metrics, principal, problem_body, rate_limit, request_id,
 };
 use crate::problem::{ApiError, FieldError};
 use crate::routing::{AllowedMethods, unrouted};
@@ -34,6 +35,7 @@ pub fn serve(
     let spec = openapi::openapi();
     let allowed = web::Data::new(AllowedMethods::from_spec(&spec));
     let deadline = web::Data::new(body_deadline::BodyDeadline(settings.request_timeout()));
+    let trusted_proxies = web::Data::new(TrustedProxies::parse(&settings.trusted_proxies)?);
     let mut server = HttpServer::new(move || {
         App::new()
             .wrap(problem_body::middleware())
@@ -47,6 +49,7 @@ pub fn serve(
             .app_data(state.clone())
             .app_data(allowed.clone())
             .app_data(deadline.clone())
+            .app_data(trusted_proxies.clone())
             .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
             .app_data(
                 web::PathConfig::default()

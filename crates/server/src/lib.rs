@@ -3,6 +3,7 @@
 //! map the result.
 
 pub mod app;
+pub mod client_directory;
 pub mod config;
 pub mod database;
 pub mod extract;

@@ -26,6 +26,7 @@ use crate::routes::{self, Problem};
         (name = "operations", description = "Health, readiness, metrics"),
         (name = "auth", description = "Logging in, tokens, the caller"),
         (name = "users", description = "Users (administrators only)"),
+        (name = "clients", description = "API clients and their keys (administrators only)"),
         (name = "catalog", description = "Products and stock"),
         (name = "customers", description = "Customers"),
         (name = "orders", description = "Orders"),
@@ -35,6 +36,12 @@ struct ApiDoc;
 
 /// The name of the security scheme of access tokens.
 pub const BEARER: &str = "bearer";
+
+/// The name of the security scheme of API keys.
+pub const API_KEY: &str = "api_key";
+
+/// The routes API clients may call with their key besides users with a token.
+const CLIENT_ROUTES: &[&str] = &["/v1/auth/me"];
 
 /// The routes open to anyone besides the operations routes: those that obtain or
 /// end a session.
@@ -52,6 +59,12 @@ impl utoipa::Modify for BearerScheme {
             .build();
         scheme.description = Some("An access token from `/v1/auth/login` or `/v1/auth/token`, sent as `Authorization: Bearer <token>`.".into());
         components.add_security_scheme(BEARER, SecurityScheme::Http(scheme));
+        let mut key = utoipa::openapi::security::ApiKeyValue::new("X-API-Key");
+        key.description = Some("An API client's key (`ordo_<prefix>_<secret>`), from `POST /v1/clients`; honoured where a route says so.".into());
+        components.add_security_scheme(
+            API_KEY,
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Header(key)),
+        );
     }
 }
 
@@ -150,13 +163,14 @@ struct Shared {
 
 /// Adds the answers every operation of `path` can give besides its own.
 fn complete_path(path: &str, item: &mut PathItem) {
-    // Everything under /v1 reads or writes the database, and /readyz asks it.
+    // Everything under /v1 and /api reads or writes the database, and /readyz asks it.
     let shared = Shared {
-        uses_database: path.starts_with("/v1/") || path == "/readyz",
+        uses_database: path.starts_with("/v1/") || path.starts_with("/api/") || path == "/readyz",
         rate_limited: rate_limit::is_limited(path),
         logs_in: LOGIN_ROUTES.contains(&path),
     };
-    let protected = path.starts_with("/v1/") && !OPEN_ROUTES.contains(&path);
+    let protected = is_protected(path);
+    let for_clients = CLIENT_ROUTES.contains(&path);
     let operations = [
         (&mut item.get, false),
         (&mut item.post, false),
@@ -167,28 +181,36 @@ fn complete_path(path: &str, item: &mut PathItem) {
     for (operation, conditional) in operations {
         if let Some(operation) = operation {
             if protected {
-                protect(operation);
+                protect(operation, for_clients);
             }
             complete_operation(operation, shared, conditional);
         }
     }
 }
 
-/// Requires an access token: the `bearer` security requirement, 401 without a
-/// valid one, 403 for a caller whose role does not suffice.
-fn protect(operation: &mut Operation) {
-    operation.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new(
-        BEARER,
-        Vec::<String>::new(),
-    )]);
+/// Whether `path` needs credentials: everything under `/v1` but the session
+/// routes, and the seed's `/api` aliases.
+fn is_protected(path: &str) -> bool {
+    (path.starts_with("/v1/") && !OPEN_ROUTES.contains(&path)) || path.starts_with("/api/")
+}
+
+/// Requires an access token (or, `for_clients`, an API key): the security
+/// requirement, 401 without valid credentials, 403 for a caller who may not.
+fn protect(operation: &mut Operation, for_clients: bool) {
+    use utoipa::openapi::security::SecurityRequirement;
+    let mut requirements = vec![SecurityRequirement::new(BEARER, Vec::<String>::new())];
+    if for_clients {
+        requirements.push(SecurityRequirement::new(API_KEY, Vec::<String>::new()));
+    }
+    operation.security = Some(requirements);
     let responses = &mut operation.responses.responses;
     let mut unauthenticated = problem(
-        "`unauthenticated`: no access token, or one that is not valid or has expired (`WWW-Authenticate` says which)",
+        "`unauthenticated`: no credentials, or an access token or API key that is not valid, has expired or was revoked (`WWW-Authenticate` says which)",
     );
     unauthenticated.headers.insert(
         "WWW-Authenticate".into(),
         RefOr::T(string_header(
-            "`Bearer`, or `Bearer error=\"invalid_token\"` for a token that is not valid",
+            "`Bearer`; `Bearer error=\"invalid_token\"` for a token that is not valid; `ApiKey header=\"X-API-Key\"` for a key that is not",
         )),
     );
     responses
@@ -196,7 +218,7 @@ fn protect(operation: &mut Operation) {
         .or_insert(RefOr::T(unauthenticated));
     responses.entry("403".to_owned()).or_insert_with(|| {
         RefOr::T(problem(
-            "`forbidden`: the caller's role does not allow this",
+            "`forbidden`: the caller's role (or an API client) may not do this; `ip_not_allowed`: an API client calling from outside its allow-list",
         ))
     });
 }
@@ -365,7 +387,25 @@ fn complete_response(status: &str, response: &mut Response, rate_limited: bool) 
 /// create to the operations on that resource, so stateful testing (and readers)
 /// can follow them.
 fn link_created_resources(doc: &mut utoipa::openapi::OpenApi) {
-    let chains: [(&str, &[&str]); 3] = [
+    let chains: [(&str, &[&str]); 5] = [
+        (
+            "register_client",
+            &[
+                "get_client",
+                "update_client",
+                "rotate_client_key",
+                "delete_client",
+            ],
+        ),
+        (
+            "register_client_alias",
+            &[
+                "get_client",
+                "update_client",
+                "rotate_client_key",
+                "delete_client",
+            ],
+        ),
         (
             "create_product",
             &[
@@ -607,11 +647,13 @@ mod tests {
             }
         }
         assert!(json["paths"]["/v1/orders/{id}"].is_object());
+        assert!(json["paths"]["/api/register"]["post"].is_object());
+        assert!(json["paths"]["/v1/clients/{id}/rotate-key"]["post"].is_object());
         assert!(json["paths"]["/v1/orders/{id_or_number}"].is_null());
     }
 
     #[test]
-    fn every_v1_route_but_the_session_ones_requires_a_bearer_token() {
+    fn every_v1_route_but_the_session_ones_requires_credentials() {
         let doc = openapi();
         let json = serde_json::to_value(&doc).expect("the document serialises");
         assert_eq!(
@@ -620,14 +662,22 @@ mod tests {
         );
         for (path, item) in json["paths"].as_object().expect("paths") {
             for (method, operation) in item.as_object().expect("a path item") {
-                let protected = path.starts_with("/v1/") && !OPEN_ROUTES.contains(&path.as_str());
+                let protected = (path.starts_with("/v1/") && !OPEN_ROUTES.contains(&path.as_str()))
+                    || path.starts_with("/api/");
                 let responses = &operation["responses"];
                 assert_eq!(
                     operation["security"][0][BEARER].is_array(),
                     protected,
                     "{method} {path}"
                 );
-                assert_eq!(responses["403"].is_object(), protected, "{method} {path}");
+                assert_eq!(
+                    operation["security"][1][API_KEY].is_array(),
+                    CLIENT_ROUTES.contains(&path.as_str()),
+                    "{method} {path}: API keys reach only the routes API.md grants them"
+                );
+                // The api_key grant of /v1/auth/token also answers 403 ip_not_allowed.
+                let may_forbid = protected || path == "/v1/auth/token";
+                assert_eq!(responses["403"].is_object(), may_forbid, "{method} {path}");
                 if protected {
                     assert!(responses["401"]["headers"]["WWW-Authenticate"].is_object());
                 }

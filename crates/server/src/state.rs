@@ -3,6 +3,7 @@
 use ordo_domain::Currency;
 use ordo_domain::auth::AuthService;
 use ordo_domain::catalog::CatalogService;
+use ordo_domain::clients::ClientService;
 use ordo_domain::customers::CustomerService;
 use ordo_domain::orders::OrderService;
 use ordo_domain::ratelimit::RateLimiter;
@@ -24,6 +25,8 @@ pub struct AppState {
     pub auth: AuthService,
     /// Rate limits.
     pub rate_limits: RateLimiter,
+    /// API clients and their keys.
+    pub clients: ClientService,
     /// The currency of products created without one.
     pub default_currency: Currency,
     /// The pool, for readiness checks.
@@ -51,6 +54,7 @@ impl AppState {
             orders,
             auth,
             rate_limits,
+            clients,
             default_currency,
         } = services;
         Self {
@@ -59,6 +63,7 @@ impl AppState {
             orders,
             auth,
             rate_limits,
+            clients,
             default_currency,
             pool,
             metrics,

@@ -185,9 +185,16 @@ impl AuthService {
     /// # Errors
     /// [`InvalidToken`] otherwise.
     pub fn authenticate(&self, bearer: &str) -> Result<Principal, InvalidToken> {
-        self.access_tokens
-            .verify(bearer, self.clock.now())
-            .map(|claims| claims.principal)
+        self.verify(bearer).map(|claims| claims.principal)
+    }
+
+    /// The claims of an access token, if it is genuine and valid now (a client's
+    /// token is checked further against its key's issue time).
+    ///
+    /// # Errors
+    /// [`InvalidToken`] otherwise.
+    pub fn verify(&self, bearer: &str) -> Result<AccessClaims, InvalidToken> {
+        self.access_tokens.verify(bearer, self.clock.now())
     }
 
     /// Creates a user who logs in with `email` and `password`.

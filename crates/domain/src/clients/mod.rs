@@ -6,6 +6,20 @@
 //! or rotated, and stored only as a digest, so a copy of the database holds no
 //! usable key.
 
+mod error;
 mod model;
+mod ports;
+mod service;
 
-pub use model::{ApiKey, ApiKeyDigest, ClientId, ClientName, ClientRateLimit, IpAllowList};
+pub use error::{
+    AuthenticateClientError, DeleteClientError, RegisterClientError, RotateKeyError,
+    UpdateClientError,
+};
+pub use model::{
+    ApiKey, ApiKeyDigest, Client, ClientChanges, ClientId, ClientName, ClientParts,
+    ClientRateLimit, IpAllowList, IssuedKey, NewClient,
+};
+pub use ports::{ApiKeys, ClientDirectory, ClientRecord, ClientRepository};
+#[cfg(any(test, feature = "mocks"))]
+pub use ports::{MockApiKeys, MockClientDirectory, MockClientRepository};
+pub use service::{ClientService, ClientSession};

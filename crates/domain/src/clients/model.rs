@@ -1,10 +1,12 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 
+use crate::customers::Email;
 use crate::ratelimit::RatePolicy;
-use crate::value::{InvalidValue, id_newtype, text_newtype};
+use crate::value::{InvalidValue, Version, id_newtype, text_newtype};
 
 id_newtype!(
     /// Identifies an API client.
@@ -190,6 +192,126 @@ impl Default for ClientRateLimit {
         #[allow(clippy::expect_used)] // constants within the bounds
         Self(RatePolicy::per_minute(600, 100).expect("the default limit is valid"))
     }
+}
+
+/// The parts of a stored [`Client`], for adapters to reassemble one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientParts {
+    /// Its id.
+    pub id: ClientId,
+    /// Its name.
+    pub name: ClientName,
+    /// Its contact address.
+    pub email: Email,
+    /// Where it may call from.
+    pub ip_allowlist: IpAllowList,
+    /// Its own rate limit.
+    pub rate_limit: ClientRateLimit,
+    /// The prefix of its current key.
+    pub key_prefix: String,
+    /// When its current key was issued.
+    pub key_issued_at: DateTime<Utc>,
+    /// Its revision.
+    pub version: Version,
+    /// When it was registered.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed (a key rotation included).
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A registered API client. Its key is not part of it: only the key's prefix is
+/// kept in the clear, the key itself only as a digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client(ClientParts);
+
+impl Client {
+    /// Reassembles a stored client.
+    pub fn restore(parts: ClientParts) -> Self {
+        Self(parts)
+    }
+
+    /// Its id.
+    pub fn id(&self) -> ClientId {
+        self.0.id
+    }
+    /// Its name.
+    pub fn name(&self) -> &ClientName {
+        &self.0.name
+    }
+    /// Its contact address.
+    pub fn email(&self) -> &Email {
+        &self.0.email
+    }
+    /// The networks it may call from.
+    pub fn ip_allowlist(&self) -> &IpAllowList {
+        &self.0.ip_allowlist
+    }
+    /// Its rate limit.
+    pub fn rate_limit(&self) -> ClientRateLimit {
+        self.0.rate_limit
+    }
+    /// The prefix of its current key (safe to show).
+    pub fn key_prefix(&self) -> &str {
+        &self.0.key_prefix
+    }
+    /// When its current key was issued: access tokens obtained before that came
+    /// from a key that no longer works.
+    pub fn key_issued_at(&self) -> DateTime<Utc> {
+        self.0.key_issued_at
+    }
+    /// Its revision, for optimistic concurrency.
+    pub fn version(&self) -> Version {
+        self.0.version
+    }
+    /// When it was registered.
+    pub fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// When it last changed.
+    pub fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+}
+
+/// A client to register, every field parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewClient {
+    /// Its name.
+    pub name: ClientName,
+    /// Its contact address.
+    pub email: Email,
+    /// Where it may call from; empty for anywhere.
+    pub ip_allowlist: IpAllowList,
+    /// Its rate limit.
+    pub rate_limit: ClientRateLimit,
+}
+
+/// A partial update of a client; `None` leaves a field as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClientChanges {
+    /// A new name.
+    pub name: Option<ClientName>,
+    /// A new allow-list (empty opens it to every address).
+    pub ip_allowlist: Option<IpAllowList>,
+    /// A new rate limit.
+    pub rate_limit: Option<ClientRateLimit>,
+}
+
+impl ClientChanges {
+    /// Whether no field changes.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// A client together with a key just issued to it: the only moment the whole key
+/// exists outside the client's hands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedKey {
+    /// The client as stored now.
+    pub client: Client,
+    /// The new key, to show once.
+    pub api_key: ApiKey,
 }
 
 #[cfg(test)]

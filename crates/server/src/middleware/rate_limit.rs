@@ -138,7 +138,16 @@ fn caller(req: &ServiceRequest) -> LimitedCaller {
                 .unwrap_or_default()
                 .policy(),
         },
-        Some(Credentials::None | Credentials::Invalid) | None => LimitedCaller::Anonymous,
+        // Whoever could not prove who they are draws on their address's allowance:
+        // that includes a genuine client calling from outside its allow-list.
+        Some(
+            Credentials::None
+            | Credentials::Invalid
+            | Credentials::InvalidKey
+            | Credentials::IpNotAllowed
+            | Credentials::Unavailable,
+        )
+        | None => LimitedCaller::Anonymous,
     }
 }
 

@@ -1,10 +1,16 @@
 //! Identity errors as problem documents: who may call, and why a login or a token
 //! exchange failed.
 
+use std::time::Duration;
+
 use actix_web::http::header::{HeaderValue, WWW_AUTHENTICATE};
 use ordo_domain::auth::{CreateUserError, LoginError, RefreshError};
+use ordo_domain::{Dependency, Unavailable};
 
 use super::{ApiError, FieldError, ProblemCode};
+
+/// The challenge for API keys, which HTTP has no registered scheme for.
+const API_KEY_CHALLENGE: &str = r#"ApiKey header="X-API-Key""#;
 
 impl ApiError {
     /// 401 `unauthenticated`: no credentials (`WWW-Authenticate: Bearer`).
@@ -26,6 +32,36 @@ impl ApiError {
             WWW_AUTHENTICATE,
             HeaderValue::from_static(r#"Bearer error="invalid_token""#),
         )
+    }
+
+    /// 401 `unauthenticated`: an `X-API-Key` that is not a current key.
+    pub fn invalid_api_key() -> Self {
+        Self::new(
+            ProblemCode::Unauthenticated,
+            "The API key is not valid: it may have been rotated or its client deleted",
+        )
+        .with_header(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static(API_KEY_CHALLENGE),
+        )
+    }
+
+    /// 403 `ip_not_allowed`: an API client calling from outside its allow-list.
+    pub fn ip_not_allowed() -> Self {
+        Self::new(
+            ProblemCode::IpNotAllowed,
+            "This API client may not call from this address (see its ip_allowlist)",
+        )
+    }
+
+    /// 503: the credentials could not be checked (the cause is logged where it
+    /// happened).
+    pub fn credentials_unavailable() -> Self {
+        Self::internal(anyhow::Error::new(Unavailable::new(
+            Dependency::Database,
+            Duration::from_secs(1),
+            "the API client's credentials could not be checked".to_owned(),
+        )))
     }
 
     /// 403 `forbidden`: authenticated, but not allowed.

@@ -13,10 +13,12 @@ use ordo_domain::{Dependency, Unavailable};
 use crate::middleware::request_id as request_context;
 
 mod auth;
+mod clients;
 mod code;
 mod domain;
 mod rate_limits;
 
+pub use clients::client_not_found;
 pub use code::ProblemCode;
 pub use domain::{customer_not_found, order_not_found, product_not_found};
 

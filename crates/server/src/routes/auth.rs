@@ -2,6 +2,7 @@
 
 use actix_web::{HttpResponse, get, post, web};
 use ordo_domain::auth::{Principal, Session, UserId};
+use ordo_domain::clients::{Client, ClientSession};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -9,6 +10,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use crate::extract::{Caller, JsonBody, parse_json};
+use crate::middleware::client_ip::ClientIp;
 use crate::problem::{ApiError, FieldError};
 use crate::state::AppState;
 
@@ -68,8 +70,26 @@ pub struct RefreshTokenGrant {
     pub refresh_token: String,
 }
 
-/// A token request, by `grant_type`. The `api_key` grant comes with API clients;
-/// until then it is 422 `validation_failed` naming `grant_type`.
+/// `api_key`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiKeyGrantType {
+    /// Exchange an API client's key.
+    ApiKey,
+}
+
+/// The `api_key` grant: an API client's key for a short-lived access token of kind
+/// `client` (no refresh token: the key obtains the next one).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyGrant {
+    /// `api_key`.
+    pub grant_type: ApiKeyGrantType,
+    /// The client's key, `ordo_<prefix>_<secret>`.
+    pub api_key: String,
+}
+
+/// A token request, by `grant_type`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(untagged)]
 #[allow(dead_code)] // documents the body; the handler dispatches on `grant_type`
@@ -78,6 +98,8 @@ pub enum TokenRequest {
     Password(PasswordGrant),
     /// `grant_type: refresh_token`.
     RefreshToken(RefreshTokenGrant),
+    /// `grant_type: api_key`.
+    ApiKey(ApiKeyGrant),
 }
 
 /// A refresh token to revoke.
@@ -99,8 +121,11 @@ pub struct TokenResponse {
     /// Seconds the access token is accepted from now.
     #[schema(minimum = 1)]
     expires_in: u64,
-    /// Single-use: exchange it at `/v1/auth/token` for the next session.
-    refresh_token: String,
+    /// Single-use: exchange it at `/v1/auth/token` for the next session. Absent
+    /// for the `api_key` grant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    refresh_token: Option<String>,
 }
 
 impl From<Session> for TokenResponse {
@@ -109,7 +134,18 @@ impl From<Session> for TokenResponse {
             access_token: session.access_token,
             token_type: "Bearer",
             expires_in: session.expires_in.as_secs().max(1),
-            refresh_token: session.refresh_token.expose().to_owned(),
+            refresh_token: Some(session.refresh_token.expose().to_owned()),
+        }
+    }
+}
+
+impl From<ClientSession> for TokenResponse {
+    fn from(session: ClientSession) -> Self {
+        Self {
+            access_token: session.access_token,
+            token_type: "Bearer",
+            expires_in: session.expires_in.as_secs().max(1),
+            refresh_token: None,
         }
     }
 }
@@ -117,7 +153,7 @@ impl From<Session> for TokenResponse {
 /// The caller.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MeView {
-    /// `user` (an API client, later, is `client`).
+    /// `user` or `client`.
     #[schema(pattern = "^(user|client)$")]
     kind: &'static str,
     /// The user's or client's id.
@@ -130,12 +166,16 @@ pub struct MeView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<super::users::RoleName>, nullable = false)]
     role: Option<&'static str>,
+    /// A client's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    name: Option<String>,
 }
 
-fn session(session: Session) -> HttpResponse {
+fn session(session: impl Into<TokenResponse>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
-        .json(TokenResponse::from(session))
+        .json(session.into())
 }
 
 /// Logs in with an e-mail address and a password.
@@ -153,16 +193,20 @@ async fn login(
     ))
 }
 
-/// Obtains a session: with a password, or by exchanging a refresh token (each is
-/// single-use; presenting one again is 401 `token_reused` and ends its login).
+/// Obtains a session: with a password, by exchanging a refresh token (each is
+/// single-use; presenting one again is 401 `token_reused` and ends its login), or
+/// with an API client's key (a short-lived token of kind `client`, no refresh
+/// token).
 #[utoipa::path(tag = "auth", request_body = TokenRequest, responses(
     (status = 200, body = TokenResponse, description = "A new session"),
-    (status = 401, body = super::Problem, content_type = "application/problem+json", description = "`invalid_credentials` (password grant); `unauthenticated` for an unknown, expired or revoked refresh token; `token_reused`"),
-    (status = 422, body = super::Problem, content_type = "application/problem+json", description = "`validation_failed`, also for an unsupported `grant_type` (`api_key` comes with API clients)"),
+    (status = 401, body = super::Problem, content_type = "application/problem+json", description = "`invalid_credentials` (password and api_key grants); `unauthenticated` for an unknown, expired or revoked refresh token; `token_reused`"),
+    (status = 403, body = super::Problem, content_type = "application/problem+json", description = "`ip_not_allowed`: the API client may not call from this address"),
+    (status = 422, body = super::Problem, content_type = "application/problem+json", description = "`validation_failed`, also for an unsupported `grant_type`"),
 ))]
 #[post("/auth/token")]
 async fn token(
     state: web::Data<AppState>,
+    ClientIp(from): ClientIp,
     JsonBody(body): JsonBody<Map<String, Value>>,
 ) -> Result<HttpResponse, ApiError> {
     let grant = body
@@ -181,13 +225,15 @@ async fn token(
             let grant: RefreshTokenGrant = parse_json(&bytes)?;
             Ok(session(state.auth.refresh(&grant.refresh_token).await?))
         }
-        Some("api_key") => Err(ApiError::validation(vec![FieldError::new(
-            "grant_type",
-            "the api_key grant is not supported yet; use password or refresh_token",
-        )])),
+        Some("api_key") => {
+            let grant: ApiKeyGrant = parse_json(&bytes)?;
+            Ok(session(
+                state.clients.exchange_key(&grant.api_key, from).await?,
+            ))
+        }
         _ => Err(ApiError::validation(vec![FieldError::new(
             "grant_type",
-            "must be password or refresh_token",
+            "must be password, refresh_token or api_key",
         )])),
     }
 }
@@ -206,12 +252,16 @@ async fn logout(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Who the access token speaks for.
+/// Who the access token or API key speaks for.
 #[utoipa::path(tag = "auth", responses(
     (status = 200, body = MeView),
 ))]
 #[get("/auth/me")]
-async fn me(Caller(caller): Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+async fn me(
+    Caller(caller): Caller,
+    client: Option<web::ReqData<Client>>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let view = match caller {
         Principal::User { id, .. } => {
             // The role is read afresh: the token's may be up to its lifetime old.
@@ -225,13 +275,16 @@ async fn me(Caller(caller): Caller, state: web::Data<AppState>) -> Result<HttpRe
                 id: user.id.as_uuid(),
                 email: Some(user.email.to_string()),
                 role: Some(user.role.as_str()),
+                name: None,
             }
         }
+        // The principal middleware resolved the client (from its cache) already.
         Principal::Client { id } => MeView {
             kind: "client",
             id,
             email: None,
             role: None,
+            name: client.map(|c| c.name().to_string()),
         },
     };
     Ok(HttpResponse::Ok().json(view))

@@ -1,6 +1,7 @@
 //! HTTP routes: extract, call one service method, map the result.
 
 pub mod auth;
+pub mod clients;
 pub mod customers;
 pub mod health;
 pub mod orders;
@@ -21,6 +22,7 @@ pub fn v1(config: &mut ServiceConfig) {
         scope("/v1")
             .configure(auth::routes)
             .configure(users::routes)
+            .configure(clients::routes)
             .configure(products::routes)
             .configure(customers::routes)
             .configure(orders::routes),
@@ -53,5 +55,6 @@ pub fn register(config: &mut ServiceConfig) {
         .service(health::healthz)
         .service(health::readyz)
         .service(health::metrics)
+        .configure(clients::aliases)
         .configure(v1);
 }
