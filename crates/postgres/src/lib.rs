@@ -11,6 +11,7 @@ mod orders;
 mod pool;
 mod products;
 mod schema;
+pub mod sealing;
 mod stock;
 pub mod testing;
 
