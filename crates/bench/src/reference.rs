@@ -126,12 +126,19 @@ pub async fn get_order(conn: &mut Connection, id: Uuid) -> Result<bool, tokio_po
         ))
         .await?;
     let rows = conn.client.query(&statement, &[&id]).await?;
-    let ids = rows
-        .iter()
-        .map(decode_order)
-        .collect::<Result<Vec<_>, _>>()?;
-    let lines = lines_of(conn, &ids).await?;
-    Ok(!ids.is_empty() && lines > 0)
+    let Some(order) = rows.first().map(decode_order).transpose()? else {
+        return Ok(false);
+    };
+    let statement = conn
+        .prepared(&format!(
+            "SELECT {LINE_COLUMNS} FROM order_lines WHERE order_id = $1 ORDER BY line_no"
+        ))
+        .await?;
+    let lines = conn.client.query(&statement, &[&order]).await?;
+    for line in &lines {
+        decode_line(line)?;
+    }
+    Ok(!lines.is_empty())
 }
 
 /// `OrderRepository::list` for one customer: a page of 50 (plus one), then the lines.

@@ -1,8 +1,10 @@
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
 use ordo_domain::auth::{AccessClaims, AccessTokens, InvalidToken, Principal, Role, UserId};
+use quick_cache::sync::Cache;
 use serde::{Deserialize, Serialize};
 
 /// How access tokens are signed and checked.
@@ -28,10 +30,17 @@ impl std::fmt::Debug for JwtConfig {
     }
 }
 
+/// Tokens whose signature was checked, kept so that a caller presenting the same
+/// token again (every request of a session does) costs a hash look-up instead of
+/// base64, JSON and HMAC work. Only genuine tokens enter it, and the times are
+/// checked against the clock on every use, so it changes no answer.
+const VERIFIED_TOKENS: usize = 16_384;
+
 /// HS256 access tokens. Only HS256 is accepted: `alg: none`, an RS/HS confusion or
 /// any other algorithm is refused before the signature is looked at.
 #[derive(Clone)]
 pub struct JwtTokens {
+    verified: Arc<Cache<String, AccessClaims>>,
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
@@ -82,6 +91,7 @@ impl JwtTokens {
             .map(str::to_owned)
             .collect::<HashSet<_>>();
         Ok(Self {
+            verified: Arc::new(Cache::new(VERIFIED_TOKENS)),
             encoding: EncodingKey::from_secret(&config.secret),
             decoding: DecodingKey::from_secret(&config.secret),
             validation,
@@ -128,6 +138,27 @@ impl AccessTokens for JwtTokens {
     }
 
     fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<AccessClaims, InvalidToken> {
+        let claims = match self.verified.get(token) {
+            Some(claims) => claims,
+            None => {
+                let claims = self.decode_genuine(token)?;
+                self.verified.insert(token.to_owned(), claims);
+                claims
+            }
+        };
+        if now >= claims.expires_at + self.leeway {
+            return Err(InvalidToken::Expired);
+        }
+        if claims.issued_at > now + self.leeway {
+            return Err(InvalidToken::NotYetValid);
+        }
+        Ok(claims)
+    }
+}
+
+impl JwtTokens {
+    /// The claims of a token signed with our key, times not yet checked.
+    fn decode_genuine(&self, token: &str) -> Result<AccessClaims, InvalidToken> {
         let data = decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| InvalidToken::Forged(e.to_string()))?;
         let claims = data.claims;
@@ -135,18 +166,10 @@ impl AccessTokens for JwtTokens {
             DateTime::from_timestamp(seconds, 0)
                 .ok_or_else(|| InvalidToken::Forged("a timestamp out of range".to_owned()))
         };
-        let issued_at = at(claims.iat)?;
-        let expires_at = at(claims.exp)?;
-        if now >= expires_at + self.leeway {
-            return Err(InvalidToken::Expired);
-        }
-        if issued_at > now + self.leeway {
-            return Err(InvalidToken::NotYetValid);
-        }
         Ok(AccessClaims {
             principal: Self::principal(&claims)?,
-            issued_at,
-            expires_at,
+            issued_at: at(claims.iat)?,
+            expires_at: at(claims.exp)?,
         })
     }
 }
@@ -207,6 +230,25 @@ mod tests {
             tokens.verify(&token, expiry + TimeDelta::seconds(30)),
             Err(InvalidToken::Expired)
         );
+    }
+
+    #[test]
+    fn a_remembered_token_vouches_for_no_other_string() {
+        let tokens = JwtTokens::new(config()).unwrap();
+        let token = tokens.issue(&staff_claims()).unwrap();
+        assert!(tokens.verify(&token, now()).is_ok());
+        let (unsigned, signature) = token.rsplit_once('.').unwrap();
+        let flipped = if signature.starts_with('A') { "B" } else { "A" };
+        let tampered = format!("{unsigned}.{flipped}{}", &signature[1..]);
+        assert!(matches!(
+            tokens.verify(&tampered, now()),
+            Err(InvalidToken::Forged(_))
+        ));
+        assert!(matches!(
+            tokens.verify(&format!("{token} "), now()),
+            Err(InvalidToken::Forged(_))
+        ));
+        assert!(tokens.verify(&token, now()).is_ok());
     }
 
     #[test]

@@ -262,7 +262,7 @@ impl PgCustomerRepository {
 
 #[async_trait]
 impl CustomerRepository for PgCustomerRepository {
-    #[tracing::instrument(skip_all, fields(customer_id = %id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(customer_id = %id))]
     async fn insert(
         &self,
         id: CustomerId,
@@ -310,7 +310,7 @@ impl CustomerRepository for PgCustomerRepository {
         Ok(restore(id, name, email, city, phone, stamps)?)
     }
 
-    #[tracing::instrument(skip_all, fields(customer_id = %id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(customer_id = %id))]
     async fn find(&self, id: CustomerId) -> anyhow::Result<Option<Customer>> {
         let mut conn = checkout(&self.pool).await?;
         customers::table
@@ -324,7 +324,7 @@ impl CustomerRepository for PgCustomerRepository {
             .transpose()
     }
 
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list(&self, page: PageRequest) -> anyhow::Result<Page<Customer>> {
         let mut conn = checkout(&self.pool).await?;
         let mut query = customers::table
@@ -345,7 +345,7 @@ impl CustomerRepository for PgCustomerRepository {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(customer_id = %id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(customer_id = %id))]
     async fn update(
         &self,
         id: CustomerId,
@@ -417,7 +417,7 @@ impl CustomerRepository for PgCustomerRepository {
         result.map_err(|e| e.into_domain("updating a customer"))
     }
 
-    #[tracing::instrument(skip_all, fields(customer_id = %id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(customer_id = %id))]
     async fn delete(&self, id: CustomerId) -> Result<(), DeleteCustomerError> {
         let mut conn = checkout(&self.pool).await?;
         let has_orders = diesel::select(diesel::dsl::exists(

@@ -125,7 +125,7 @@ pub(crate) async fn load_products(
 
 #[async_trait]
 impl ProductRepository for PgProductRepository {
-    #[tracing::instrument(skip_all, fields(product_id = %id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(product_id = %id))]
     async fn insert(
         &self,
         id: ProductId,
@@ -147,7 +147,7 @@ impl ProductRepository for PgProductRepository {
         Ok(row.into_domain()?)
     }
 
-    #[tracing::instrument(skip_all, fields(product_id = %id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(product_id = %id))]
     async fn find(&self, id: ProductId) -> anyhow::Result<Option<Product>> {
         let mut conn = checkout(&self.pool).await?;
         products::table
@@ -161,14 +161,14 @@ impl ProductRepository for PgProductRepository {
             .transpose()
     }
 
-    #[tracing::instrument(skip_all, fields(products = ids.len()))]
+    #[tracing::instrument(level = "debug", skip_all, fields(products = ids.len()))]
     async fn find_many(&self, ids: &[ProductId]) -> anyhow::Result<Vec<Product>> {
         let ids: Vec<Uuid> = ids.iter().map(ProductId::as_uuid).collect();
         let mut conn = checkout(&self.pool).await?;
         load_products(&mut conn, &ids).await
     }
 
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list(&self, page: PageRequest) -> anyhow::Result<Page<Product>> {
         let mut conn = checkout(&self.pool).await?;
         let mut query = products::table
@@ -189,7 +189,7 @@ impl ProductRepository for PgProductRepository {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(product_id = %id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(product_id = %id))]
     async fn update(
         &self,
         id: ProductId,
@@ -246,7 +246,7 @@ impl ProductRepository for PgProductRepository {
         }
     }
 
-    #[tracing::instrument(skip_all, fields(product_id = %id, adjustment_id = %adjustment.id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(product_id = %id, adjustment_id = %adjustment.id))]
     async fn adjust_stock(
         &self,
         id: ProductId,
@@ -262,7 +262,7 @@ impl ProductRepository for PgProductRepository {
         result.map_err(|e| e.into_domain("adjusting stock"))
     }
 
-    #[tracing::instrument(skip_all, fields(product_id = %id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(product_id = %id))]
     async fn delete(
         &self,
         id: ProductId,

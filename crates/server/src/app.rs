@@ -7,6 +7,7 @@
 use std::future::Future;
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use anyhow::Context;
@@ -31,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{AuthSettings, Settings};
 use crate::database::{Database, prepare_database};
 use crate::middleware::metrics;
+use crate::recent_users::RecentUsers;
 use crate::seed::{self, SeedOutcome};
 use crate::state::AppState;
 use crate::tasks::BackgroundTasks;
@@ -85,7 +87,10 @@ impl Adapters {
             orders: Arc::new(PgOrderRepository::new(pool.clone())),
             clock: Arc::new(SystemClock),
             ids: Arc::new(UuidV7Ids),
-            users: Arc::new(PgUserRepository::new(pool.clone())),
+            users: Arc::new(RecentUsers::new(
+                Arc::new(PgUserRepository::new(pool.clone())),
+                RECENT_USERS_TTL,
+            )),
             refresh_tokens: Arc::new(PgRefreshTokenStore::new(pool.clone())),
             password_hasher: Arc::new(Argon2Hasher::owasp()),
             access_tokens: Arc::new(access_tokens),
@@ -210,6 +215,10 @@ async fn sandbox_secret(pool: &PgPool, name: &str) -> anyhow::Result<SecretStrin
         .with_context(|| format!("reading the sandbox's {name}"))?;
     Ok(value.into())
 }
+
+/// How old a user record read for `GET /v1/auth/me` may be: the bound within which
+/// a change made through another instance shows.
+const RECENT_USERS_TTL: Duration = Duration::from_secs(5);
 
 /// The address of the administrator sandbox mode creates on its first start.
 pub const SANDBOX_ADMIN_EMAIL: &str = "admin@ordo.local";

@@ -11,6 +11,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod problem;
 pub mod rate_limits;
+pub mod recent_users;
 pub mod routes;
 pub mod routing;
 pub mod seed;

@@ -42,7 +42,7 @@ impl CatalogService {
     ///
     /// # Errors
     /// `SkuTaken` when the SKU is in use.
-    #[tracing::instrument(skip_all, fields(sku = %product.sku()))]
+    #[tracing::instrument(level = "debug", skip_all, fields(sku = %product.sku()))]
     pub async fn create(&self, product: NewProduct) -> Result<Product, CreateProductError> {
         let id = ProductId::from_uuid(self.ids.new_id());
         self.products.insert(id, product, self.clock.now()).await
@@ -52,7 +52,7 @@ impl CatalogService {
     ///
     /// # Errors
     /// When storage fails.
-    #[tracing::instrument(skip_all, fields(product_id = %id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(product_id = %id))]
     pub async fn get(&self, id: ProductId) -> anyhow::Result<Option<Product>> {
         self.products.find(id).await
     }
@@ -61,7 +61,7 @@ impl CatalogService {
     ///
     /// # Errors
     /// When storage fails.
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn list(&self, page: PageRequest) -> anyhow::Result<Page<Product>> {
         self.products.list(page).await
     }
@@ -71,7 +71,7 @@ impl CatalogService {
     ///
     /// # Errors
     /// `NotFound`, `SkuTaken`, `VersionMismatch`.
-    #[tracing::instrument(skip_all, fields(product_id = %id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(product_id = %id))]
     pub async fn update(
         &self,
         id: ProductId,
@@ -109,7 +109,7 @@ impl CatalogService {
     /// `Invalid` for a zero delta, one that would take stock above
     /// [`StockLevel::MAX`](super::StockLevel::MAX), or an empty reason; `NotFound`,
     /// `NotTracked`, `InsufficientStock` from storage.
-    #[tracing::instrument(skip_all, fields(product_id = %id, delta = delta))]
+    #[tracing::instrument(level = "debug", skip_all, fields(product_id = %id, delta = delta))]
     pub async fn adjust_stock(
         &self,
         id: ProductId,
@@ -139,7 +139,7 @@ impl CatalogService {
     ///
     /// # Errors
     /// `NotFound`.
-    #[tracing::instrument(skip_all, fields(product_id = %id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(product_id = %id))]
     pub async fn delete(&self, id: ProductId) -> Result<ProductDeletion, DeleteProductError> {
         self.products.delete(id, self.clock.now()).await
     }

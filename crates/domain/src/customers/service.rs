@@ -41,7 +41,7 @@ impl CustomerService {
     ///
     /// # Errors
     /// `EmailTaken`.
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn create(&self, customer: NewCustomer) -> Result<Customer, CreateCustomerError> {
         let id = CustomerId::from_uuid(self.ids.new_id());
         self.customers.insert(id, customer, self.clock.now()).await
@@ -51,7 +51,7 @@ impl CustomerService {
     ///
     /// # Errors
     /// When storage fails.
-    #[tracing::instrument(skip_all, fields(customer_id = %id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(customer_id = %id))]
     pub async fn get(&self, id: CustomerId) -> anyhow::Result<Option<Customer>> {
         self.customers.find(id).await
     }
@@ -60,7 +60,7 @@ impl CustomerService {
     ///
     /// # Errors
     /// When storage fails.
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn list(&self, page: PageRequest) -> anyhow::Result<Page<Customer>> {
         self.customers.list(page).await
     }
@@ -70,7 +70,7 @@ impl CustomerService {
     ///
     /// # Errors
     /// `NotFound`, `EmailTaken`, `VersionMismatch`.
-    #[tracing::instrument(skip_all, fields(customer_id = %id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(customer_id = %id))]
     pub async fn update(
         &self,
         id: CustomerId,
@@ -106,7 +106,7 @@ impl CustomerService {
     ///
     /// # Errors
     /// `NotFound`, `HasOrders`.
-    #[tracing::instrument(skip_all, fields(customer_id = %id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(customer_id = %id))]
     pub async fn delete(&self, id: CustomerId) -> Result<(), DeleteCustomerError> {
         self.customers.delete(id).await
     }

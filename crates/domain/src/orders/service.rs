@@ -72,7 +72,7 @@ impl OrderService {
     ///
     /// # Errors
     /// `CustomerNotFound`, `Pricing`, `TooClose`, `InsufficientStock`.
-    #[tracing::instrument(skip_all, fields(customer_id = %request.customer_id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(customer_id = %request.customer_id))]
     pub async fn place(&self, request: PlaceOrder) -> Result<Order, PlaceOrderError> {
         let now = self.clock.now();
         if self.customers.find(request.customer_id).await?.is_none() {
@@ -95,7 +95,7 @@ impl OrderService {
     ///
     /// # Errors
     /// When storage fails.
-    #[tracing::instrument(skip_all, fields(order = ?order))]
+    #[tracing::instrument(level = "debug", skip_all, fields(order = ?order))]
     pub async fn get(&self, order: OrderRef) -> anyhow::Result<Option<Order>> {
         self.orders.find(order).await
     }
@@ -104,7 +104,7 @@ impl OrderService {
     ///
     /// # Errors
     /// When storage fails.
-    #[tracing::instrument(skip_all, fields(customer_id = ?filter.customer_id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(customer_id = ?filter.customer_id))]
     pub async fn list(
         &self,
         filter: OrderFilter,
@@ -120,7 +120,7 @@ impl OrderService {
     /// # Errors
     /// `NotFound`, `NotEditable`, `VersionMismatch` (only with `if_match`),
     /// `Contended` (only without), `Pricing`, `TooClose`, `InsufficientStock`.
-    #[tracing::instrument(skip_all, fields(order_id = %id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(order_id = %id))]
     pub async fn revise(
         &self,
         id: OrderId,
@@ -181,7 +181,7 @@ impl OrderService {
     /// # Errors
     /// `NotFound`, `NotCancellable` (paid, pending payment or already cancelled),
     /// `Contended` when the order kept changing.
-    #[tracing::instrument(skip_all, fields(order_id = %id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(order_id = %id))]
     pub async fn cancel(&self, id: OrderId) -> Result<Order, CancelOrderError> {
         for _ in 0..OPTIMISTIC_ATTEMPTS {
             let current = self
@@ -217,7 +217,7 @@ impl OrderService {
     ///
     /// # Errors
     /// `NotFound`, `NotDeletable`, `Contended`.
-    #[tracing::instrument(skip_all, fields(order_id = %id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(order_id = %id))]
     pub async fn delete(&self, id: OrderId) -> Result<(), DeleteOrderError> {
         for _ in 0..OPTIMISTIC_ATTEMPTS {
             let current = self

@@ -55,7 +55,7 @@ impl PgOrderRepository {
 
 #[async_trait]
 impl OrderRepository for PgOrderRepository {
-    #[tracing::instrument(skip_all, fields(order_id = %order.id, customer_id = %order.customer_id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(order_id = %order.id, customer_id = %order.customer_id))]
     async fn insert(
         &self,
         order: NewOrder,
@@ -100,7 +100,7 @@ impl OrderRepository for PgOrderRepository {
         })
     }
 
-    #[tracing::instrument(skip_all, fields(order = ?order))]
+    #[tracing::instrument(level = "debug", skip_all, fields(order = ?order))]
     async fn find(&self, order: OrderRef) -> anyhow::Result<Option<Order>> {
         let mut conn = checkout(&self.pool).await?;
         // Two static queries rather than one boxed one: diesel caches only static
@@ -124,10 +124,16 @@ impl OrderRepository for PgOrderRepository {
         let Some(row) = row.optional().doing("loading an order")? else {
             return Ok(None);
         };
-        Ok(with_lines(&mut conn, vec![row]).await?.pop())
+        // One order's lines by `order_id = $1`, a static statement diesel keeps
+        // prepared, rather than `with_lines`'s `= ANY($1)`, whose SQL it builds anew
+        // on every call.
+        let lines = lines_of(&mut conn, OrderId::from_uuid(row.id))
+            .await
+            .doing("loading order lines")?;
+        assemble(row, lines).map(Some)
     }
 
-    #[tracing::instrument(skip_all, fields(customer_id = ?filter.customer_id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(customer_id = ?filter.customer_id))]
     async fn list(&self, filter: OrderFilter, page: PageRequest) -> anyhow::Result<Page<Order>> {
         let mut conn = checkout(&self.pool).await?;
         let limit = i64::from(page.limit.get()) + 1;
@@ -194,7 +200,7 @@ impl OrderRepository for PgOrderRepository {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(order_id = %revision.id, customer_id = %revision.customer_id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(order_id = %revision.id, customer_id = %revision.customer_id))]
     async fn revise(
         &self,
         revision: OrderRevision,
@@ -259,7 +265,7 @@ impl OrderRepository for PgOrderRepository {
         })
     }
 
-    #[tracing::instrument(skip_all, fields(order_id = %id, to = %to))]
+    #[tracing::instrument(level = "debug", skip_all, fields(order_id = %id, to = %to))]
     async fn transition(
         &self,
         id: OrderId,
@@ -303,7 +309,7 @@ impl OrderRepository for PgOrderRepository {
         result.map_err(|e| e.into_domain("changing an order's status"))
     }
 
-    #[tracing::instrument(skip_all, fields(order_id = %id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(order_id = %id))]
     async fn delete(
         &self,
         id: OrderId,
