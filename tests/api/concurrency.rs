@@ -39,6 +39,48 @@ async fn fifty_concurrent_creates_for_one_customer_at_one_time_yield_exactly_one
 }
 
 #[tokio::test]
+async fn twenty_concurrent_creates_of_one_address_in_different_cases_store_exactly_one_customer() {
+    let app = spawn_app().await;
+    let spellings: Vec<String> = (0..20_u32)
+        .map(|i| {
+            "race.condition@example.com"
+                .chars()
+                .enumerate()
+                .map(|(at, c)| {
+                    if (i >> (at % 5)) & 1 == 1 {
+                        c.to_ascii_uppercase()
+                    } else {
+                        c
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let bodies: Vec<_> = spellings
+        .iter()
+        .map(|email| json!({"name": "Racer", "email": email, "city": "Oslo"}))
+        .collect();
+
+    let replies = join_all(bodies.iter().map(|body| app.post("/v1/customers", body))).await;
+
+    let created = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::CREATED)
+        .count();
+    let taken = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::CONFLICT && r.problem_code() == "email_taken")
+        .count();
+    assert_eq!(
+        (created, taken),
+        (1, 19),
+        "{:?}",
+        replies.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    assert_eq!(app.count("SELECT count(*) AS n FROM customers").await, 1);
+}
+
+#[tokio::test]
 async fn two_hundred_concurrent_creates_get_distinct_gapless_numbers() {
     let app = spawn_app().await;
     let svc = app.create_product("SVC", 100, None).await;

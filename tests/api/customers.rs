@@ -120,3 +120,51 @@ async fn an_empty_patch_changes_nothing_not_even_the_version() {
     assert_eq!(patched.body, customer);
     assert_eq!(app.get(&path).await.body, customer);
 }
+
+#[tokio::test]
+async fn stored_customers_show_no_address_or_phone_number_yet_read_back_whole() {
+    let app = spawn_app().await;
+    let customer = app
+        .post(
+            "/v1/customers",
+            &json!({"name": "Grace Hopper", "email": "Grace.Hopper@Navy.example", "city": "Arlington", "phone": "+1 703 555 0100"}),
+        )
+        .await;
+    let path = format!("/v1/customers/{}", id_of(&customer.body));
+    let patched = app
+        .send(
+            Method::PATCH,
+            &path,
+            Some(&json!({"email": "Amazing.Grace@Navy.example"})),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK);
+
+    let read = app.get(&path).await;
+
+    assert_eq!(read.body["email"], "Amazing.Grace@Navy.example");
+    assert_eq!(read.body["phone"], "+1 703 555 0100");
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM customers WHERE name = 'Grace Hopper'")
+            .await,
+        1
+    );
+    // The whole row as PostgreSQL prints it, bytea columns in hex.
+    assert_eq!(
+        app.count(
+            "SELECT count(*) AS n FROM customers c WHERE lower(c::text) LIKE '%navy.example%' \
+             OR lower(c::text) LIKE '%grace@%' OR c::text LIKE '%555 0100%'"
+        )
+        .await,
+        0
+    );
+    // And the raw bytes of the sealed columns.
+    assert_eq!(
+        app.count(
+            "SELECT count(*) AS n FROM customers WHERE position('navy.example'::bytea IN email_sealed) > 0 \
+             OR position('555 0100'::bytea IN phone_sealed) > 0"
+        )
+        .await,
+        0
+    );
+}

@@ -26,8 +26,12 @@ async fn count(pool: &ordo_postgres::PgPool, table: &str) -> i64 {
 async fn sample_data_never_comes_back_after_the_catalog_was_emptied() {
     let database = fresh_database().await.expect("a database");
     let pool = database.pool(4).expect("a pool");
+    let settings = Settings::default();
+    let data_keys = ordo_server::app::data_keyring(&settings, &pool)
+        .await
+        .expect("the sandbox's data key");
     let services =
-        Services::assemble(&Adapters::postgres(&pool), &Settings::default()).expect("services");
+        Services::assemble(&Adapters::postgres(&pool, data_keys), &settings).expect("services");
     let state = AppState::new(
         services,
         pool.clone(),

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use ordo_crypto::DataKeyring;
 use ordo_domain::auth::{CreateUserError, Role};
 use ordo_domain::clients::{ClientName, ClientRateLimit, IpAllowList, NewClient};
 use ordo_domain::customers::Email;
@@ -172,7 +173,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             ..PoolConfig::with_max_size(cli.pool_size)
         },
     )?;
-    let services = Services::assemble(&Adapters::postgres(&pool), &Settings::default())?;
+    let data_key = bench_data_key();
+    let data_keys = DataKeyring::new(&data_key.clone().into(), None).context("ORDO_DATA_KEY")?;
+    let services = Services::assemble(
+        &Adapters::postgres(&pool, Arc::new(data_keys)),
+        &Settings::default(),
+    )?;
     eprintln!(
         "seeding {} customers and {} orders …",
         cli.customers, cli.orders
@@ -212,7 +218,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let base_url = match &cli.url {
         Some(url) => url.trim_end_matches('/').to_owned(),
         None => {
-            let (process, port) = spawn_server(&database_url, cli.pool_size)?;
+            let (process, port) = spawn_server(&database_url, cli.pool_size, &data_key)?;
             child = Some(process);
             format!("http://127.0.0.1:{port}")
         }
@@ -379,8 +385,19 @@ async fn login(base_url: &str) -> anyhow::Result<String> {
         .context("the login answered no access token")
 }
 
+/// The data key the seeded customers are sealed under, which the server needs to
+/// read them: `ORDO_DATA_KEY` when set (a server given by `--url` must use the same),
+/// otherwise one made up for this run.
+fn bench_data_key() -> String {
+    std::env::var("ORDO_DATA_KEY").unwrap_or_else(|_| ordo_server::app::random_secret())
+}
+
 /// Starts this executable as the Ordo server and waits for the port it reports.
-fn spawn_server(database_url: &str, pool_size: usize) -> anyhow::Result<(Child, u16)> {
+fn spawn_server(
+    database_url: &str,
+    pool_size: usize,
+    data_key: &str,
+) -> anyhow::Result<(Child, u16)> {
     let mut child = Command::new(std::env::current_exe()?)
         .args([
             "__serve",
@@ -390,6 +407,7 @@ fn spawn_server(database_url: &str, pool_size: usize) -> anyhow::Result<(Child, 
             &pool_size.to_string(),
         ])
         .env("RUST_LOG", "warn")
+        .env("ORDO_DATA_KEY", data_key)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -423,7 +441,11 @@ fn serve_child(database_url: String, pool_size: usize) -> anyhow::Result<()> {
         settings.database.pool_size = pool_size;
         // Made up for this run: the bench logs in to the server it started.
         settings.auth.jwt_secret = Some(ordo_server::app::random_secret().into());
-        settings.auth.data_key = Some(ordo_server::app::random_secret().into());
+        settings.auth.data_key = Some(
+            std::env::var("ORDO_DATA_KEY")
+                .context("the parent passes ORDO_DATA_KEY")?
+                .into(),
+        );
         settings.auth.access_ttl_secs = 24 * 3600;
         // Every request of the run is the bench user's: its limits are checked on
         // each (that cost is measured) but set far beyond what the run sends.

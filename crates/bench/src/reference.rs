@@ -174,7 +174,7 @@ pub async fn create_order(
 ) -> anyhow::Result<()> {
     let now = Utc::now();
     let find_customer = conn
-        .prepared("SELECT id, name, email, city, phone, version, created_at, updated_at FROM customers WHERE id = $1 LIMIT 1")
+        .prepared("SELECT id, name, city, email, phone, email_sealed, phone_sealed, data_key_id, version, created_at, updated_at FROM customers WHERE id = $1 LIMIT 1")
         .await?;
     let find_products = conn
         .prepared(

@@ -18,6 +18,7 @@ pub mod money;
 pub mod orders;
 pub mod page;
 pub mod ratelimit;
+pub mod sealing;
 pub mod unavailable;
 pub mod upstream;
 pub mod value;

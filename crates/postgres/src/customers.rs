@@ -1,18 +1,24 @@
-//! Customers in PostgreSQL.
+//! Customers in PostgreSQL. E-mail addresses and phone numbers are stored sealed
+//! under the data key (see [`FieldCipher`]); uniqueness of addresses is enforced on
+//! their blind index. Rows written before sealing existed keep their plaintext
+//! columns until `crate::sealing` seals them; both forms read alike.
+
+use std::sync::Arc;
 
 use anyhow::Context;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use ordo_domain::customers::{
     City, CreateCustomerError, Customer, CustomerChanges, CustomerId, CustomerName,
     CustomerRepository, DeleteCustomerError, Email, NewCustomer, Phone, UpdateCustomerError,
 };
+use ordo_domain::sealing::{FieldCipher, KeyId, Sealed, SealedField};
 use ordo_domain::{Page, PageRequest, Version};
 use uuid::Uuid;
 
-use crate::errors::{foreign_key_violation, unexpected, unique_violation};
+use crate::errors::{Doing, TxError, foreign_key_violation, unexpected, unique_violation};
 use crate::pool::{PgPool, checkout};
 use crate::schema::{customers, orders};
 
@@ -20,6 +26,7 @@ use crate::schema::{customers, orders};
 #[derive(Clone)]
 pub struct PgCustomerRepository {
     pool: PgPool,
+    cipher: Arc<dyn FieldCipher>,
 }
 
 impl std::fmt::Debug for PgCustomerRepository {
@@ -30,54 +37,228 @@ impl std::fmt::Debug for PgCustomerRepository {
 }
 
 impl PgCustomerRepository {
-    /// A repository using connections from `pool`.
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    /// A repository using connections from `pool`, sealing contacts with `cipher`.
+    pub fn new(pool: PgPool, cipher: Arc<dyn FieldCipher>) -> Self {
+        Self { pool, cipher }
     }
 }
 
-#[derive(Debug, Queryable, Selectable, Insertable)]
+#[derive(Debug, Queryable, Selectable)]
 #[diesel(table_name = customers, check_for_backend(diesel::pg::Pg))]
 struct CustomerRow {
     id: Uuid,
     name: String,
-    email: String,
-    email_key: String,
     city: String,
-    phone: Option<String>,
+    #[diesel(embed)]
+    contacts: StoredContacts,
     version: i32,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
 
 impl CustomerRow {
-    fn into_domain(self) -> anyhow::Result<Customer> {
-        Ok::<_, anyhow::Error>(Customer::restore(
-            CustomerId::from_uuid(self.id),
-            CustomerName::parse(&self.name)?,
-            Email::parse(&self.email)?,
-            City::parse(&self.city)?,
-            self.phone.as_deref().map(Phone::parse).transpose()?,
-            Version::new(self.version)?,
-            self.created_at,
-            self.updated_at,
-        ))
-        .with_context(|| format!("customer {} holds values Ordo never writes", self.id))
+    fn into_domain(self, cipher: &dyn FieldCipher) -> anyhow::Result<Customer> {
+        let id = self.id;
+        let restored = || {
+            let (email, phone) = self.contacts.open(id, cipher)?;
+            Ok::<_, anyhow::Error>(Customer::restore(
+                CustomerId::from_uuid(id),
+                CustomerName::parse(&self.name)?,
+                email,
+                City::parse(&self.city)?,
+                phone,
+                Version::new(self.version)?,
+                self.created_at,
+                self.updated_at,
+            ))
+        };
+        restored().with_context(|| format!("customer {id} holds values Ordo cannot read"))
     }
 }
 
-#[derive(Debug, AsChangeset)]
-#[diesel(table_name = customers)]
-struct CustomerChangeset {
-    name: Option<String>,
+/// A customer's e-mail address and phone number as stored: sealed, or in the
+/// plaintext of rows not sealed yet (the table's check constraint allows exactly
+/// one of the two forms).
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = customers, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct StoredContacts {
+    email: Option<String>,
+    phone: Option<String>,
+    email_sealed: Option<Vec<u8>>,
+    phone_sealed: Option<Vec<u8>>,
+    data_key_id: Option<String>,
+}
+
+impl StoredContacts {
+    /// The key the contacts are sealed under, `None` for plaintext.
+    pub(crate) fn key_id(&self) -> Option<&str> {
+        self.data_key_id.as_deref()
+    }
+
+    /// The address and phone number of the customer `id`, opened when sealed.
+    pub(crate) fn open(
+        self,
+        id: Uuid,
+        cipher: &dyn FieldCipher,
+    ) -> anyhow::Result<(Email, Option<Phone>)> {
+        let Self {
+            email,
+            phone,
+            email_sealed,
+            phone_sealed,
+            data_key_id,
+        } = self;
+        let (email, phone) = match (email, email_sealed, data_key_id) {
+            (Some(email), None, None) => (email, phone),
+            (None, Some(email_sealed), Some(key_id)) => {
+                let key_id = KeyId::parse(&key_id)?;
+                let open = |field, bytes| {
+                    cipher.open(
+                        field,
+                        id,
+                        &Sealed {
+                            key_id: key_id.clone(),
+                            bytes,
+                        },
+                    )
+                };
+                (
+                    open(SealedField::CustomerEmail, email_sealed)?,
+                    phone_sealed
+                        .map(|bytes| open(SealedField::CustomerPhone, bytes))
+                        .transpose()?,
+                )
+            }
+            _ => anyhow::bail!("its e-mail address is neither plaintext nor sealed"),
+        };
+        Ok((
+            Email::parse(&email)?,
+            phone.as_deref().map(Phone::parse).transpose()?,
+        ))
+    }
+}
+
+/// Contacts sealed under the current key, ready to be written.
+#[derive(Debug, Clone, AsChangeset, Insertable)]
+#[diesel(table_name = customers, treat_none_as_null = true)]
+pub(crate) struct SealedContacts {
+    pub(crate) email_sealed: Option<Vec<u8>>,
+    pub(crate) email_index: Option<Vec<u8>>,
+    pub(crate) phone_sealed: Option<Vec<u8>>,
+    pub(crate) data_key_id: Option<String>,
+    /// Always `None`: writing sealed contacts clears any plaintext.
     email: Option<String>,
     email_key: Option<String>,
-    city: Option<String>,
-    phone: Option<Option<String>>,
+    phone: Option<String>,
+}
+
+impl SealedContacts {
+    /// `email` and `phone` of the customer `id`, sealed under the current key, with
+    /// the address's blind index.
+    pub(crate) fn seal(
+        cipher: &dyn FieldCipher,
+        id: Uuid,
+        email: &Email,
+        phone: Option<&Phone>,
+    ) -> anyhow::Result<Self> {
+        let email_sealed = cipher.seal(SealedField::CustomerEmail, id, email.as_str())?;
+        let phone_sealed = phone
+            .map(|p| cipher.seal(SealedField::CustomerPhone, id, p.as_str()))
+            .transpose()?;
+        Ok(Self {
+            data_key_id: Some(email_sealed.key_id.as_str().to_owned()),
+            email_sealed: Some(email_sealed.bytes),
+            email_index: Some(
+                cipher
+                    .blind_index(SealedField::CustomerEmail, &email.lookup_key())
+                    .into_bytes(),
+            ),
+            phone_sealed: phone_sealed.map(|s| s.bytes),
+            email: None,
+            email_key: None,
+            phone: None,
+        })
+    }
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = customers)]
+struct NewCustomerRow {
+    id: Uuid,
+    name: String,
+    city: String,
+    #[diesel(embed)]
+    contacts: SealedContacts,
+    version: i32,
+    created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
 
-const EMAIL_KEY: &str = "customers_email_key";
+/// What storage decides when a row is written.
+type Stamps = (i32, DateTime<Utc>, DateTime<Utc>);
+
+const STAMPS: (
+    customers::version,
+    customers::created_at,
+    customers::updated_at,
+) = (
+    customers::version,
+    customers::created_at,
+    customers::updated_at,
+);
+
+/// The unique index on the blind index of the address.
+pub(crate) const EMAIL_INDEX: &str = "customers_email_index";
+
+fn restore(
+    id: CustomerId,
+    name: CustomerName,
+    email: Email,
+    city: City,
+    phone: Option<Phone>,
+    (version, created_at, updated_at): Stamps,
+) -> anyhow::Result<Customer> {
+    Ok(Customer::restore(
+        id,
+        name,
+        email,
+        city,
+        phone,
+        Version::new(version)?,
+        created_at,
+        updated_at,
+    ))
+}
+
+impl PgCustomerRepository {
+    /// Whether another customer than `except` holds `email` sealed under a previous
+    /// key. The unique index compares indexes under one key only, so during a key
+    /// rotation the indexes under older keys are compared here. Racing writers both
+    /// write under the current key, where the unique index decides.
+    async fn email_taken_under_previous_keys(
+        &self,
+        conn: &mut AsyncPgConnection,
+        email: &Email,
+        except: Uuid,
+    ) -> diesel::QueryResult<bool> {
+        let previous: Vec<Vec<u8>> = self
+            .cipher
+            .previous_blind_indexes(SealedField::CustomerEmail, &email.lookup_key())
+            .into_iter()
+            .map(|index| index.into_bytes())
+            .collect();
+        if previous.is_empty() {
+            return Ok(false);
+        }
+        diesel::select(diesel::dsl::exists(
+            customers::table
+                .filter(customers::email_index.eq_any(previous))
+                .filter(customers::id.ne(except)),
+        ))
+        .get_result(conn)
+        .await
+    }
+}
 
 #[async_trait]
 impl CustomerRepository for PgCustomerRepository {
@@ -88,28 +269,45 @@ impl CustomerRepository for PgCustomerRepository {
         customer: NewCustomer,
         at: DateTime<Utc>,
     ) -> Result<Customer, CreateCustomerError> {
-        let row = CustomerRow {
+        let contacts = SealedContacts::seal(
+            &*self.cipher,
+            id.as_uuid(),
+            &customer.email,
+            customer.phone.as_ref(),
+        )?;
+        let row = NewCustomerRow {
             id: id.as_uuid(),
             name: customer.name.as_str().to_owned(),
-            email: customer.email.as_str().to_owned(),
-            email_key: customer.email.lookup_key(),
             city: customer.city.as_str().to_owned(),
-            phone: customer.phone.as_ref().map(|p| p.as_str().to_owned()),
+            contacts,
             version: Version::FIRST.get(),
             created_at: at,
             updated_at: at,
         };
         let mut conn = checkout(&self.pool).await?;
-        let stored = diesel::insert_into(customers::table)
+        if self
+            .email_taken_under_previous_keys(&mut conn, &customer.email, id.as_uuid())
+            .await
+            .doing("checking a customer's e-mail address is free")?
+        {
+            return Err(CreateCustomerError::EmailTaken);
+        }
+        let stamps = diesel::insert_into(customers::table)
             .values(row)
-            .returning(CustomerRow::as_returning())
+            .returning(STAMPS)
             .get_result(&mut conn)
             .await
             .map_err(|e| match unique_violation(&e) {
-                Some(EMAIL_KEY) => CreateCustomerError::EmailTaken,
+                Some(EMAIL_INDEX) => CreateCustomerError::EmailTaken,
                 _ => unexpected(e, "inserting a customer").into(),
             })?;
-        Ok(stored.into_domain()?)
+        let NewCustomer {
+            name,
+            email,
+            city,
+            phone,
+        } = customer;
+        Ok(restore(id, name, email, city, phone, stamps)?)
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(customer_id = %id))]
@@ -122,7 +320,7 @@ impl CustomerRepository for PgCustomerRepository {
             .await
             .optional()
             .context("loading a customer")?
-            .map(CustomerRow::into_domain)
+            .map(|row| row.into_domain(&*self.cipher))
             .transpose()
     }
 
@@ -140,7 +338,7 @@ impl CustomerRepository for PgCustomerRepository {
         let rows = query.load(&mut conn).await.context("listing customers")?;
         let customers = rows
             .into_iter()
-            .map(CustomerRow::into_domain)
+            .map(|row| row.into_domain(&*self.cipher))
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Page::from_overfetched(customers, page.limit, |c| {
             c.id().as_uuid()
@@ -155,47 +353,68 @@ impl CustomerRepository for PgCustomerRepository {
         expected: Option<Version>,
         at: DateTime<Utc>,
     ) -> Result<Customer, UpdateCustomerError> {
-        let changeset = CustomerChangeset {
-            name: changes.name.map(|n| n.as_str().to_owned()),
-            email_key: changes.email.as_ref().map(Email::lookup_key),
-            email: changes.email.map(|e| e.as_str().to_owned()),
-            city: changes.city.map(|c| c.as_str().to_owned()),
-            phone: changes.phone.map(|p| p.map(|p| p.as_str().to_owned())),
-            updated_at: at,
-        };
+        // Every contact of a row is sealed under one key (`data_key_id`), so a change
+        // of one seals the others again too: the current row is read first, locked
+        // against a concurrent change between the read and the write.
         let mut conn = checkout(&self.pool).await?;
-        let mut query = diesel::update(customers::table)
-            .filter(customers::id.eq(id.as_uuid()))
-            .into_boxed();
-        if let Some(expected) = expected {
-            query = query.filter(customers::version.eq(expected.get()));
-        }
-        let updated = query
-            .set((changeset, customers::version.eq(customers::version + 1)))
-            .returning(CustomerRow::as_returning())
-            .get_result(&mut conn)
-            .await
-            .optional()
-            .map_err(|e| match unique_violation(&e) {
-                Some(EMAIL_KEY) => UpdateCustomerError::EmailTaken,
-                _ => unexpected(e, "updating a customer").into(),
-            })?;
-        match updated {
-            Some(row) => Ok(row.into_domain()?),
-            None => {
-                let exists = customers::table
-                    .find(id.as_uuid())
-                    .select(customers::id)
-                    .first::<Uuid>(&mut conn)
-                    .await
-                    .optional()
-                    .context("checking a customer exists")?;
-                Err(match exists {
-                    Some(_) => UpdateCustomerError::VersionMismatch(id),
-                    None => UpdateCustomerError::NotFound(id),
-                })
-            }
-        }
+        let result = conn
+            .transaction(
+                async |conn| -> Result<Customer, TxError<UpdateCustomerError>> {
+                    let row = customers::table
+                        .find(id.as_uuid())
+                        .select(CustomerRow::as_select())
+                        .for_update()
+                        .first(conn)
+                        .await
+                        .optional()?
+                        .ok_or(TxError::Rule(UpdateCustomerError::NotFound(id)))?;
+                    if expected.is_some_and(|expected| expected.get() != row.version) {
+                        return Err(TxError::Rule(UpdateCustomerError::VersionMismatch(id)));
+                    }
+                    let current = row
+                        .into_domain(&*self.cipher)
+                        .map_err(|e| TxError::Rule(e.into()))?;
+                    let CustomerChanges {
+                        name,
+                        email,
+                        city,
+                        phone,
+                    } = changes;
+                    if let Some(email) = &email
+                        && self
+                            .email_taken_under_previous_keys(conn, email, id.as_uuid())
+                            .await?
+                    {
+                        return Err(TxError::Rule(UpdateCustomerError::EmailTaken));
+                    }
+                    let name = name.unwrap_or_else(|| current.name().clone());
+                    let email = email.unwrap_or_else(|| current.email().clone());
+                    let city = city.unwrap_or_else(|| current.city().clone());
+                    let phone = phone.unwrap_or_else(|| current.phone().cloned());
+                    let contacts =
+                        SealedContacts::seal(&*self.cipher, id.as_uuid(), &email, phone.as_ref())
+                            .map_err(|e| TxError::Rule(e.into()))?;
+                    let stamps = diesel::update(customers::table.find(id.as_uuid()))
+                        .set((
+                            customers::name.eq(name.as_str()),
+                            customers::city.eq(city.as_str()),
+                            contacts,
+                            customers::version.eq(customers::version + 1),
+                            customers::updated_at.eq(at),
+                        ))
+                        .returning(STAMPS)
+                        .get_result(conn)
+                        .await
+                        .map_err(|e| match unique_violation(&e) {
+                            Some(EMAIL_INDEX) => TxError::Rule(UpdateCustomerError::EmailTaken),
+                            _ => TxError::Database(e),
+                        })?;
+                    restore(id, name, email, city, phone, stamps)
+                        .map_err(|e| TxError::Rule(e.into()))
+                },
+            )
+            .await;
+        result.map_err(|e| e.into_domain("updating a customer"))
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(customer_id = %id))]

@@ -12,6 +12,7 @@ mod orders;
 mod pool;
 mod products;
 mod schema;
+pub mod sealing;
 mod stock;
 pub mod testing;
 

@@ -32,13 +32,17 @@ diesel::table! {
     customers (id) {
         id -> Uuid,
         name -> Text,
-        email -> Text,
-        email_key -> Text,
+        email -> Nullable<Text>,
+        email_key -> Nullable<Text>,
         city -> Text,
         phone -> Nullable<Text>,
         version -> Int4,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        email_sealed -> Nullable<Bytea>,
+        email_index -> Nullable<Bytea>,
+        phone_sealed -> Nullable<Bytea>,
+        data_key_id -> Nullable<Text>,
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use anyhow::Context;
-use ordo_crypto::{Argon2Hasher, JwtConfig, JwtTokens, RandomApiKeys, RandomTokens};
+use ordo_crypto::{Argon2Hasher, DataKeyring, JwtConfig, JwtTokens, RandomApiKeys, RandomTokens};
 use ordo_domain::auth::{
     AccessTokens, AuthPolicy, AuthService, PasswordHasher, RefreshTokenStore, TokenSecrets,
     UserRepository,
@@ -21,8 +21,10 @@ use ordo_domain::clients::{ApiKeys, ClientDirectory, ClientRepository, ClientSer
 use ordo_domain::customers::{CustomerRepository, CustomerService};
 use ordo_domain::orders::{OrderPolicy, OrderRepository, OrderService, SpacingWindow};
 use ordo_domain::ratelimit::{RateLimitStore, RateLimiter, RatePolicies};
+use ordo_domain::sealing::FieldCipher;
 use ordo_domain::upstream::{CatalogSource, PaymentGateway, UpstreamMonitor, UpstreamOrders};
 use ordo_domain::{Clock, Currency, IdSource, SystemClock, UuidV7Ids};
+use ordo_postgres::sealing::Pass;
 use ordo_postgres::{
     PgClientRepository, PgCustomerRepository, PgOrderRepository, PgPool, PgProductRepository,
     PgRefreshTokenStore, PgUserRepository, connect_pool,
@@ -118,15 +120,16 @@ impl std::fmt::Debug for Adapters {
 }
 
 impl Adapters {
-    /// The production adapters: PostgreSQL repositories over `pool`, the system
-    /// clock, Argon2id, rate limits in this process's memory. Access tokens are signed with a key made up for this
+    /// The production adapters: PostgreSQL repositories over `pool` sealing
+    /// personal data with `data_keys` (see [`data_keyring`]), the system clock,
+    /// Argon2id, rate limits in this process's memory. Access tokens are signed with a key made up for this
     /// process alone, so tokens it issues are accepted nowhere else; the
     /// application replaces it with the configured or sandbox key. No upstream
     /// is configured (its calls are unavailable) until the application sets one.
     ///
     /// # Panics
     /// When the operating system has no random source.
-    pub fn postgres(pool: &PgPool) -> Self {
+    pub fn postgres(pool: &PgPool, data_keys: Arc<dyn FieldCipher>) -> Self {
         #[allow(clippy::expect_used)] // 32 random bytes and the default names are valid
         let access_tokens = JwtTokens::new(jwt_config(&random_secret(), &AuthSettings::default()))
             .expect("a 43-character key is long enough");
@@ -135,7 +138,7 @@ impl Adapters {
             .expect("the default upstream configuration is valid");
         Self {
             products: Arc::new(PgProductRepository::new(pool.clone())),
-            customers: Arc::new(PgCustomerRepository::new(pool.clone())),
+            customers: Arc::new(PgCustomerRepository::new(pool.clone(), data_keys)),
             orders: Arc::new(PgOrderRepository::new(pool.clone())),
             clock: Arc::new(SystemClock),
             ids: Arc::new(UuidV7Ids),
@@ -182,8 +185,28 @@ fn jwt_config(secret: &str, auth: &AuthSettings) -> JwtConfig {
 /// The secrets an installation runs with.
 struct InstallationSecrets {
     jwt_secret: SecretString,
-    /// Kept for the encryption of stored secrets, which comes next.
-    _data_key: SecretString,
+    data_key: SecretString,
+}
+
+impl InstallationSecrets {
+    fn keyring(&self, settings: &Settings) -> anyhow::Result<Arc<DataKeyring>> {
+        Ok(Arc::new(DataKeyring::new(
+            &self.data_key,
+            settings.auth.data_key_previous.as_ref(),
+        )?))
+    }
+}
+
+/// The data keys personal data is sealed under: `ORDO_DATA_KEY` (or, in sandbox
+/// mode, the one generated on the first start) and `ORDO_DATA_KEY_PREVIOUS`.
+///
+/// # Errors
+/// When a key is missing outside sandbox mode, or too short.
+pub async fn data_keyring(settings: &Settings, pool: &PgPool) -> anyhow::Result<Arc<DataKeyring>> {
+    check_configured_secrets(settings)?;
+    installation_secrets(settings, pool)
+        .await?
+        .keyring(settings)
 }
 
 /// Sandbox mode: an embedded database and no `ORDO_JWT_SECRET`.
@@ -236,12 +259,12 @@ async fn installation_secrets(
             .context("ORDO_DATA_KEY is not set")?;
         return Ok(InstallationSecrets {
             jwt_secret,
-            _data_key: data_key,
+            data_key,
         });
     }
     Ok(InstallationSecrets {
         jwt_secret: sandbox_secret(pool, "jwt-secret").await?,
-        _data_key: match &settings.auth.data_key {
+        data_key: match &settings.auth.data_key {
             Some(key) => key.clone(),
             None => sandbox_secret(pool, "data-key").await?,
         },
@@ -492,7 +515,10 @@ impl ApplicationBuilder {
             database.url.expose_secret(),
             &settings.database.pool_config(),
         )?;
-        let mut adapters = Adapters::postgres(&pool);
+        let secrets = installation_secrets(&settings, &pool).await?;
+        let data_keys = secrets.keyring(&settings)?;
+        seal_plaintext_rows(&pool, &*data_keys).await?;
+        let mut adapters = Adapters::postgres(&pool, data_keys);
         if let Some(clock) = clock {
             adapters.clock = clock;
         }
@@ -501,7 +527,6 @@ impl ApplicationBuilder {
         }
         adapters.rate_limits = rate_limits
             .unwrap_or_else(|| Arc::new(InMemoryRateLimits::new(settings.rate_limits.max_keys)));
-        let secrets = installation_secrets(&settings, &pool).await?;
         adapters.access_tokens = Arc::new(
             JwtTokens::new(jwt_config(
                 secrets.jwt_secret.expose_secret(),
@@ -587,6 +612,24 @@ fn start_sandbox_upstream() -> anyhow::Result<RunningSim> {
         "sandbox: no ORDO_UPSTREAM_URL, so the upstream simulator serves in-process"
     );
     Ok(sim)
+}
+
+/// Seals the personal data of rows written before it was sealed at rest (SQL has no
+/// key, so the migration could not). Safe to run from several starting instances
+/// at once; nothing to do after the first time.
+async fn seal_plaintext_rows(pool: &PgPool, data_keys: &dyn FieldCipher) -> anyhow::Result<()> {
+    let reports = ordo_postgres::sealing::seal_rows(pool, data_keys, Pass::Plaintext)
+        .await
+        .context("sealing personal data stored in plaintext by an earlier version")?;
+    for report in reports.iter().filter(|r| r.sealed > 0) {
+        tracing::info!(
+            table = report.table,
+            rows = report.sealed,
+            key_id = %data_keys.current_key(),
+            "sealed personal data stored in plaintext by an earlier version"
+        );
+    }
+    Ok(())
 }
 
 async fn load_sample_data_once(state: &AppState) -> anyhow::Result<()> {

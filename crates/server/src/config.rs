@@ -137,9 +137,14 @@ pub struct AuthSettings {
     /// (`ORDO_JWT_SECRET`). Required with `DATABASE_URL`; in sandbox mode (embedded
     /// database, no secret) one is generated and kept in the database.
     pub jwt_secret: Option<SecretString>,
-    /// The key that will encrypt stored secrets (`ORDO_DATA_KEY`). Required with
-    /// `DATABASE_URL`; generated and kept in the database in sandbox mode.
+    /// The key personal data is sealed under at rest (`ORDO_DATA_KEY`): random text
+    /// of at least 16 bytes. Required with `DATABASE_URL`; generated and kept in the
+    /// database in sandbox mode.
     pub data_key: Option<SecretString>,
+    /// Data keys of before a rotation, comma-separated (`ORDO_DATA_KEY_PREVIOUS`):
+    /// values sealed under them stay readable until `ordo rekey` seals them again
+    /// under `data_key`.
+    pub data_key_previous: Option<SecretString>,
     /// An administrator created when there is no user yet (`ORDO_ADMIN_EMAIL`).
     pub admin_email: Option<String>,
     /// That administrator's password (`ORDO_ADMIN_PASSWORD`).
@@ -167,6 +172,7 @@ impl Default for AuthSettings {
         Self {
             jwt_secret: None,
             data_key: None,
+            data_key_previous: None,
             admin_email: None,
             admin_password: None,
             issuer: "ordo".into(),
@@ -446,6 +452,7 @@ const FLAT_ENV_NAMES: &[(&str, &str)] = &[
     ("default_currency", "orders.default_currency"),
     ("jwt_secret", "auth.jwt_secret"),
     ("data_key", "auth.data_key"),
+    ("data_key_previous", "auth.data_key_previous"),
     ("admin_email", "auth.admin_email"),
     ("admin_password", "auth.admin_password"),
     ("access_ttl_secs", "auth.access_ttl_secs"),

@@ -3,6 +3,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use ordo_domain::sealing::FieldCipher;
+use ordo_postgres::sealing::Pass;
 use ordo_postgres::{PoolConfig, connect_pool};
 use ordo_server::database::prepare_database;
 use ordo_server::seed::{self, SeedOutcome};
@@ -33,6 +35,10 @@ enum Command {
     Migrate(DataArgs),
     /// Load the sample catalog, customers and orders into an empty database.
     Seed(DataArgs),
+    /// Seal every stored personal value again under the current data key
+    /// (`ORDO_DATA_KEY`), opening old ones with `ORDO_DATA_KEY_PREVIOUS`; run after
+    /// rotating the key, then drop the previous keys. Resumable, safe while serving.
+    Rekey(DataArgs),
 }
 
 #[derive(Debug, Default, Args)]
@@ -89,7 +95,8 @@ async fn main() -> anyhow::Result<()> {
             args.apply(&mut settings);
             let database = prepare_database(&settings).await?;
             let pool = connect_pool(database.url.expose_secret(), &PoolConfig::with_max_size(4))?;
-            let services = Services::assemble(&Adapters::postgres(&pool), &settings)?;
+            let data_keys = ordo_server::app::data_keyring(&settings, &pool).await?;
+            let services = Services::assemble(&Adapters::postgres(&pool, data_keys), &settings)?;
             let state = AppState::new(
                 services,
                 pool,
@@ -112,6 +119,34 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
             drop(state);
+            drop(database);
+            Ok(())
+        }
+        Command::Rekey(args) => {
+            args.apply(&mut settings);
+            let database = prepare_database(&settings).await?;
+            let pool = connect_pool(database.url.expose_secret(), &PoolConfig::with_max_size(2))?;
+            let data_keys = ordo_server::app::data_keyring(&settings, &pool).await?;
+            let current = data_keys.current_key();
+            let reports = ordo_postgres::sealing::seal_rows(&pool, &*data_keys, Pass::Rekey)
+                .await
+                .context("sealing stored personal data under the current key")?;
+            for report in reports {
+                let by_key = report
+                    .rows_by_key
+                    .iter()
+                    .map(|(key, rows)| format!("{}: {rows}", key.as_deref().unwrap_or("plaintext")))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                println!(
+                    "{}: sealed {} rows under key {current} ({} changed meanwhile, already under it); rows by key now: {}",
+                    report.table,
+                    report.sealed,
+                    report.changed_meanwhile,
+                    if by_key.is_empty() { "none" } else { &by_key },
+                );
+            }
+            drop(pool);
             drop(database);
             Ok(())
         }
