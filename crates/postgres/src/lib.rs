@@ -2,6 +2,7 @@
 //! embedded migrations, a connection pool, and a launcher for a private local
 //! cluster used by `ordo serve` without `DATABASE_URL` and by the tests.
 
+mod baskets;
 pub mod cluster;
 mod customers;
 mod errors;
@@ -14,6 +15,7 @@ mod schema;
 mod stock;
 pub mod testing;
 
+pub use baskets::PgBasketRepository;
 pub use cluster::{
     ClusterError, ClusterHealth, Durability, LocalCluster, LocalClusterConfig, Supervisor,
 };

@@ -37,6 +37,8 @@ pub struct Settings {
     pub database: DatabaseSettings,
     /// The order rules.
     pub orders: OrderSettings,
+    /// The basket rules.
+    pub baskets: BasketSettings,
     /// Users, tokens and secrets.
     pub auth: AuthSettings,
     /// `text` or `json` (`ORDO_LOG_FORMAT`).
@@ -99,6 +101,23 @@ pub struct OrderSettings {
     pub default_currency: String,
 }
 
+/// The basket rules.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct BasketSettings {
+    /// Seconds a basket lives after its last change, 60 to 30 days
+    /// (`ORDO_BASKET_TTL_SECS`).
+    pub ttl_secs: u64,
+}
+
+impl Default for BasketSettings {
+    fn default() -> Self {
+        Self {
+            ttl_secs: ordo_domain::baskets::BasketTtl::DEFAULT_SECS,
+        }
+    }
+}
+
 /// Users, tokens and secrets. Secrets never print.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
@@ -148,6 +167,7 @@ impl Default for Settings {
             http: HttpSettings::default(),
             database: DatabaseSettings::default(),
             orders: OrderSettings::default(),
+            baskets: BasketSettings::default(),
             auth: AuthSettings::default(),
             log_format: LogFormat::Text,
             sample_data: true,
@@ -241,6 +261,7 @@ const FLAT_ENV_NAMES: &[(&str, &str)] = &[
     ),
     ("spacing_window_minutes", "orders.spacing_window_minutes"),
     ("default_currency", "orders.default_currency"),
+    ("basket_ttl_secs", "baskets.ttl_secs"),
     ("jwt_secret", "auth.jwt_secret"),
     ("data_key", "auth.data_key"),
     ("admin_email", "auth.admin_email"),

@@ -2,6 +2,7 @@
 
 use ordo_domain::Currency;
 use ordo_domain::auth::AuthService;
+use ordo_domain::baskets::BasketService;
 use ordo_domain::catalog::CatalogService;
 use ordo_domain::customers::CustomerService;
 use ordo_domain::orders::OrderService;
@@ -19,6 +20,8 @@ pub struct AppState {
     pub customers: CustomerService,
     /// Orders.
     pub orders: OrderService,
+    /// Baskets.
+    pub baskets: BasketService,
     /// Users, logins and tokens.
     pub auth: AuthService,
     /// The currency of products created without one.
@@ -46,6 +49,7 @@ impl AppState {
             catalog,
             customers,
             orders,
+            baskets,
             auth,
             default_currency,
         } = services;
@@ -53,6 +57,7 @@ impl AppState {
             catalog,
             customers,
             orders,
+            baskets,
             auth,
             default_currency,
             pool,

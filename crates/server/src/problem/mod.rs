@@ -17,7 +17,7 @@ mod code;
 mod domain;
 
 pub use code::ProblemCode;
-pub use domain::{customer_not_found, order_not_found, product_not_found};
+pub use domain::{basket_not_found, customer_not_found, order_not_found, product_not_found};
 
 /// One invalid field of a request.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
