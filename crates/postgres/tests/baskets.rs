@@ -85,6 +85,15 @@ fn set(product: &Product, quantity: i64) -> BasketEdit {
     }
 }
 
+/// The basket as stored; it must exist.
+async fn stored(f: &Fixture, id: BasketId) -> Basket {
+    f.baskets
+        .find(id)
+        .await
+        .expect("read")
+        .expect("the basket is stored")
+}
+
 async fn count(pool: &PgPool, sql: &str) -> i64 {
     #[derive(QueryableByName)]
     struct Count {
@@ -111,19 +120,14 @@ async fn a_basket_round_trips_with_its_priced_lines_in_order() {
         .edit(basket.id(), set(&beans, 2), None)
         .await
         .expect("beans");
-    let stored = f
+    let written = f
         .baskets
         .edit(basket.id(), set(&coffee, 3), None)
         .await
         .expect("coffee");
-    let read = f
-        .baskets
-        .find(basket.id())
-        .await
-        .expect("read")
-        .expect("found");
+    let read = stored(&f, basket.id()).await;
 
-    assert_eq!(read, stored);
+    assert_eq!(read, written);
     assert_eq!(read.total().minor(), 2 * 1_299 + 3 * 250);
     assert_eq!(read.lines()[0].product_id(), beans.id());
     assert_eq!(read.lines()[1].line_total().minor(), 750);
@@ -147,12 +151,7 @@ async fn concurrent_changes_of_one_basket_are_all_applied_one_after_another() {
     .await;
 
     assert!(results.iter().all(Result::is_ok), "{results:?}");
-    let read = f
-        .baskets
-        .find(basket.id())
-        .await
-        .expect("read")
-        .expect("found");
+    let read = stored(&f, basket.id()).await;
     assert_eq!(read.lines().len(), 20);
     assert_eq!(read.version().get(), 21);
     assert_eq!(read.total().minor(), (100..120).sum::<i64>());
@@ -183,12 +182,7 @@ async fn a_stale_expected_version_changes_nothing() {
         .await;
 
     assert!(matches!(stale, Err(ChangeBasketError::VersionMismatch(_))));
-    let read = f
-        .baskets
-        .find(basket.id())
-        .await
-        .expect("read")
-        .expect("found");
+    let read = stored(&f, basket.id()).await;
     assert_eq!(read.lines()[0].quantity().get(), 1);
     assert_eq!(read.version().get(), 2);
 }
@@ -238,12 +232,7 @@ async fn a_product_deleted_after_pricing_is_an_unknown_product_and_nothing_is_wr
         result,
         Err(ChangeBasketError::Pricing(PricingError::UnknownProduct(id))) if id == coffee.id()
     ));
-    let read = f
-        .baskets
-        .find(basket.id())
-        .await
-        .expect("read")
-        .expect("found");
+    let read = stored(&f, basket.id()).await;
     assert_eq!(read.version(), Version::FIRST);
 }
 
@@ -260,12 +249,7 @@ async fn a_product_in_a_basket_is_deactivated_instead_of_deleted() {
     let deletion = f.catalog.delete(coffee.id()).await.expect("handled");
 
     assert_eq!(deletion, ProductDeletion::Deactivated);
-    let read = f
-        .baskets
-        .find(basket.id())
-        .await
-        .expect("read")
-        .expect("found");
+    let read = stored(&f, basket.id()).await;
     assert_eq!(read.lines().len(), 1);
 }
 
@@ -302,12 +286,7 @@ async fn deleting_a_basket_removes_its_lines_but_a_checked_out_one_is_kept() {
             ..
         })
     ));
-    let kept = f
-        .baskets
-        .find(checked_out.id())
-        .await
-        .expect("read")
-        .expect("kept");
+    let kept = stored(&f, checked_out.id()).await;
     assert_eq!(kept.status(), BasketStatus::CheckedOut);
 }
 
