@@ -1,6 +1,7 @@
 //! Black-box tests of the whole service over HTTP, one module per API area.
 
 mod auth;
+mod baskets;
 mod clients;
 mod concurrency;
 mod customers;

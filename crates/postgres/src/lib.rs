@@ -2,6 +2,7 @@
 //! embedded migrations, a connection pool, and a launcher for a private local
 //! cluster used by `ordo serve` without `DATABASE_URL` and by the tests.
 
+mod baskets;
 mod clients;
 pub mod cluster;
 mod customers;
@@ -16,6 +17,7 @@ pub mod sealing;
 mod stock;
 pub mod testing;
 
+pub use baskets::PgBasketRepository;
 pub use clients::PgClientRepository;
 pub use cluster::{
     ClusterError, ClusterHealth, Durability, LocalCluster, LocalClusterConfig, Supervisor,

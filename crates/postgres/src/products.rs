@@ -282,7 +282,8 @@ impl ProductRepository for PgProductRepository {
             match deleted {
                 Ok(0) => return Err(DeleteProductError::NotFound(id)),
                 Ok(_) => return Ok(ProductDeletion::Deleted),
-                // An order took the product between the check and the delete.
+                // An order took the product between the check and the delete, or a
+                // basket holds it (kept, like an order's, so it is deactivated).
                 Err(e) if foreign_key_violation(&e).is_some() => {}
                 Err(e) => return Err(unexpected(e, "deleting a product").into()),
             }

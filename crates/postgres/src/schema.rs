@@ -14,6 +14,7 @@ diesel::table! {
         version -> Int4,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        external_id -> Nullable<Text>,
     }
 }
 
@@ -87,7 +88,35 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    baskets (id) {
+        id -> Uuid,
+        customer_id -> Nullable<Uuid>,
+        status -> Text,
+        total_minor -> Int8,
+        currency -> Text,
+        expires_at -> Timestamptz,
+        version -> Int4,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    basket_lines (basket_id, line_no) {
+        basket_id -> Uuid,
+        line_no -> Int4,
+        product_id -> Uuid,
+        sku -> Text,
+        name -> Text,
+        quantity -> Int4,
+        unit_price_minor -> Int8,
+        reserves_stock -> Bool,
+    }
+}
+
 diesel::joinable!(order_lines -> orders (order_id));
+diesel::joinable!(basket_lines -> baskets (basket_id));
 diesel::joinable!(orders -> customers (customer_id));
 diesel::joinable!(stock_adjustments -> products (product_id));
 
@@ -98,6 +127,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     orders,
     order_lines,
     order_number_counters,
+    baskets,
+    basket_lines,
 );
 
 diesel::table! {

@@ -16,6 +16,7 @@ use ordo_domain::auth::{
     AccessTokens, AuthPolicy, AuthService, PasswordHasher, RefreshTokenStore, TokenSecrets,
     UserRepository,
 };
+use ordo_domain::baskets::{BasketPolicy, BasketRepository, BasketService, BasketTtl};
 use ordo_domain::catalog::{CatalogService, ProductRepository};
 use ordo_domain::clients::{ApiKeys, ClientDirectory, ClientRepository, ClientService};
 use ordo_domain::customers::{CustomerRepository, CustomerService};
@@ -26,8 +27,8 @@ use ordo_domain::upstream::{CatalogSource, PaymentGateway, UpstreamMonitor, Upst
 use ordo_domain::{Clock, Currency, IdSource, SystemClock, UuidV7Ids};
 use ordo_postgres::sealing::Pass;
 use ordo_postgres::{
-    PgClientRepository, PgCustomerRepository, PgOrderRepository, PgPool, PgProductRepository,
-    PgRefreshTokenStore, PgUserRepository, connect_pool,
+    PgBasketRepository, PgClientRepository, PgCustomerRepository, PgOrderRepository, PgPool,
+    PgProductRepository, PgRefreshTokenStore, PgUserRepository, connect_pool,
 };
 use ordo_upstream::{UpstreamClient, UpstreamConfig};
 use ordo_upstream_sim::{RunningSim, SimConfig, UpstreamSim};
@@ -53,6 +54,8 @@ pub struct Adapters {
     pub customers: Arc<dyn CustomerRepository>,
     /// Orders, with their numbers and stock moves.
     pub orders: Arc<dyn OrderRepository>,
+    /// Baskets.
+    pub baskets: Arc<dyn BasketRepository>,
     /// The time.
     pub clock: Arc<dyn Clock>,
     /// New ids.
@@ -140,6 +143,7 @@ impl Adapters {
             products: Arc::new(PgProductRepository::new(pool.clone())),
             customers: Arc::new(PgCustomerRepository::new(pool.clone(), data_keys)),
             orders: Arc::new(PgOrderRepository::new(pool.clone())),
+            baskets: Arc::new(PgBasketRepository::new(pool.clone())),
             clock: Arc::new(SystemClock),
             ids: Arc::new(UuidV7Ids),
             users: Arc::new(RecentUsers::new(
@@ -333,6 +337,8 @@ pub struct Services {
     pub customers: CustomerService,
     /// Orders.
     pub orders: OrderService,
+    /// Baskets.
+    pub baskets: BasketService,
     /// Users, logins and tokens.
     pub auth: AuthService,
     /// Rate limits.
@@ -353,10 +359,13 @@ impl Services {
             .map_err(|e| anyhow::anyhow!("orders.spacing_window_minutes: {e}"))?;
         let default_currency = Currency::parse(&settings.orders.default_currency)
             .map_err(|e| anyhow::anyhow!("orders.default_currency: {e}"))?;
+        let basket_ttl = BasketTtl::from_secs(settings.baskets.ttl_secs)
+            .map_err(|e| anyhow::anyhow!("baskets.ttl_secs: {e}"))?;
         let Adapters {
             products,
             customers,
             orders,
+            baskets,
             clock,
             ids,
             users,
@@ -412,6 +421,17 @@ impl Services {
             ),
             catalog: CatalogService::new(products.clone(), clock.clone(), ids.clone()),
             customers: CustomerService::new(customers.clone(), clock.clone(), ids.clone()),
+            baskets: BasketService::new(
+                baskets,
+                products.clone(),
+                customers.clone(),
+                clock.clone(),
+                ids.clone(),
+                BasketPolicy {
+                    ttl: basket_ttl,
+                    currency: default_currency,
+                },
+            ),
             orders: OrderService::new(
                 orders,
                 products,

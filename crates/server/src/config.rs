@@ -38,6 +38,8 @@ pub struct Settings {
     pub database: DatabaseSettings,
     /// The order rules.
     pub orders: OrderSettings,
+    /// The basket rules.
+    pub baskets: BasketSettings,
     /// Users, tokens and secrets.
     pub auth: AuthSettings,
     /// The external order, payment and catalog API.
@@ -127,6 +129,23 @@ pub struct OrderSettings {
     pub spacing_window_minutes: i64,
     /// Currency of products created without one (`ORDO_DEFAULT_CURRENCY`).
     pub default_currency: String,
+}
+
+/// The basket rules.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct BasketSettings {
+    /// Seconds a basket lives after its last change, 60 to 30 days
+    /// (`ORDO_BASKET_TTL_SECS`).
+    pub ttl_secs: u64,
+}
+
+impl Default for BasketSettings {
+    fn default() -> Self {
+        Self {
+            ttl_secs: ordo_domain::baskets::BasketTtl::DEFAULT_SECS,
+        }
+    }
 }
 
 /// Users, tokens and secrets. Secrets never print.
@@ -353,6 +372,7 @@ impl Default for Settings {
             http: HttpSettings::default(),
             database: DatabaseSettings::default(),
             orders: OrderSettings::default(),
+            baskets: BasketSettings::default(),
             auth: AuthSettings::default(),
             upstream: UpstreamSettings::default(),
             rate_limits: RateLimitSettings::default(),
@@ -450,6 +470,7 @@ const FLAT_ENV_NAMES: &[(&str, &str)] = &[
     ),
     ("spacing_window_minutes", "orders.spacing_window_minutes"),
     ("default_currency", "orders.default_currency"),
+    ("basket_ttl_secs", "baskets.ttl_secs"),
     ("jwt_secret", "auth.jwt_secret"),
     ("data_key", "auth.data_key"),
     ("data_key_previous", "auth.data_key_previous"),

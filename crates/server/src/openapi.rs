@@ -20,7 +20,7 @@ use crate::routes::{self, Problem};
         title = "Ordo",
         description = "Order management: catalog, customers, orders with a spacing rule, gapless numbers and stock that never goes negative. Errors are RFC 9457 problem documents (`application/problem+json`). Every response carries `X-Request-Id`. Every `/v1` route is rate-limited: its answers carry `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`, and a request over the caller's allowance is 429 `rate_limited` with `Retry-After`. A path below with a method it does not list answers 405 `method_not_allowed` with `Allow` naming the methods it takes; any other path answers 404 `not_found`."
     ),
-    components(schemas(Problem, FieldError, OrderStatusName, ProductKindName)),
+    components(schemas(Problem, FieldError, OrderStatusName, ProductKindName, BasketStatusName)),
     modifiers(&BearerScheme),
     tags(
         (name = "operations", description = "Health, readiness, metrics"),
@@ -30,6 +30,7 @@ use crate::routes::{self, Problem};
         (name = "catalog", description = "Products and stock"),
         (name = "customers", description = "Customers"),
         (name = "orders", description = "Orders"),
+        (name = "baskets", description = "Baskets: persisted, priced from the catalog"),
     )
 )]
 struct ApiDoc;
@@ -102,6 +103,18 @@ pub enum OrderStatusName {
     PaymentFailed,
     /// Cancelled; its stock returned.
     Cancelled,
+}
+
+/// A basket's status, as the API spells it.
+#[derive(Debug, utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum BasketStatusName {
+    /// Lines may be set and removed.
+    Open,
+    /// An order was made of it; it no longer changes.
+    CheckedOut,
+    /// Its time ran out before checkout.
+    Expired,
 }
 
 /// Whether a product is work done (`service`, never stocked) or a thing handed over
@@ -387,7 +400,7 @@ fn complete_response(status: &str, response: &mut Response, rate_limited: bool) 
 /// create to the operations on that resource, so stateful testing (and readers)
 /// can follow them.
 fn link_created_resources(doc: &mut utoipa::openapi::OpenApi) {
-    let chains: [(&str, &[&str]); 5] = [
+    let chains: [(&str, &[&str]); 6] = [
         (
             "register_client",
             &[
@@ -423,6 +436,7 @@ fn link_created_resources(doc: &mut utoipa::openapi::OpenApi) {
             "place_order",
             &["get_order", "revise_order", "delete_order", "cancel_order"],
         ),
+        ("create_basket", &["get_basket", "delete_basket"]),
     ];
     for item in doc.paths.paths.values_mut() {
         let Some(operation) = item.post.as_mut() else {

@@ -2,6 +2,7 @@
 
 use ordo_domain::Currency;
 use ordo_domain::auth::AuthService;
+use ordo_domain::baskets::BasketService;
 use ordo_domain::catalog::CatalogService;
 use ordo_domain::clients::ClientService;
 use ordo_domain::customers::CustomerService;
@@ -21,6 +22,8 @@ pub struct AppState {
     pub customers: CustomerService,
     /// Orders.
     pub orders: OrderService,
+    /// Baskets.
+    pub baskets: BasketService,
     /// Users, logins and tokens.
     pub auth: AuthService,
     /// Rate limits.
@@ -52,6 +55,7 @@ impl AppState {
             catalog,
             customers,
             orders,
+            baskets,
             auth,
             rate_limits,
             clients,
@@ -61,6 +65,7 @@ impl AppState {
             catalog,
             customers,
             orders,
+            baskets,
             auth,
             rate_limits,
             clients,

@@ -30,6 +30,9 @@ pub use model::{
 pub use ports::MockOrderRepository;
 pub use ports::OrderRepository;
 pub use pricing::price_lines;
+/// Products and item lists for the tests of other areas that price lines.
+#[cfg(test)]
+pub(crate) use pricing::tests as pricing_fixtures;
 pub use service::{OrderPolicy, OrderService};
 pub use spacing::{ScheduledOrder, SpacingWindow, find_conflict};
 pub use status::OrderStatus;

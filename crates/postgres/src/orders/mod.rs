@@ -26,7 +26,9 @@ use uuid::Uuid;
 
 pub use numbering::INSERT_NUMBERED_ORDER;
 pub(crate) use numbering::insert_numbered;
-pub(crate) use rows::{OrderRow, assemble, line_rows, lines_of, replace_lines, with_lines};
+pub(crate) use rows::{
+    LineColumns, OrderRow, assemble, line_rows, lines_of, replace_lines, with_lines,
+};
 pub(crate) use schedule::{check_spacing, lock_customer_schedule};
 
 use crate::errors::{Doing, TxError, foreign_key_violation, unexpected};

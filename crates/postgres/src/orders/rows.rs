@@ -65,6 +65,51 @@ impl OrderRow {
     }
 }
 
+/// The columns of a stored priced line, which order lines and basket lines share:
+/// the one place where a line's storage shape is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LineColumns {
+    pub(crate) product_id: Uuid,
+    pub(crate) sku: String,
+    pub(crate) name: String,
+    pub(crate) quantity: i32,
+    pub(crate) unit_price_minor: i64,
+    pub(crate) reserves_stock: bool,
+}
+
+impl LineColumns {
+    /// The columns of `line`.
+    ///
+    /// # Errors
+    /// When the quantity does not fit the column (`Quantity` keeps it far below),
+    /// rather than storing a different number.
+    pub(crate) fn of(line: &OrderLine) -> anyhow::Result<Self> {
+        Ok(Self {
+            product_id: line.product_id().as_uuid(),
+            sku: line.sku().as_str().to_owned(),
+            name: line.name().as_str().to_owned(),
+            quantity: i32::try_from(line.quantity().get()).context("a line's quantity")?,
+            unit_price_minor: line.unit_price().minor(),
+            reserves_stock: line.reserves_stock(),
+        })
+    }
+
+    /// The line these columns hold, priced in `currency`.
+    ///
+    /// # Errors
+    /// When a column holds a value Ordo never writes.
+    pub(crate) fn into_line(self, currency: Currency) -> anyhow::Result<OrderLine> {
+        Ok(OrderLine::new(
+            ProductId::from_uuid(self.product_id),
+            Sku::parse(&self.sku)?,
+            ProductName::parse(&self.name)?,
+            Quantity::parse(i64::from(self.quantity))?,
+            Money::price(self.unit_price_minor, currency)?,
+            self.reserves_stock,
+        )?)
+    }
+}
+
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = order_lines, check_for_backend(diesel::pg::Pg))]
 pub(crate) struct OrderLineRow {
@@ -91,17 +136,24 @@ pub(crate) fn line_rows(
         .iter()
         .zip(1..)
         .map(|(line, line_no)| {
-            let quantity = i32::try_from(line.quantity().get())
-                .with_context(|| format!("the quantity of line {line_no} of order {order_id}"))?;
+            let LineColumns {
+                product_id,
+                sku,
+                name,
+                quantity,
+                unit_price_minor,
+                reserves_stock,
+            } = LineColumns::of(line)
+                .with_context(|| format!("line {line_no} of order {order_id}"))?;
             Ok(OrderLineRow {
                 order_id: order_id.as_uuid(),
                 line_no,
-                product_id: line.product_id().as_uuid(),
-                sku: line.sku().as_str().to_owned(),
-                name: line.name().as_str().to_owned(),
+                product_id,
+                sku,
+                name,
                 quantity,
-                unit_price_minor: line.unit_price().minor(),
-                reserves_stock: line.reserves_stock(),
+                unit_price_minor,
+                reserves_stock,
             })
         })
         .collect()
@@ -136,15 +188,16 @@ pub(crate) fn assemble(row: OrderRow, lines: Vec<OrderLineRow>) -> anyhow::Resul
         let currency = Currency::parse(&row.currency)?;
         let lines = lines
             .into_iter()
-            .map(|l| -> anyhow::Result<OrderLine> {
-                Ok(OrderLine::new(
-                    ProductId::from_uuid(l.product_id),
-                    Sku::parse(&l.sku)?,
-                    ProductName::parse(&l.name)?,
-                    Quantity::parse(i64::from(l.quantity))?,
-                    Money::price(l.unit_price_minor, currency)?,
-                    l.reserves_stock,
-                )?)
+            .map(|l| {
+                LineColumns {
+                    product_id: l.product_id,
+                    sku: l.sku,
+                    name: l.name,
+                    quantity: l.quantity,
+                    unit_price_minor: l.unit_price_minor,
+                    reserves_stock: l.reserves_stock,
+                }
+                .into_line(currency)
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Order::restore(

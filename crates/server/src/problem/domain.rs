@@ -2,6 +2,9 @@
 //! extension members. `Unexpected` always goes through [`ApiError::internal`], which
 //! tells an unavailable dependency (503) from a bug (500).
 
+use ordo_domain::baskets::{
+    BasketId, BasketStatus, ChangeBasketError, CreateBasketError, DeleteBasketError,
+};
 use ordo_domain::catalog::{
     AdjustStockError, CreateProductError, DeleteProductError, ProductId, UpdateProductError,
 };
@@ -37,6 +40,22 @@ pub fn order_not_found(id: impl std::fmt::Display) -> ApiError {
         ProblemCode::OrderNotFound,
         format!("order {id} does not exist"),
     )
+}
+
+/// 404 `basket_not_found`.
+pub fn basket_not_found(id: BasketId) -> ApiError {
+    ApiError::new(
+        ProblemCode::BasketNotFound,
+        format!("basket {id} does not exist"),
+    )
+}
+
+fn basket_not_open(id: BasketId, status: BasketStatus, detail: &str) -> ApiError {
+    ApiError::new(
+        ProblemCode::BasketNotOpen,
+        format!("basket {id} is {status}; {detail}"),
+    )
+    .with("basket_status", status.as_str())
 }
 
 fn sku_taken(sku: String) -> ApiError {
@@ -239,6 +258,46 @@ impl From<DeleteOrderError> for ApiError {
             .with("order_status", status.as_str()),
             DeleteOrderError::Contended(id) => order_contended(id),
             DeleteOrderError::Unexpected(e) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<CreateBasketError> for ApiError {
+    fn from(e: CreateBasketError) -> Self {
+        match e {
+            CreateBasketError::CustomerNotFound(id) => customer_not_found(id),
+            CreateBasketError::Unexpected(e) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<ChangeBasketError> for ApiError {
+    fn from(e: ChangeBasketError) -> Self {
+        match e {
+            ChangeBasketError::NotFound(id) => basket_not_found(id),
+            ChangeBasketError::VersionMismatch(id) => changed("basket", id),
+            ChangeBasketError::NotOpen { id, status } => {
+                basket_not_open(id, status, "only open baskets can be changed")
+            }
+            ChangeBasketError::Full { id, max } => ApiError::new(
+                ProblemCode::BasketFull,
+                format!("basket {id} already holds {max} lines, the most one order takes"),
+            )
+            .with("max_lines", max),
+            ChangeBasketError::Pricing(e) => e.into(),
+            ChangeBasketError::Unexpected(e) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<DeleteBasketError> for ApiError {
+    fn from(e: DeleteBasketError) -> Self {
+        match e {
+            DeleteBasketError::NotFound(id) => basket_not_found(id),
+            DeleteBasketError::NotDeletable { id, status } => {
+                basket_not_open(id, status, "an order was made of it, so it is kept")
+            }
+            DeleteBasketError::Unexpected(e) => ApiError::internal(e),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! HTTP routes: extract, call one service method, map the result.
 
 pub mod auth;
+pub mod baskets;
 pub mod clients;
 pub mod customers;
 pub mod health;
@@ -25,7 +26,8 @@ pub fn v1(config: &mut ServiceConfig) {
             .configure(clients::routes)
             .configure(products::routes)
             .configure(customers::routes)
-            .configure(orders::routes),
+            .configure(orders::routes)
+            .configure(baskets::routes),
     );
 }
 

@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use ordo_domain::catalog::ProductId;
 use ordo_domain::customers::CustomerId;
 use ordo_domain::orders::{
-    InvalidItems, Order, OrderFilter, OrderId, OrderItem, OrderItems, OrderNote, OrderRef,
-    OrderStatus, PlaceOrder, Quantity, ReviseOrder, ScheduledAt,
+    InvalidItems, Order, OrderFilter, OrderId, OrderItem, OrderItems, OrderLine, OrderNote,
+    OrderRef, OrderStatus, PlaceOrder, Quantity, ReviseOrder, ScheduledAt,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -84,6 +84,19 @@ pub struct LineView {
     line_total_minor: i64,
 }
 
+impl From<&OrderLine> for LineView {
+    fn from(l: &OrderLine) -> Self {
+        Self {
+            product_id: l.product_id().as_uuid(),
+            sku: l.sku().to_string(),
+            name: l.name().to_string(),
+            quantity: l.quantity().get(),
+            unit_price_minor: l.unit_price().minor(),
+            line_total_minor: l.line_total().minor(),
+        }
+    }
+}
+
 /// The payment of an order.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PaymentView {
@@ -136,18 +149,7 @@ impl From<&Order> for OrderView {
             customer_id: o.customer_id().as_uuid(),
             status: o.status().as_str(),
             scheduled_at: o.scheduled_at(),
-            items: o
-                .lines()
-                .iter()
-                .map(|l| LineView {
-                    product_id: l.product_id().as_uuid(),
-                    sku: l.sku().to_string(),
-                    name: l.name().to_string(),
-                    quantity: l.quantity().get(),
-                    unit_price_minor: l.unit_price().minor(),
-                    line_total_minor: l.line_total().minor(),
-                })
-                .collect(),
+            items: o.lines().iter().map(LineView::from).collect(),
             total_minor: o.total().minor(),
             currency: o.total().currency().to_string(),
             note: o.note().map(ToString::to_string),
