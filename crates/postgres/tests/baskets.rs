@@ -29,9 +29,13 @@ struct Fixture {
 async fn fixture() -> Fixture {
     let db = fresh_database().await.expect("test database");
     let pool = db.pool(24).expect("pool");
+    let settings = ordo_server::Settings::default();
+    let data_keys = ordo_server::app::data_keyring(&settings, &pool)
+        .await
+        .expect("the sandbox's data key");
     let assembled = ordo_server::Services::assemble(
-        &ordo_server::Adapters::postgres(&pool),
-        &ordo_server::Settings::default(),
+        &ordo_server::Adapters::postgres(&pool, data_keys),
+        &settings,
     )
     .expect("services");
     Fixture {
