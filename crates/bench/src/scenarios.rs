@@ -74,8 +74,8 @@ pub struct Target {
     pub base_url: String,
     /// A keep-alive HTTP client that sends a staff user's bearer token.
     pub client: reqwest::Client,
-    /// A keep-alive HTTP client that sends an API client's key.
-    pub key_client: reqwest::Client,
+    /// Keep-alive HTTP clients, each sending another API client's key.
+    pub key_clients: Vec<reqwest::Client>,
     /// The reference's connections.
     pub reference: Arc<ReferencePool>,
     /// The seeded data.
@@ -111,9 +111,13 @@ pub async fn run_ordo(scenario: Scenario, target: &Target, shape: LoadShape) -> 
             .await
         }
         Scenario::MeJwt | Scenario::MeKey => {
-            drive(shape, move |_, _| {
+            drive(shape, move |worker, _| {
                 let t = t.clone();
-                let client = if scenario == Scenario::MeKey { t.key_client.clone() } else { t.client.clone() };
+                let client = if scenario == Scenario::MeKey {
+                    t.key_clients[worker % t.key_clients.len()].clone()
+                } else {
+                    t.client.clone()
+                };
                 async move { get_ok(&client, &format!("{}/v1/auth/me", t.base_url)).await }
             })
             .await
