@@ -880,8 +880,13 @@ fn spawn_server(
         .arg(format!("unix_socket_directories={}", data_dir.display()))
         .args(["-c", "max_connections=200"]);
     if durability == Durability::Ephemeral {
+        // A test process runs a hundred apps against one cluster, each with its
+        // own pool; connections of a finished test close only as its runtime
+        // winds down, so the cap is set well above what they hold at once.
         command
             .args([
+                "-c",
+                "max_connections=600",
                 "-c",
                 "fsync=off",
                 "-c",

@@ -704,7 +704,7 @@ mod tests {
         let doc = openapi();
         let json = serde_json::to_value(&doc).expect("the document serialises");
         for (path, item) in json["paths"].as_object().expect("paths") {
-            let limited = path.starts_with("/v1/");
+            let limited = path.starts_with("/v1/") || path.starts_with("/api/");
             for (method, operation) in item.as_object().expect("a path item") {
                 let responses = operation["responses"].as_object().expect("responses");
                 let too_many = &responses.get("429");
