@@ -225,7 +225,9 @@ async fn a_client_is_itself_at_me_and_a_bad_key_is_401_with_a_challenge() {
     assert_eq!(who.body["id"], listed.body["items"][0]["id"]);
 
     let key = app.api_key.clone().expect("the harness key");
-    let tampered = format!("{}x", &key[..key.len() - 1]);
+    // Another last character: one that differs from the key's own.
+    let last = if key.ends_with('x') { 'y' } else { 'x' };
+    let tampered = format!("{}{last}", &key[..key.len() - 1]);
     for bad in [tampered.as_str(), "ordo_nope", "' OR '1'='1", ""] {
         let refused = me(&app, bad).await;
         assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{bad:?}");

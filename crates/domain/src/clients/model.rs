@@ -158,14 +158,23 @@ impl IpAllowList {
 pub struct ClientRateLimit(RatePolicy);
 
 impl ClientRateLimit {
+    /// The largest burst a client may be given.
+    pub const MAX_BURST: u32 = 1_000_000;
+
     /// Builds a limit.
     ///
     /// # Errors
-    /// When either number is zero, or the rate is above 600 000 per minute.
+    /// When either number is zero, the rate is above 600 000 per minute or the
+    /// burst above 1 000 000.
     pub fn new(requests_per_minute: u32, burst: u32) -> Result<Self, InvalidValue> {
         if requests_per_minute > 600_000 {
             return Err(InvalidValue::new(
                 "a client's rate limit is at most 600000 requests per minute",
+            ));
+        }
+        if burst > Self::MAX_BURST {
+            return Err(InvalidValue::new(
+                "a client's burst is at most 1000000 requests",
             ));
         }
         RatePolicy::per_minute(requests_per_minute, burst).map(Self)
@@ -385,5 +394,7 @@ mod tests {
         assert_eq!((limit.requests_per_minute(), limit.burst()), (600, 100));
         assert!(ClientRateLimit::new(0, 1).is_err());
         assert!(ClientRateLimit::new(600_001, 1).is_err());
+        assert!(ClientRateLimit::new(600, ClientRateLimit::MAX_BURST).is_ok());
+        assert!(ClientRateLimit::new(600, ClientRateLimit::MAX_BURST + 1).is_err());
     }
 }

@@ -40,8 +40,8 @@ pub struct RateLimitBody {
     /// Requests per minute on average, 1 to 600 000.
     #[schema(minimum = 1, maximum = 600_000)]
     pub requests_per_minute: u32,
-    /// Requests at once, at least 1.
-    #[schema(minimum = 1)]
+    /// Requests at once, 1 to 1 000 000.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub burst: u32,
 }
 
