@@ -7,19 +7,9 @@ use ordo_server::tasks::TaskHealth;
 use ordo_server::{Adapters, Services, Settings};
 
 async fn count(pool: &ordo_postgres::PgPool, table: &str) -> i64 {
-    use diesel::QueryableByName;
-    use diesel_async::RunQueryDsl;
-    #[derive(QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    let mut conn = pool.get().await.expect("a connection");
-    diesel::sql_query(format!("SELECT count(*) AS n FROM {table}"))
-        .get_result::<Count>(&mut conn)
+    ordo_postgres::testing::count(pool, &format!("SELECT count(*) AS n FROM {table}"))
         .await
         .expect("a count")
-        .n
 }
 
 #[tokio::test]

@@ -7,8 +7,6 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use diesel::QueryableByName;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use ordo_crypto::Argon2Hasher;
 use ordo_domain::Clock;
 use ordo_domain::auth::{CreateUserError, Role};
@@ -582,18 +580,9 @@ impl TestApp {
 
     /// One number from SQL (`SELECT … AS n`) against the app's database.
     pub async fn count(&self, sql: &str) -> i64 {
-        #[derive(QueryableByName)]
-        struct Count {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            n: i64,
-        }
-        let mut conn = self.pool.get().await.expect("a connection");
-        let conn: &mut AsyncPgConnection = &mut conn;
-        diesel::sql_query(sql)
-            .get_result::<Count>(conn)
+        ordo_postgres::testing::count(&self.pool, sql)
             .await
             .expect("the count query runs")
-            .n
     }
 }
 

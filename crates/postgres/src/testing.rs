@@ -96,3 +96,22 @@ pub async fn fresh_database() -> anyhow::Result<TestDatabase> {
         name,
     })
 }
+
+/// One number from SQL (`SELECT … AS n`), for tests that must inspect rows.
+///
+/// # Errors
+/// When no connection is available or the query fails.
+pub async fn count(pool: &PgPool, sql: &str) -> anyhow::Result<i64> {
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut conn = pool.get().await.context("a test connection")?;
+    let conn: &mut AsyncPgConnection = &mut conn;
+    let count = diesel::sql_query(sql)
+        .get_result::<Count>(conn)
+        .await
+        .with_context(|| format!("counting with {sql}"))?;
+    Ok(count.n)
+}

@@ -5,8 +5,7 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use ordo_domain::baskets::{
     Basket, BasketEdit, BasketId, BasketRepository, BasketStatus, BasketTtl, ChangeBasketError,
     CreateBasketError, DeleteBasketError, LineChange,
@@ -99,18 +98,9 @@ async fn stored(f: &Fixture, id: BasketId) -> Basket {
 }
 
 async fn count(pool: &PgPool, sql: &str) -> i64 {
-    #[derive(QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    let mut conn = pool.get().await.expect("connection");
-    let conn: &mut AsyncPgConnection = &mut conn;
-    diesel::sql_query(sql)
-        .get_result::<Count>(conn)
+    ordo_postgres::testing::count(pool, sql)
         .await
         .expect("count")
-        .n
 }
 
 #[tokio::test]

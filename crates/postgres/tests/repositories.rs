@@ -3,8 +3,6 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
-use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use ordo_domain::catalog::{
     AdjustStockError, CatalogService, CreateProductError, NewProduct, Product, ProductDeletion,
     ProductKind, ProductName, Sku, StockLevel, StockShortage,
@@ -120,18 +118,9 @@ async fn stock_of(s: &Services, p: &Product) -> Option<i64> {
 }
 
 async fn count(pool: &PgPool, sql: &str) -> i64 {
-    #[derive(QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    let mut conn = pool.get().await.expect("connection");
-    let conn: &mut AsyncPgConnection = &mut conn;
-    diesel::sql_query(sql)
-        .get_result::<Count>(conn)
+    ordo_postgres::testing::count(pool, sql)
         .await
         .expect("count query")
-        .n
 }
 
 #[tokio::test]
