@@ -11,6 +11,7 @@ pub mod installation;
 mod migrate;
 mod orders;
 mod pool;
+mod prebuilt;
 mod products;
 mod schema;
 pub mod sealing;

@@ -33,8 +33,46 @@ pub(crate) use schedule::{check_spacing, lock_customer_schedule};
 
 use crate::errors::{Doing, TxError, foreign_key_violation, unexpected};
 use crate::pool::{PgPool, checkout};
+use crate::prebuilt::{Bind, Prebuilt, statement};
 use crate::schema::orders;
 use crate::stock::move_stock;
+
+type AsOrderRow = diesel::dsl::AsSelect<OrderRow, diesel::pg::Pg>;
+type UuidBind = Bind<diesel::sql_types::Uuid, Uuid>;
+type LimitBind = Bind<diesel::sql_types::BigInt, i64>;
+
+statement! {
+    /// One order by id (a primary key: at most one row, no `LIMIT` needed).
+    OrderById: AsOrderRow, UuidBind =
+        orders::table.filter(orders::id.eq(Uuid::nil())).select(OrderRow::as_select())
+}
+
+statement! {
+    /// One order by number (unique).
+    OrderByNumber: AsOrderRow, Bind<diesel::sql_types::Text, String> =
+        orders::table.filter(orders::number.eq(String::new())).select(OrderRow::as_select())
+}
+
+statement! {
+    /// A page of all orders, newest id first.
+    OrderPage: AsOrderRow, (UuidBind, LimitBind) =
+        orders::table
+            .filter(orders::id.lt(Uuid::nil()))
+            .order(orders::id.desc())
+            .limit(0)
+            .select(OrderRow::as_select())
+}
+
+statement! {
+    /// A page of one customer's orders, newest id first.
+    CustomerOrderPage: AsOrderRow, ((UuidBind, UuidBind), LimitBind) =
+        orders::table
+            .filter(orders::customer_id.eq(Uuid::nil()))
+            .filter(orders::id.lt(Uuid::nil()))
+            .order(orders::id.desc())
+            .limit(0)
+            .select(OrderRow::as_select())
+}
 
 /// [`OrderRepository`] over PostgreSQL.
 #[derive(Clone)]
@@ -105,21 +143,16 @@ impl OrderRepository for PgOrderRepository {
     #[tracing::instrument(level = "debug", skip_all, fields(order = ?order))]
     async fn find(&self, order: OrderRef) -> anyhow::Result<Option<Order>> {
         let mut conn = checkout(&self.pool).await?;
-        // Two static queries rather than one boxed one: diesel caches only static
-        // statements as prepared statements, and this is the hottest read.
+        // Prebuilt statements: this is the hottest read.
         let row = match order {
             OrderRef::Id(id) => {
-                orders::table
-                    .filter(orders::id.eq(id.as_uuid()))
-                    .select(OrderRow::as_select())
-                    .first(&mut conn)
+                Prebuilt::<OrderById>::new(Bind::new(id.as_uuid()))
+                    .get_result(&mut conn)
                     .await
             }
             OrderRef::Number(number) => {
-                orders::table
-                    .filter(orders::number.eq(number.to_string()))
-                    .select(OrderRow::as_select())
-                    .first(&mut conn)
+                Prebuilt::<OrderByNumber>::new(Bind::new(number.to_string()))
+                    .get_result(&mut conn)
                     .await
             }
         };
@@ -140,8 +173,8 @@ impl OrderRepository for PgOrderRepository {
         let mut conn = checkout(&self.pool).await?;
         let limit = i64::from(page.limit.get()) + 1;
         // The first page continues "after" the largest UUID, so that the common
-        // shapes (all orders, one customer's) are static, prepared-statement-cached
-        // queries; other filter combinations use a boxed query.
+        // shapes (all orders, one customer's) are prebuilt statements; other filter
+        // combinations use a boxed query.
         let after = page.after.unwrap_or(Uuid::max());
         let rows = match filter {
             OrderFilter {
@@ -150,11 +183,7 @@ impl OrderRepository for PgOrderRepository {
                 from: None,
                 to: None,
             } => {
-                orders::table
-                    .filter(orders::id.lt(after))
-                    .order(orders::id.desc())
-                    .limit(limit)
-                    .select(OrderRow::as_select())
+                Prebuilt::<OrderPage>::new((Bind::new(after), Bind::new(limit)))
                     .load(&mut conn)
                     .await
             }
@@ -164,14 +193,12 @@ impl OrderRepository for PgOrderRepository {
                 from: None,
                 to: None,
             } => {
-                orders::table
-                    .filter(orders::customer_id.eq(customer.as_uuid()))
-                    .filter(orders::id.lt(after))
-                    .order(orders::id.desc())
-                    .limit(limit)
-                    .select(OrderRow::as_select())
-                    .load(&mut conn)
-                    .await
+                Prebuilt::<CustomerOrderPage>::new((
+                    (Bind::new(customer.as_uuid()), Bind::new(after)),
+                    Bind::new(limit),
+                ))
+                .load(&mut conn)
+                .await
             }
             filter => {
                 let mut query = orders::table
@@ -345,5 +372,36 @@ impl OrderRepository for PgOrderRepository {
             })
             .await;
         result.map_err(|e| e.into_domain("deleting an order"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::pg::{Pg, PgQueryBuilder};
+    use diesel::query_builder::{QueryBuilder, QueryFragment};
+
+    use super::*;
+
+    fn sql(query: &impl QueryFragment<Pg>) -> String {
+        let mut builder = PgQueryBuilder::default();
+        query.to_sql(&mut builder, &Pg).expect("renders");
+        builder.finish()
+    }
+
+    #[test]
+    fn a_prebuilt_statement_sends_the_text_of_its_dsl() {
+        let customer = Uuid::now_v7();
+        let prebuilt = Prebuilt::<CustomerOrderPage>::new((
+            (Bind::new(customer), Bind::new(Uuid::max())),
+            Bind::new(51),
+        ));
+        let dsl = orders::table
+            .filter(orders::customer_id.eq(customer))
+            .filter(orders::id.lt(Uuid::max()))
+            .order(orders::id.desc())
+            .limit(51)
+            .select(OrderRow::as_select());
+        assert_eq!(sql(&prebuilt), sql(&dsl));
+        assert!(sql(&prebuilt).ends_with("LIMIT $3"), "{}", sql(&prebuilt));
     }
 }

@@ -17,7 +17,28 @@ use ordo_domain::{Currency, Money, Version};
 use uuid::Uuid;
 
 use crate::errors::Doing;
+use crate::prebuilt::{Bind, Prebuilt, statement};
 use crate::schema::{order_lines, orders};
+
+statement! {
+    /// The lines of several orders, by order and line.
+    LinesOfOrders: diesel::dsl::AsSelect<OrderLineRow, diesel::pg::Pg>,
+        Bind<diesel::sql_types::Array<diesel::sql_types::Uuid>, Vec<Uuid>> =
+        order_lines::table
+            .filter(order_lines::order_id.eq_any(Vec::<Uuid>::new()))
+            .order((order_lines::order_id, order_lines::line_no))
+            .select(OrderLineRow::as_select())
+}
+
+statement! {
+    /// The lines of one order, in line order.
+    LinesOfOrder: diesel::dsl::AsSelect<OrderLineRow, diesel::pg::Pg>,
+        Bind<diesel::sql_types::Uuid, Uuid> =
+        order_lines::table
+            .filter(order_lines::order_id.eq(Uuid::nil()))
+            .order(order_lines::line_no)
+            .select(OrderLineRow::as_select())
+}
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = orders, check_for_backend(diesel::pg::Pg))]
@@ -235,10 +256,7 @@ pub(crate) async fn with_lines(
     rows: Vec<OrderRow>,
 ) -> anyhow::Result<Vec<Order>> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-    let lines: Vec<OrderLineRow> = order_lines::table
-        .filter(order_lines::order_id.eq_any(&ids))
-        .order((order_lines::order_id, order_lines::line_no))
-        .select(OrderLineRow::as_select())
+    let lines: Vec<OrderLineRow> = Prebuilt::<LinesOfOrders>::new(Bind::new(ids))
         .load(conn)
         .await
         .doing("loading order lines")?;
@@ -259,10 +277,7 @@ pub(crate) async fn lines_of(
     conn: &mut AsyncPgConnection,
     id: OrderId,
 ) -> QueryResult<Vec<OrderLineRow>> {
-    order_lines::table
-        .filter(order_lines::order_id.eq(id.as_uuid()))
-        .order(order_lines::line_no)
-        .select(OrderLineRow::as_select())
+    Prebuilt::<LinesOfOrder>::new(Bind::new(id.as_uuid()))
         .load(conn)
         .await
 }
