@@ -63,8 +63,14 @@ impl Job for Probe {
     }
 }
 
-async fn admin(app: &TestApp, method: Method, path: &str, body: Option<&Value>) -> Reply {
-    app.send(method, path, body).await
+async fn patch_job(app: &TestApp, name: &str, body: Value) -> Reply {
+    app.send(Method::PATCH, &format!("/v1/jobs/{name}"), Some(&body))
+        .await
+}
+
+async fn run_now(app: &TestApp, name: &str) -> Reply {
+    app.send(Method::POST, &format!("/v1/jobs/{name}/run"), None)
+        .await
 }
 
 async fn job(app: &TestApp, name: &str) -> Value {
@@ -134,31 +140,23 @@ async fn an_invalid_cron_expression_is_422_and_changes_nothing() {
     let before = job(&app, "expire-baskets").await;
 
     let mut replies = Vec::new();
-    for schedule in [json!("every minute"), json!("61 * * * *"), json!("0 0 30 2 *"), json!("")] {
+    for schedule in [
+        json!("every minute"),
+        json!("61 * * * *"),
+        json!("0 0 30 2 *"),
+        json!(""),
+    ] {
         replies.push(
-            admin(
+            patch_job(
                 &app,
-                Method::PATCH,
-                "/v1/jobs/expire-baskets",
-                Some(&json!({ "schedule": schedule, "enabled": false })),
+                "expire-baskets",
+                json!({ "schedule": schedule, "enabled": false }),
             )
             .await,
         );
     }
-    let wrong_type = admin(
-        &app,
-        Method::PATCH,
-        "/v1/jobs/expire-baskets",
-        Some(&json!({ "schedule": 5 })),
-    )
-    .await;
-    let unknown_field = admin(
-        &app,
-        Method::PATCH,
-        "/v1/jobs/expire-baskets",
-        Some(&json!({ "cron": "* * * * *" })),
-    )
-    .await;
+    let wrong_type = patch_job(&app, "expire-baskets", json!({ "schedule": 5 })).await;
+    let unknown_field = patch_job(&app, "expire-baskets", json!({ "cron": "* * * * *" })).await;
 
     for reply in &replies {
         assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{reply:?}");
@@ -178,11 +176,10 @@ async fn a_new_schedule_takes_effect_at_once_and_honours_if_match() {
         .with_clock(Arc::new(clock.clone()))
         .await;
 
-    let changed = admin(
+    let changed = patch_job(
         &app,
-        Method::PATCH,
-        "/v1/jobs/expire-baskets",
-        Some(&json!({ "schedule": " 30 3 * * * " })),
+        "expire-baskets",
+        json!({ "schedule": " 30 3 * * * " }),
     )
     .await;
     let stale = app
@@ -200,7 +197,10 @@ async fn a_new_schedule_takes_effect_at_once_and_honours_if_match() {
     assert_eq!(changed.body["schedule"], "30 3 * * *");
     assert_eq!(changed.body["next_run_at"], "2031-03-05T03:30:00Z");
     assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED);
-    assert_eq!(job(&app, "expire-baskets").await["next_run_at"], "2031-03-05T03:30:00Z");
+    assert_eq!(
+        job(&app, "expire-baskets").await["next_run_at"],
+        "2031-03-05T03:30:00Z"
+    );
 }
 
 #[tokio::test]
@@ -210,10 +210,14 @@ async fn an_unknown_job_is_404_on_every_route() {
     for (method, path, body) in [
         (Method::GET, "/v1/jobs/no-such-job/runs", None),
         (Method::POST, "/v1/jobs/no-such-job/run", None),
-        (Method::PATCH, "/v1/jobs/no-such-job", Some(json!({"enabled": false}))),
+        (
+            Method::PATCH,
+            "/v1/jobs/no-such-job",
+            Some(json!({"enabled": false})),
+        ),
         (Method::POST, "/v1/jobs/NOT%20A%20NAME/run", None),
     ] {
-        let reply = admin(&app, method, path, body.as_ref()).await;
+        let reply = app.send(method, path, body.as_ref()).await;
         assert_eq!(reply.status, StatusCode::NOT_FOUND, "{path}: {reply:?}");
         assert_eq!(reply.problem_code(), "job_not_found");
     }
@@ -238,7 +242,10 @@ async fn expire_baskets_run_by_hand_marks_the_baskets_whose_time_ran_out() {
 
     assert_eq!(requested.status, StatusCode::ACCEPTED, "{requested:?}");
     assert_eq!(requested.body["status"], "pending");
-    let run_id = requested.body["run_id"].as_str().expect("a run id").to_owned();
+    let run_id = requested.body["run_id"]
+        .as_str()
+        .expect("a run id")
+        .to_owned();
     let admin_app = spawn_app().as_admin().sharing_database_of(&app).await;
     let runs = wait_for_runs(&admin_app, "expire-baskets", |runs| {
         runs.iter()
@@ -276,16 +283,22 @@ async fn a_manual_run_while_one_runs_waits_for_it_and_requests_meanwhile_share_o
         .with_scheduler(POLL, 60)
         .await;
 
-    let first = admin(&app, Method::POST, "/v1/jobs/probe/run", None).await;
-    wait_until("the first run started", || probe.started.load(Ordering::SeqCst) == 1).await;
-    let second = admin(&app, Method::POST, "/v1/jobs/probe/run", None).await;
-    let third = admin(&app, Method::POST, "/v1/jobs/probe/run", None).await;
+    let first = run_now(&app, "probe").await;
+    wait_until("the first run started", || {
+        probe.started.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    let second = run_now(&app, "probe").await;
+    let third = run_now(&app, "probe").await;
     // Polls go by while the first run holds the job.
     tokio::time::sleep(POLL * 6).await;
     let while_running = runs(&app, "probe").await;
     let started_while_running = probe.started.load(Ordering::SeqCst);
     probe.release_one();
-    wait_until("the second run started", || probe.started.load(Ordering::SeqCst) == 2).await;
+    wait_until("the second run started", || {
+        probe.started.load(Ordering::SeqCst) == 2
+    })
+    .await;
     probe.release_one();
     let done = wait_for_runs(&app, "probe", |runs| {
         runs.len() == 2 && runs.iter().all(|r| r["status"] == "succeeded")
@@ -297,7 +310,10 @@ async fn a_manual_run_while_one_runs_waits_for_it_and_requests_meanwhile_share_o
         assert_eq!(reply.body["status"], "pending");
     }
     assert_ne!(first.body["run_id"], second.body["run_id"]);
-    assert_eq!(second.body["run_id"], third.body["run_id"], "one queued run is shared");
+    assert_eq!(
+        second.body["run_id"], third.body["run_id"],
+        "one queued run is shared"
+    );
     assert_eq!(started_while_running, 1);
     assert_eq!(while_running.len(), 2);
     assert_eq!(while_running[0]["id"], second.body["run_id"]);
@@ -319,27 +335,21 @@ async fn a_disabled_job_has_no_scheduled_runs_until_enabled_again() {
         .with_scheduler(POLL, 60)
         .await;
     clock.advance(TimeDelta::minutes(1));
-    wait_until("the first scheduled run", || probe.started.load(Ordering::SeqCst) == 1).await;
-
-    let disabled = admin(
-        &app,
-        Method::PATCH,
-        "/v1/jobs/probe",
-        Some(&json!({ "enabled": false })),
-    )
+    wait_until("the first scheduled run", || {
+        probe.started.load(Ordering::SeqCst) == 1
+    })
     .await;
+
+    let disabled = patch_job(&app, "probe", json!({ "enabled": false })).await;
     clock.advance(TimeDelta::minutes(10));
     tokio::time::sleep(POLL * 8).await;
     let while_disabled = probe.started.load(Ordering::SeqCst);
-    let enabled = admin(
-        &app,
-        Method::PATCH,
-        "/v1/jobs/probe",
-        Some(&json!({ "enabled": true })),
-    )
-    .await;
+    let enabled = patch_job(&app, "probe", json!({ "enabled": true })).await;
     clock.advance(TimeDelta::minutes(1));
-    wait_until("a run once enabled", || probe.started.load(Ordering::SeqCst) == 2).await;
+    wait_until("a run once enabled", || {
+        probe.started.load(Ordering::SeqCst) == 2
+    })
+    .await;
 
     assert_eq!(disabled.status, StatusCode::OK, "{disabled:?}");
     assert_eq!(disabled.body["enabled"], false);

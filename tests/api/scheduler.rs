@@ -184,7 +184,11 @@ async fn three_instances_run_each_due_instant_exactly_once_over_an_hour() {
         12
     );
     assert_eq!(
-        count(&pool, "SELECT count(*) AS n FROM job_runs WHERE status <> 'succeeded'").await,
+        count(
+            &pool,
+            "SELECT count(*) AS n FROM job_runs WHERE status <> 'succeeded'"
+        )
+        .await,
         0
     );
 }
@@ -202,7 +206,11 @@ async fn a_run_whose_instance_was_killed_mid_way_is_taken_over_once_its_lease_ra
     let doomed = instance(&pool, &clock, &registry, "doomed", 30).await;
     let survivor = instance(&pool, &clock, &registry, "survivor", 30).await;
     let name = JobName::parse("hangs-once").expect("a name");
-    let requested = survivor_service(&pool, &clock).await.trigger(name).await.expect("queued");
+    let requested = survivor_service(&pool, &clock)
+        .await
+        .trigger(name)
+        .await
+        .expect("queued");
 
     // The doomed instance takes the run and is killed while the job runs: its
     // future (job and lease renewals) is dropped.
@@ -280,7 +288,11 @@ async fn finished_runs_older_than_the_history_are_pruned_and_open_ones_kept() {
     assert_eq!(within, 0);
     assert_eq!(after, 3);
     assert_eq!(
-        count(&pool, "SELECT count(*) AS n FROM job_runs WHERE status = 'pending'").await,
+        count(
+            &pool,
+            "SELECT count(*) AS n FROM job_runs WHERE status = 'pending'"
+        )
+        .await,
         1
     );
     assert_eq!(count(&pool, "SELECT count(*) AS n FROM job_runs").await, 1);

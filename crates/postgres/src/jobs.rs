@@ -178,15 +178,22 @@ async fn open_runs(conn: &mut AsyncPgConnection, names: &[String]) -> QueryResul
         .await
 }
 
-/// The job, locked until the end of the transaction.
-async fn lock_job(conn: &mut AsyncPgConnection, name: &JobName) -> QueryResult<Option<JobRow>> {
+/// The job, locked until the end of the transaction; `not_found` without one.
+async fn lock_job<E: From<anyhow::Error>>(
+    conn: &mut AsyncPgConnection,
+    name: &JobName,
+    not_found: impl FnOnce(JobName) -> E,
+) -> Result<JobState, TxError<E>> {
     jobs::table
         .find(name.as_str())
         .select(JobRow::as_select())
         .for_update()
         .first(conn)
         .await
-        .optional()
+        .optional()?
+        .ok_or_else(|| TxError::Rule(not_found(name.clone())))?
+        .into_domain()
+        .map_err(|e| TxError::Rule(e.into()))
 }
 
 async fn store_job(conn: &mut AsyncPgConnection, job: &JobState) -> QueryResult<()> {
@@ -288,11 +295,7 @@ impl JobStore for PgJobStore {
     ) -> Result<JobState, UpdateJobError> {
         let mut conn = checkout(&self.pool).await?;
         conn.transaction(async |conn| -> Result<JobState, TxError<UpdateJobError>> {
-            let current = lock_job(conn, &name)
-                .await?
-                .ok_or_else(|| TxError::Rule(UpdateJobError::NotFound(name.clone())))?
-                .into_domain()
-                .map_err(|e| TxError::Rule(e.into()))?;
+            let current = lock_job(conn, &name, UpdateJobError::NotFound).await?;
             if expected
                 .as_ref()
                 .is_some_and(|expected| !expected.admits(current.version()))
@@ -318,11 +321,7 @@ impl JobStore for PgJobStore {
     ) -> Result<JobRun, TriggerJobError> {
         let mut conn = checkout(&self.pool).await?;
         conn.transaction(async |conn| -> Result<JobRun, TxError<TriggerJobError>> {
-            let job = lock_job(conn, &name)
-                .await?
-                .ok_or_else(|| TxError::Rule(TriggerJobError::NotFound(name.clone())))?
-                .into_domain()
-                .map_err(|e| TxError::Rule(e.into()))?;
+            let job = lock_job(conn, &name, TriggerJobError::NotFound).await?;
             let open = runs_into_domain(open_runs(conn, &[name.as_str().to_owned()]).await?)
                 .map_err(|e| TxError::Rule(e.into()))?;
             let triggered = ordo_domain::scheduling::trigger(&job, &open, new_run, at);

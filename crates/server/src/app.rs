@@ -22,15 +22,16 @@ use ordo_domain::clients::{ApiKeys, ClientDirectory, ClientRepository, ClientSer
 use ordo_domain::customers::{CustomerRepository, CustomerService};
 use ordo_domain::orders::{OrderPolicy, OrderRepository, OrderService, SpacingWindow};
 use ordo_domain::ratelimit::{RateLimitStore, RateLimiter, RatePolicies};
-use ordo_domain::scheduling::{ClaimPolicy, Job, JobStore, Lease, SchedulingPolicy, SchedulingService};
+use ordo_domain::scheduling::{
+    ClaimPolicy, Job, JobStore, Lease, SchedulingPolicy, SchedulingService,
+};
 use ordo_domain::sealing::FieldCipher;
 use ordo_domain::upstream::{CatalogSource, PaymentGateway, UpstreamMonitor, UpstreamOrders};
 use ordo_domain::{Clock, Currency, IdSource, SystemClock, UuidV7Ids};
 use ordo_postgres::sealing::Pass;
 use ordo_postgres::{
     PgBasketRepository, PgClientRepository, PgCustomerRepository, PgJobStore, PgOrderRepository,
-    PgPool,
-    PgProductRepository, PgRefreshTokenStore, PgUserRepository, connect_pool,
+    PgPool, PgProductRepository, PgRefreshTokenStore, PgUserRepository, connect_pool,
 };
 use ordo_upstream::{UpstreamClient, UpstreamConfig};
 use ordo_upstream_sim::{RunningSim, SimConfig, UpstreamSim};

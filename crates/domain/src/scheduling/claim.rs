@@ -271,7 +271,7 @@ mod tests {
         // At 12:01:59 the lease (60 s) still holds; at 12:02:00 it has run out.
         let too_early = claim(
             &job,
-            &[crashed.clone()],
+            std::slice::from_ref(&crashed),
             run_id(2),
             &ctx("b", at(12, 1, 59)),
         );
@@ -366,7 +366,12 @@ mod tests {
             .taken
             .expect("taken");
 
-        let first = trigger(&job, &[running.clone()], run_id(2), at(12, 1, 10));
+        let first = trigger(
+            &job,
+            std::slice::from_ref(&running),
+            run_id(2),
+            at(12, 1, 10),
+        );
         let second = trigger(
             &job,
             &[running.clone(), first.run.clone()],

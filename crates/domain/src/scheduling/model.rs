@@ -366,19 +366,7 @@ impl RunStatus {
 /// One run of a job: requested by its schedule or by hand, taken by one instance
 /// under a lease, finished with an outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JobRun {
-    id: RunId,
-    job: JobName,
-    trigger: RunTrigger,
-    status: RunStatus,
-    requested_at: DateTime<Utc>,
-    started_at: Option<DateTime<Utc>>,
-    finished_at: Option<DateTime<Utc>>,
-    instance: Option<InstanceId>,
-    lease_expires_at: Option<DateTime<Utc>>,
-    attempts: u32,
-    error: Option<String>,
-}
+pub struct JobRun(StoredRun);
 
 /// The stored fields of a run, to rebuild it with [`JobRun::restore`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -415,7 +403,7 @@ impl JobRun {
         trigger: RunTrigger,
         requested_at: DateTime<Utc>,
     ) -> Self {
-        Self {
+        Self(StoredRun {
             id,
             job,
             trigger,
@@ -427,123 +415,98 @@ impl JobRun {
             lease_expires_at: None,
             attempts: 0,
             error: None,
-        }
+        })
     }
 
     /// Rebuilds a stored run.
     pub fn restore(stored: StoredRun) -> Self {
-        let StoredRun {
-            id,
-            job,
-            trigger,
-            status,
-            requested_at,
-            started_at,
-            finished_at,
-            instance,
-            lease_expires_at,
-            attempts,
-            error,
-        } = stored;
-        Self {
-            id,
-            job,
-            trigger,
-            status,
-            requested_at,
-            started_at,
-            finished_at,
-            instance,
-            lease_expires_at,
-            attempts,
-            error,
-        }
+        Self(stored)
     }
 
     /// The run's id.
     pub fn id(&self) -> RunId {
-        self.id
+        self.0.id
     }
 
     /// Its job.
     pub fn job(&self) -> &JobName {
-        &self.job
+        &self.0.job
     }
 
     /// Why it exists.
     pub fn trigger(&self) -> RunTrigger {
-        self.trigger
+        self.0.trigger
     }
 
     /// Where it is.
     pub fn status(&self) -> RunStatus {
-        self.status
+        self.0.status
     }
 
     /// When its schedule came due, or when it was asked for.
     pub fn requested_at(&self) -> DateTime<Utc> {
-        self.requested_at
+        self.0.requested_at
     }
 
     /// When its latest attempt started.
     pub fn started_at(&self) -> Option<DateTime<Utc>> {
-        self.started_at
+        self.0.started_at
     }
 
     /// When it finished.
     pub fn finished_at(&self) -> Option<DateTime<Utc>> {
-        self.finished_at
+        self.0.finished_at
     }
 
     /// The instance of its latest attempt.
     pub fn instance(&self) -> Option<&InstanceId> {
-        self.instance.as_ref()
+        self.0.instance.as_ref()
     }
 
     /// Until when that instance holds it (while running).
     pub fn lease_expires_at(&self) -> Option<DateTime<Utc>> {
-        self.lease_expires_at
+        self.0.lease_expires_at
     }
 
     /// How many times an instance took it: more than one after a lease ran out.
     pub fn attempts(&self) -> u32 {
-        self.attempts
+        self.0.attempts
     }
 
     /// Why it failed.
     pub fn error(&self) -> Option<&str> {
-        self.error.as_deref()
+        self.0.error.as_deref()
     }
 
     /// Whether an instance holds it at `now`.
     pub fn is_held(&self, now: DateTime<Utc>) -> bool {
-        self.status == RunStatus::Running && self.lease_expires_at.is_some_and(|end| end > now)
+        self.0.status == RunStatus::Running && self.0.lease_expires_at.is_some_and(|end| end > now)
     }
 
     /// Whether it is running but its instance's lease ran out by `now`: the
     /// instance died or lost the database.
     pub fn lease_ran_out(&self, now: DateTime<Utc>) -> bool {
-        self.status == RunStatus::Running && !self.is_held(now)
+        self.0.status == RunStatus::Running && !self.is_held(now)
     }
 
     /// The run taken by `instance` at `now`, held until `now + lease`.
     pub(super) fn taken(&self, instance: &InstanceId, now: DateTime<Utc>, lease: Lease) -> Self {
-        Self {
+        Self(StoredRun {
             status: RunStatus::Running,
             started_at: Some(now),
             instance: Some(instance.clone()),
             lease_expires_at: Some(now + lease.get()),
-            attempts: self.attempts.saturating_add(1),
-            ..self.clone()
-        }
+            attempts: self.0.attempts.saturating_add(1),
+            ..self.0.clone()
+        })
     }
 
     /// The run with its lease extended to `now + lease`.
     pub fn renewed(&self, now: DateTime<Utc>, lease: Lease) -> Self {
-        Self {
+        Self(StoredRun {
             lease_expires_at: Some(now + lease.get()),
-            ..self.clone()
-        }
+            ..self.0.clone()
+        })
     }
 
     /// The run finished at `now`: succeeded, or failed with `error`.
@@ -552,13 +515,13 @@ impl JobRun {
             Ok(()) => (RunStatus::Succeeded, None),
             Err(error) => (RunStatus::Failed, Some(error)),
         };
-        Self {
+        Self(StoredRun {
             status,
             error,
             finished_at: Some(now),
             lease_expires_at: None,
-            ..self.clone()
-        }
+            ..self.0.clone()
+        })
     }
 }
 
@@ -605,37 +568,23 @@ mod tests {
     #[test]
     fn the_next_run_is_the_next_matching_instant_in_utc_strictly_after() {
         let now = at(2026, 11, 24, 12, 0, 0);
-        assert_eq!(
-            schedule("* * * * *").next_after(now),
-            Some(at(2026, 11, 24, 12, 1, 0))
-        );
-        assert_eq!(
-            schedule("*/15 * * * *").next_after(now),
-            Some(at(2026, 11, 24, 12, 15, 0))
-        );
-        assert_eq!(
-            schedule("30 3 * * *").next_after(now),
-            Some(at(2026, 11, 25, 3, 30, 0))
-        );
-        assert_eq!(
-            schedule("@hourly").next_after(now),
-            Some(at(2026, 11, 24, 13, 0, 0))
-        );
-        // An optional leading seconds field.
-        assert_eq!(
-            schedule("*/10 * * * * *").next_after(now),
-            Some(at(2026, 11, 24, 12, 0, 10))
-        );
-        // The last day of the month, across a month boundary.
-        assert_eq!(
-            schedule("0 0 L * *").next_after(now),
-            Some(at(2026, 11, 30, 0, 0, 0))
-        );
-        // Monday 30 November 2026 is the next Monday.
-        assert_eq!(
-            schedule("0 9 * * MON").next_after(now),
-            Some(at(2026, 11, 30, 9, 0, 0))
-        );
+        let expected = [
+            ("* * * * *", at(2026, 11, 24, 12, 1, 0)),
+            ("*/15 * * * *", at(2026, 11, 24, 12, 15, 0)),
+            ("30 3 * * *", at(2026, 11, 25, 3, 30, 0)),
+            ("@hourly", at(2026, 11, 24, 13, 0, 0)),
+            // An optional leading seconds field.
+            ("*/10 * * * * *", at(2026, 11, 24, 12, 0, 10)),
+            // The last day of the month.
+            ("0 0 L * *", at(2026, 11, 30, 0, 0, 0)),
+            // Monday 30 November 2026 is the next Monday.
+            ("0 9 * * MON", at(2026, 11, 30, 9, 0, 0)),
+            // Across a year boundary.
+            ("0 0 1 1 *", at(2027, 1, 1, 0, 0, 0)),
+        ];
+        for (pattern, next) in expected {
+            assert_eq!(schedule(pattern).next_after(now), Some(next), "{pattern}");
+        }
     }
 
     #[test]

@@ -6,7 +6,10 @@ use super::{ApiError, ProblemCode};
 
 /// 404 `job_not_found`.
 pub fn job_not_found(name: impl std::fmt::Display) -> ApiError {
-    ApiError::new(ProblemCode::JobNotFound, format!("job {name} does not exist"))
+    ApiError::new(
+        ProblemCode::JobNotFound,
+        format!("job {name} does not exist"),
+    )
 }
 
 impl From<ListRunsError> for ApiError {
