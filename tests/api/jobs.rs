@@ -354,6 +354,7 @@ async fn a_disabled_job_has_no_scheduled_runs_until_enabled_again() {
     assert_eq!(disabled.status, StatusCode::OK, "{disabled:?}");
     assert_eq!(disabled.body["enabled"], false);
     assert_eq!(disabled.body["next_run_at"], Value::Null);
+    assert!(disabled.body["last_run"].is_object(), "{disabled:?}");
     assert_eq!(while_disabled, 1);
     // Enabled at 05:17:07: next due at 05:18.
     assert_eq!(enabled.body["next_run_at"], "2031-03-04T05:18:00Z");

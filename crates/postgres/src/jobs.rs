@@ -292,22 +292,37 @@ impl JobStore for PgJobStore {
         changes: JobChanges,
         expected: Option<VersionMatch>,
         at: DateTime<Utc>,
-    ) -> Result<JobState, UpdateJobError> {
+    ) -> Result<JobOverview, UpdateJobError> {
         let mut conn = checkout(&self.pool).await?;
-        conn.transaction(async |conn| -> Result<JobState, TxError<UpdateJobError>> {
-            let current = lock_job(conn, &name, UpdateJobError::NotFound).await?;
-            if expected
-                .as_ref()
-                .is_some_and(|expected| !expected.admits(current.version()))
-            {
-                return Err(TxError::Rule(UpdateJobError::VersionMismatch(name.clone())));
-            }
-            let Some(changed) = current.changed(&changes, at) else {
-                return Ok(current);
-            };
-            store_job(conn, &changed).await?;
-            Ok(changed)
-        })
+        conn.transaction(
+            async |conn| -> Result<JobOverview, TxError<UpdateJobError>> {
+                let current = lock_job(conn, &name, UpdateJobError::NotFound).await?;
+                if expected
+                    .as_ref()
+                    .is_some_and(|expected| !expected.admits(current.version()))
+                {
+                    return Err(TxError::Rule(UpdateJobError::VersionMismatch(name.clone())));
+                }
+                let job = match current.changed(&changes, at) {
+                    Some(changed) => {
+                        store_job(conn, &changed).await?;
+                        changed
+                    }
+                    None => current,
+                };
+                let last_run = job_runs::table
+                    .filter(job_runs::job_name.eq(name.as_str()))
+                    .order(job_runs::id.desc())
+                    .select(RunRow::as_select())
+                    .first(conn)
+                    .await
+                    .optional()?
+                    .map(RunRow::into_domain)
+                    .transpose()
+                    .map_err(|e| TxError::Rule(e.into()))?;
+                Ok(JobOverview { job, last_run })
+            },
+        )
         .await
         .map_err(|e| e.into_domain("changing a job"))
     }

@@ -59,7 +59,8 @@ pub trait JobStore: Send + Sync {
     async fn runs(&self, name: JobName, page: PageRequest) -> Result<Page<JobRun>, ListRunsError>;
 
     /// Applies `changes` with [`JobState::changed`] at `at` to the stored job,
-    /// when `expected` is given only if it is at one of those versions.
+    /// when `expected` is given only if it is at one of those versions. Returns
+    /// the job as stored afterwards, with its newest run.
     ///
     /// # Errors
     /// `NotFound`, `VersionMismatch`.
@@ -69,7 +70,7 @@ pub trait JobStore: Send + Sync {
         changes: JobChanges,
         expected: Option<VersionMatch>,
         at: DateTime<Utc>,
-    ) -> Result<JobState, UpdateJobError>;
+    ) -> Result<JobOverview, UpdateJobError>;
 
     /// Applies [`trigger`](super::trigger) to the job: returns the pending run
     /// that carries out the request, storing it when new (id `new_run`).

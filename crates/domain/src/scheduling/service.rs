@@ -89,7 +89,7 @@ impl SchedulingService {
     }
 
     /// Changes a job's schedule or enabled flag; every instance follows at its
-    /// next poll.
+    /// next poll. Returns the job with its newest run.
     ///
     /// # Errors
     /// `NotFound`, `VersionMismatch` (only with `if_match`).
@@ -99,7 +99,7 @@ impl SchedulingService {
         name: JobName,
         changes: JobChanges,
         if_match: Option<VersionMatch>,
-    ) -> Result<JobState, UpdateJobError> {
+    ) -> Result<JobOverview, UpdateJobError> {
         self.store
             .update(name, changes, if_match, self.clock.now())
             .await

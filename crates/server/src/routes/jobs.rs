@@ -3,7 +3,7 @@
 
 use actix_web::{HttpResponse, get, patch, post, web};
 use chrono::{DateTime, Utc};
-use ordo_domain::scheduling::{JobChanges, JobName, JobOverview, JobRun, JobState, Schedule};
+use ordo_domain::scheduling::{JobChanges, JobName, JobOverview, JobRun, Schedule};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -42,21 +42,13 @@ pub struct JobView {
 }
 
 impl From<JobOverview> for JobView {
-    fn from(overview: JobOverview) -> Self {
-        let mut view = Self::of(&overview.job);
-        view.last_run = overview.last_run.as_ref().map(RunView::from);
-        view
-    }
-}
-
-impl JobView {
-    fn of(job: &JobState) -> Self {
+    fn from(JobOverview { job, last_run }: JobOverview) -> Self {
         Self {
             name: job.name().to_string(),
             schedule: job.schedule().to_string(),
             enabled: job.enabled(),
             next_run_at: job.next_run_at(),
-            last_run: None,
+            last_run: last_run.as_ref().map(RunView::from),
             version: job.version().get(),
         }
     }
@@ -175,7 +167,7 @@ async fn update_job(
     };
     let job = state.scheduling.update(name, changes, if_match.0).await?;
     let mut builder = HttpResponse::Ok();
-    Ok(etag(&mut builder, job.version()).json(JobView::of(&job)))
+    Ok(etag(&mut builder, job.job.version()).json(JobView::from(job)))
 }
 
 /// Asks for a run of the job now, enabled or not (administrators only). A job
