@@ -335,8 +335,10 @@ async fn a_disabled_job_has_no_scheduled_runs_until_enabled_again() {
         .with_scheduler(POLL, 60)
         .await;
     clock.advance(TimeDelta::minutes(1));
-    wait_until("the first scheduled run", || {
-        probe.started.load(Ordering::SeqCst) == 1
+    // Finished, not merely started: the clock jumps further than the run's lease
+    // below, which would let a run still in flight be taken over and run again.
+    wait_for_runs(&app, "probe", |runs| {
+        runs.len() == 1 && runs[0]["status"] == "succeeded"
     })
     .await;
 
