@@ -206,6 +206,28 @@ impl TestAppBuilder {
         self
     }
 
+    /// Registers one more scheduled job with the application.
+    pub fn with_job(
+        mut self,
+        name: &'static str,
+        default_schedule: &'static str,
+        job: Arc<dyn ordo_domain::scheduling::Job>,
+    ) -> Self {
+        self.application.push(Box::new(move |builder| {
+            builder.with_job(name, default_schedule, job)
+        }));
+        self
+    }
+
+    /// Runs the scheduler, polling every `poll`, with leases of `lease_secs`.
+    pub fn with_scheduler(self, poll: std::time::Duration, lease_secs: u64) -> Self {
+        self.with_settings(move |settings| {
+            settings.scheduler.enabled = true;
+            settings.scheduler.poll_ms = u64::try_from(poll.as_millis()).unwrap_or(u64::MAX);
+            settings.scheduler.lease_secs = lease_secs;
+        })
+    }
+
     /// Starts one more background task with the application.
     pub fn with_task<F, Fut>(mut self, name: &'static str, task: F) -> Self
     where
@@ -247,6 +269,9 @@ impl TestAppBuilder {
         // the production lifetime (900 s) back.
         settings.auth.access_ttl_secs = 365 * 24 * 3600;
         settings.auth.data_key = Some("test-data-key-test-data-key".into());
+        // Jobs run only in the tests that turn the scheduler on (or drive one
+        // themselves), so no other test sees rows change under it.
+        settings.scheduler.enabled = false;
         if let Some(sim) = &upstream_sim {
             settings.upstream.url = Some(sim.url());
         }

@@ -19,6 +19,7 @@ pub mod money;
 pub mod orders;
 pub mod page;
 pub mod ratelimit;
+pub mod scheduling;
 pub mod sealing;
 pub mod unavailable;
 pub mod upstream;

@@ -8,6 +8,7 @@ pub mod cluster;
 mod customers;
 mod errors;
 pub mod installation;
+mod jobs;
 mod migrate;
 mod orders;
 mod pool;
@@ -24,6 +25,7 @@ pub use cluster::{
     ClusterError, ClusterHealth, Durability, LocalCluster, LocalClusterConfig, Supervisor,
 };
 pub use customers::PgCustomerRepository;
+pub use jobs::PgJobStore;
 pub use migrate::run_migrations;
 pub use orders::{INSERT_NUMBERED_ORDER, PgOrderRepository};
 pub use pool::{PgPool, PoolConfig, connect_pool, ping};

@@ -171,3 +171,33 @@ diesel::table! {
         updated_at -> Timestamptz,
     }
 }
+
+diesel::table! {
+    jobs (name) {
+        name -> Text,
+        schedule -> Text,
+        enabled -> Bool,
+        next_run_at -> Nullable<Timestamptz>,
+        version -> Int4,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    job_runs (id) {
+        id -> Uuid,
+        job_name -> Text,
+        trigger -> Text,
+        status -> Text,
+        requested_at -> Timestamptz,
+        started_at -> Nullable<Timestamptz>,
+        finished_at -> Nullable<Timestamptz>,
+        instance -> Nullable<Text>,
+        lease_expires_at -> Nullable<Timestamptz>,
+        attempts -> Int4,
+        error -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(job_runs -> jobs (job_name));
+diesel::allow_tables_to_appear_in_same_query!(jobs, job_runs);

@@ -315,3 +315,62 @@ async fn products_external_ids_are_unique_and_optional() {
         1
     );
 }
+
+#[tokio::test]
+async fn expiry_marks_the_open_baskets_due_in_batches_and_skips_one_being_changed() {
+    let f = fixture().await;
+    let due = stored(&f, open_basket(&f).await.id()).await;
+    let held = open_basket(&f).await;
+    let later = Utc::now() + chrono::TimeDelta::days(1) + chrono::TimeDelta::minutes(1);
+    // More than one batch of 1 000, written directly.
+    diesel::sql_query(
+        "INSERT INTO baskets (id, customer_id, status, total_minor, currency, expires_at, version, created_at, updated_at) \
+         SELECT gen_random_uuid(), NULL, 'open', 0, 'EUR', now(), 1, now(), now() FROM generate_series(1, 2500)",
+    )
+    .execute(&mut f.pool.get().await.expect("a connection"))
+    .await
+    .expect("baskets inserted");
+    // Another transaction holds one basket, as a change being applied does.
+    let mut holder = f.pool.get().await.expect("a connection");
+    diesel::sql_query("BEGIN")
+        .execute(&mut holder)
+        .await
+        .expect("begin");
+    diesel::sql_query(format!(
+        "SELECT id FROM baskets WHERE id = '{}' FOR UPDATE",
+        held.id()
+    ))
+    .execute(&mut holder)
+    .await
+    .expect("the basket is held");
+
+    let now = f.baskets.expire_due(Utc::now()).await.expect("expired");
+    let first = f.baskets.expire_due(later).await.expect("expired");
+    diesel::sql_query("ROLLBACK")
+        .execute(&mut holder)
+        .await
+        .expect("rollback");
+    let second = f.baskets.expire_due(later).await.expect("expired");
+    let third = f.baskets.expire_due(later).await.expect("expired");
+
+    assert_eq!(now, 2500, "the baskets due now, not the two due tomorrow");
+    assert_eq!(first, 1, "not the held basket");
+    assert_eq!(second, 1, "the held basket, once released");
+    assert_eq!(third, 0);
+    let read = stored(&f, due.id()).await;
+    assert_eq!(read.status(), BasketStatus::Expired);
+    assert_eq!(
+        read.version(),
+        due.version(),
+        "a read showed it expired already"
+    );
+    assert_eq!(read.updated_at(), due.updated_at());
+    assert_eq!(
+        count(
+            &f.pool,
+            "SELECT count(*) AS n FROM baskets WHERE status = 'open'"
+        )
+        .await,
+        0
+    );
+}

@@ -22,13 +22,16 @@ use ordo_domain::clients::{ApiKeys, ClientDirectory, ClientRepository, ClientSer
 use ordo_domain::customers::{CustomerRepository, CustomerService};
 use ordo_domain::orders::{OrderPolicy, OrderRepository, OrderService, SpacingWindow};
 use ordo_domain::ratelimit::{RateLimitStore, RateLimiter, RatePolicies};
+use ordo_domain::scheduling::{
+    ClaimPolicy, Job, JobStore, Lease, SchedulingPolicy, SchedulingService,
+};
 use ordo_domain::sealing::FieldCipher;
 use ordo_domain::upstream::{CatalogSource, PaymentGateway, UpstreamMonitor, UpstreamOrders};
 use ordo_domain::{Clock, Currency, IdSource, SystemClock, UuidV7Ids};
 use ordo_postgres::sealing::Pass;
 use ordo_postgres::{
-    PgBasketRepository, PgClientRepository, PgCustomerRepository, PgOrderRepository, PgPool,
-    PgProductRepository, PgRefreshTokenStore, PgUserRepository, connect_pool,
+    PgBasketRepository, PgClientRepository, PgCustomerRepository, PgJobStore, PgOrderRepository,
+    PgPool, PgProductRepository, PgRefreshTokenStore, PgUserRepository, connect_pool,
 };
 use ordo_upstream::{UpstreamClient, UpstreamConfig};
 use ordo_upstream_sim::{RunningSim, SimConfig, UpstreamSim};
@@ -36,11 +39,12 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio_util::sync::CancellationToken;
 
 use crate::client_directory::CachedClientDirectory;
-use crate::config::{AuthSettings, RateLimitSettings, Settings};
+use crate::config::{AuthSettings, RateLimitSettings, SchedulerSettings, Settings};
 use crate::database::{Database, prepare_database};
 use crate::middleware::metrics;
 use crate::rate_limits::InMemoryRateLimits;
 use crate::recent_users::RecentUsers;
+use crate::scheduler::{JobRegistry, Scheduler};
 use crate::seed::{self, SeedOutcome};
 use crate::state::AppState;
 use crate::tasks::BackgroundTasks;
@@ -79,6 +83,8 @@ pub struct Adapters {
     pub api_keys: Arc<dyn ApiKeys>,
     /// The state of every rate limit.
     pub rate_limits: Arc<dyn RateLimitStore>,
+    /// Scheduled jobs and their runs.
+    pub jobs: Arc<dyn JobStore>,
     /// The external order, payment and catalog API.
     pub upstream: UpstreamPorts,
 }
@@ -161,6 +167,7 @@ impl Adapters {
             clients: Arc::new(PgClientRepository::new(pool.clone())),
             client_directory: Arc::new(PgClientRepository::new(pool.clone())),
             api_keys: Arc::new(RandomApiKeys),
+            jobs: Arc::new(PgJobStore::new(pool.clone())),
         }
     }
 }
@@ -345,6 +352,8 @@ pub struct Services {
     pub rate_limits: RateLimiter,
     /// API clients and their keys.
     pub clients: ClientService,
+    /// Scheduled jobs.
+    pub scheduling: SchedulingService,
     /// The currency of products created without one.
     pub default_currency: Currency,
 }
@@ -378,6 +387,7 @@ impl Services {
             clients,
             client_directory,
             api_keys,
+            jobs,
         } = adapters.clone();
         let policy = AuthPolicy {
             access_ttl: std::time::Duration::from_secs(settings.auth.access_ttl_secs),
@@ -432,6 +442,12 @@ impl Services {
                     currency: default_currency,
                 },
             ),
+            scheduling: SchedulingService::new(
+                jobs,
+                clock.clone(),
+                ids.clone(),
+                scheduling_policy(&settings.scheduler)?,
+            ),
             orders: OrderService::new(
                 orders,
                 products,
@@ -443,6 +459,37 @@ impl Services {
             default_currency,
         })
     }
+}
+
+fn scheduling_policy(settings: &SchedulerSettings) -> anyhow::Result<SchedulingPolicy> {
+    anyhow::ensure!(
+        settings.max_attempts >= 1,
+        "scheduler.max_attempts must be at least 1"
+    );
+    Ok(SchedulingPolicy {
+        claims: ClaimPolicy {
+            lease: Lease::from_secs(settings.lease_secs)
+                .map_err(|e| anyhow::anyhow!("scheduler.lease_secs: {e}"))?,
+            max_attempts: settings.max_attempts,
+        },
+        history: chrono::TimeDelta::days(i64::from(settings.history_days)),
+    })
+}
+
+/// The jobs this build runs, each with its default schedule (UTC). A job is
+/// registered once its capability exists: `dispatch-outbox`, `reconcile-payments`,
+/// `sync-catalog` and `prune-activity` join here as their areas land.
+///
+/// # Errors
+/// When a name or schedule is invalid, or a name is taken.
+pub fn job_registry(services: &Services) -> anyhow::Result<JobRegistry> {
+    let mut jobs = JobRegistry::default();
+    jobs.register(
+        "expire-baskets",
+        "* * * * *",
+        Arc::new(crate::jobs::ExpireBaskets(services.baskets.clone())),
+    )?;
+    Ok(jobs)
 }
 
 fn rate_policies(settings: &RateLimitSettings) -> anyhow::Result<RatePolicies> {
@@ -469,7 +516,11 @@ pub struct ApplicationBuilder {
     password_hasher: Option<Arc<dyn PasswordHasher>>,
     rate_limits: Option<Arc<dyn RateLimitStore>>,
     tasks: Vec<TaskStarter>,
+    extra_jobs: Vec<ExtraJob>,
 }
+
+/// A job a caller adds to the application's own: name, default schedule, work.
+type ExtraJob = (String, String, Arc<dyn Job>);
 
 impl std::fmt::Debug for ApplicationBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -501,6 +552,19 @@ impl ApplicationBuilder {
         self
     }
 
+    /// Registers one more job besides the application's own (tests: a job whose
+    /// runs they count or hold up).
+    pub fn with_job(
+        mut self,
+        name: impl Into<String>,
+        default_schedule: impl Into<String>,
+        job: Arc<dyn Job>,
+    ) -> Self {
+        self.extra_jobs
+            .push((name.into(), default_schedule.into(), job));
+        self
+    }
+
     /// Starts one more background task with the application, owned like its own.
     pub fn with_task<F, Fut>(mut self, name: &'static str, task: F) -> Self
     where
@@ -527,6 +591,7 @@ impl ApplicationBuilder {
             password_hasher,
             rate_limits,
             tasks: extra_tasks,
+            extra_jobs,
         } = self;
         crate::http::raise_fd_limit();
         check_configured_secrets(&settings)?;
@@ -596,7 +661,27 @@ impl ApplicationBuilder {
         for start in extra_tasks {
             start(&mut tasks);
         }
+        let mut jobs = job_registry(&services)?;
+        for (name, schedule, job) in extra_jobs {
+            jobs.register(&name, &schedule, job)?;
+        }
+        services
+            .scheduling
+            .register(&jobs.definitions())
+            .await
+            .context("registering the scheduled jobs")?;
+        let scheduler = Scheduler::new(
+            services.scheduling.clone(),
+            &jobs,
+            crate::scheduler::instance_id(),
+        );
+        let run_now = scheduler.run_now();
+        if settings.scheduler.enabled {
+            let poll = settings.scheduler.poll_interval();
+            tasks.spawn("scheduler", move |cancel| scheduler.run(poll, cancel));
+        }
         let mut state = AppState::new(services, pool, metrics, tasks.health());
+        state.run_now = run_now;
         state.database_health = database_health;
         if database.cluster.is_some() && settings.sample_data {
             load_sample_data_once(&state).await?;
@@ -718,6 +803,7 @@ impl Application {
             password_hasher: None,
             rate_limits: None,
             tasks: Vec::new(),
+            extra_jobs: Vec::new(),
         }
     }
 

@@ -46,6 +46,8 @@ pub struct Settings {
     pub upstream: UpstreamSettings,
     /// How many requests each caller may make.
     pub rate_limits: RateLimitSettings,
+    /// Scheduled jobs.
+    pub scheduler: SchedulerSettings,
     /// `text` or `json` (`ORDO_LOG_FORMAT`).
     pub log_format: LogFormat,
     /// Load sample data on the first start of a new embedded database
@@ -145,6 +147,48 @@ impl Default for BasketSettings {
         Self {
             ttl_secs: ordo_domain::baskets::BasketTtl::DEFAULT_SECS,
         }
+    }
+}
+
+/// Scheduled jobs: whether this instance runs them, and how.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct SchedulerSettings {
+    /// Whether this instance polls for due jobs and runs them
+    /// (`ORDO_SCHEDULER_ENABLED`). Jobs are listed, changed and triggered
+    /// through the API either way; with several instances, any number may run
+    /// the scheduler and each due run still happens once.
+    pub enabled: bool,
+    /// Milliseconds between two polls (`ORDO_SCHEDULER_POLL_MS`); a manual run
+    /// requested through this instance starts at once.
+    pub poll_ms: u64,
+    /// Seconds an instance holds a run without renewing it, 1 to 86 400
+    /// (`ORDO_SCHEDULER_LEASE_SECS`): how soon another instance takes over a run
+    /// whose instance died. The lease is renewed every third of it.
+    pub lease_secs: u64,
+    /// Times a run is taken before a run whose lease keeps running out is given
+    /// up (`ORDO_SCHEDULER__MAX_ATTEMPTS`).
+    pub max_attempts: u32,
+    /// Days finished runs are kept (`ORDO_SCHEDULER__HISTORY_DAYS`).
+    pub history_days: u32,
+}
+
+impl Default for SchedulerSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            poll_ms: 5_000,
+            lease_secs: 60,
+            max_attempts: 3,
+            history_days: 30,
+        }
+    }
+}
+
+impl SchedulerSettings {
+    /// Time between two polls, at least 10 ms.
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_ms.max(10))
     }
 }
 
@@ -376,6 +420,7 @@ impl Default for Settings {
             auth: AuthSettings::default(),
             upstream: UpstreamSettings::default(),
             rate_limits: RateLimitSettings::default(),
+            scheduler: SchedulerSettings::default(),
             log_format: LogFormat::Text,
             sample_data: true,
         }
@@ -512,6 +557,9 @@ const FLAT_ENV_NAMES: &[(&str, &str)] = &[
     ),
     ("rate_limit_max_keys", "rate_limits.max_keys"),
     ("api_key_cache_ttl_ms", "auth.api_key_cache_ttl_ms"),
+    ("scheduler_enabled", "scheduler.enabled"),
+    ("scheduler_poll_ms", "scheduler.poll_ms"),
+    ("scheduler_lease_secs", "scheduler.lease_secs"),
     ("log_format", "log_format"),
     ("sample_data", "sample_data"),
 ];

@@ -31,6 +31,7 @@ use crate::routes::{self, Problem};
         (name = "customers", description = "Customers"),
         (name = "orders", description = "Orders"),
         (name = "baskets", description = "Baskets: persisted, priced from the catalog"),
+        (name = "jobs", description = "Scheduled jobs and their runs (administrators only)"),
     )
 )]
 struct ApiDoc;

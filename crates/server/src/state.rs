@@ -8,9 +8,11 @@ use ordo_domain::clients::ClientService;
 use ordo_domain::customers::CustomerService;
 use ordo_domain::orders::OrderService;
 use ordo_domain::ratelimit::RateLimiter;
+use ordo_domain::scheduling::SchedulingService;
 use ordo_postgres::PgPool;
 
 use crate::app::Services;
+use crate::scheduler::RunNow;
 use crate::tasks::TaskHealth;
 
 /// The services and resources shared by all workers.
@@ -30,6 +32,10 @@ pub struct AppState {
     pub rate_limits: RateLimiter,
     /// API clients and their keys.
     pub clients: ClientService,
+    /// Scheduled jobs.
+    pub scheduling: SchedulingService,
+    /// Wakes this instance's scheduler when a run is requested.
+    pub run_now: RunNow,
     /// The currency of products created without one.
     pub default_currency: Currency,
     /// The pool, for readiness checks.
@@ -59,6 +65,7 @@ impl AppState {
             auth,
             rate_limits,
             clients,
+            scheduling,
             default_currency,
         } = services;
         Self {
@@ -69,6 +76,8 @@ impl AppState {
             auth,
             rate_limits,
             clients,
+            scheduling,
+            run_now: RunNow::default(),
             default_currency,
             pool,
             metrics,

@@ -1,4 +1,5 @@
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use super::{
     Basket, BasketEdit, BasketId, ChangeBasketError, CreateBasketError, DeleteBasketError,
@@ -49,4 +50,14 @@ pub trait BasketRepository: Send + Sync {
     /// # Errors
     /// `NotFound`, `NotDeletable`.
     async fn delete(&self, id: BasketId) -> Result<(), DeleteBasketError>;
+
+    /// Marks `expired` every open basket whose `expires_at` is at or before `now`
+    /// (what [`Basket::as_of`] already shows), leaving its version and
+    /// `updated_at` as they are: the basket reads the same before and after.
+    /// A basket held by a concurrent change is left for a later call. Returns
+    /// how many it marked.
+    ///
+    /// # Errors
+    /// When storage fails.
+    async fn expire_due(&self, now: DateTime<Utc>) -> anyhow::Result<u64>;
 }

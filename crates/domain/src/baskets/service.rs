@@ -150,6 +150,16 @@ impl BasketService {
         self.baskets.delete(id).await
     }
 
+    /// Marks expired the open baskets whose time ran out; the `expire-baskets`
+    /// job. Returns how many.
+    ///
+    /// # Errors
+    /// When storage fails.
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub async fn expire_due(&self) -> anyhow::Result<u64> {
+        self.baskets.expire_due(self.clock.now()).await
+    }
+
     async fn edit(
         &self,
         id: BasketId,

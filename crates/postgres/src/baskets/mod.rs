@@ -12,7 +12,8 @@
 mod rows;
 
 use async_trait::async_trait;
-use diesel_async::AsyncConnection;
+use chrono::{DateTime, Utc};
+use diesel_async::{AsyncConnection, RunQueryDsl};
 use ordo_domain::VersionMatch;
 use ordo_domain::baskets::{
     Basket, BasketEdit, BasketId, BasketRepository, ChangeBasketError, CreateBasketError,
@@ -140,4 +141,33 @@ impl BasketRepository for PgBasketRepository {
             .await;
         result.map_err(|e| e.into_domain("deleting a basket"))
     }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn expire_due(&self, now: DateTime<Utc>) -> anyhow::Result<u64> {
+        let mut conn = checkout(&self.pool).await?;
+        let mut expired = 0;
+        // In batches, so no statement holds many rows locked for long; a basket
+        // being changed right now is skipped (its change sees it expired anyway,
+        // by the domain's rule) and left for the next run. Version and
+        // `updated_at` stay: reads already showed the basket expired.
+        loop {
+            let marked = diesel::sql_query(
+                "UPDATE baskets SET status = 'expired' WHERE id IN ( \
+                   SELECT id FROM baskets WHERE status = 'open' AND expires_at <= $1 \
+                   ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
+            )
+            .bind::<diesel::sql_types::Timestamptz, _>(now)
+            .bind::<diesel::sql_types::BigInt, _>(EXPIRY_BATCH)
+            .execute(&mut conn)
+            .await
+            .doing("expiring baskets")?;
+            expired += u64::try_from(marked).unwrap_or(0);
+            if i64::try_from(marked).unwrap_or(0) < EXPIRY_BATCH {
+                return Ok(expired);
+            }
+        }
+    }
 }
+
+/// How many baskets one statement of `expire_due` marks at most.
+const EXPIRY_BATCH: i64 = 1000;

@@ -56,6 +56,7 @@ problem_codes! {
     OrderNotFound => ("order_not_found", NOT_FOUND, "Order not found"),
     ClientNotFound => ("client_not_found", NOT_FOUND, "API client not found"),
     BasketNotFound => ("basket_not_found", NOT_FOUND, "Basket not found"),
+    JobNotFound => ("job_not_found", NOT_FOUND, "Job not found"),
     MethodNotAllowed => ("method_not_allowed", METHOD_NOT_ALLOWED, "Method not allowed"),
     RequestTimeout => ("request_timeout", REQUEST_TIMEOUT, "Request timeout"),
     SkuTaken => ("sku_taken", CONFLICT, "SKU taken"),

@@ -16,11 +16,13 @@ mod auth;
 mod clients;
 mod code;
 mod domain;
+mod jobs;
 mod rate_limits;
 
 pub use clients::client_not_found;
 pub use code::ProblemCode;
 pub use domain::{basket_not_found, customer_not_found, order_not_found, product_not_found};
+pub use jobs::job_not_found;
 
 /// One invalid field of a request.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]

@@ -290,3 +290,18 @@ async fn deleting_is_left_to_storage_under_its_lock() {
 
     assert!(matches!(result, Err(DeleteBasketError::NotFound(gone)) if gone == id));
 }
+
+#[tokio::test]
+async fn expiring_marks_the_baskets_due_at_the_clocks_instant() {
+    let mut ports = Ports::new();
+    ports
+        .baskets
+        .expect_expire_due()
+        .withf(|now| *now == noon())
+        .times(1)
+        .returning(|_| Ok(3));
+
+    let expired = ports.service().expire_due().await.expect("expired");
+
+    assert_eq!(expired, 3);
+}
