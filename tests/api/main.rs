@@ -13,4 +13,5 @@ mod orders;
 mod products;
 mod rate_limits;
 mod sample_data;
+mod shared_rate_limits;
 mod upstream;
