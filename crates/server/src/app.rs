@@ -546,8 +546,9 @@ impl ApplicationBuilder {
         if let Some(hasher) = password_hasher {
             adapters.password_hasher = hasher;
         }
-        // With a Redis, the state several instances must agree on lives there; the
-        // analytics cache joins the rate limits on this connection when it exists.
+        // With a Redis, the state several instances must agree on lives there. The
+        // analytics cache is to be chosen here the same way when its port lands:
+        // its Redis adapter (in ordo-redis) on this `redis`, in memory without.
         let redis = connect_redis(&settings).await?;
         adapters.rate_limits = match (rate_limits, &redis) {
             (Some(store), _) => store,
