@@ -15,4 +15,5 @@ mod products;
 mod rate_limits;
 mod sample_data;
 mod scheduler;
+mod shared_rate_limits;
 mod upstream;

@@ -119,7 +119,8 @@ async fn handler_errors_carry_the_headers_and_the_operations_routes_are_not_limi
     assert_eq!(quota(&app.get("/v1/auth/me").await).1, 7);
 }
 
-async fn log_in(app: &TestApp, email: &str, password: &str) -> Reply {
+/// `POST /v1/auth/login` without credentials.
+pub(crate) async fn log_in(app: &TestApp, email: &str, password: &str) -> Reply {
     let response = app
         .anonymous
         .post(format!("{}/v1/auth/login", app.address))

@@ -13,6 +13,7 @@ use ordo_domain::auth::{CreateUserError, Role};
 use ordo_domain::ratelimit::RateLimitStore;
 use ordo_postgres::PgPool;
 use ordo_postgres::testing::{TestDatabase, fresh_database};
+pub use ordo_redis::testing::RedisServer;
 use ordo_server::{Application, ApplicationBuilder, Settings, StopHandle, UpstreamPorts};
 use ordo_upstream_sim::{RunningSim, SimConfig, UpstreamSim};
 use reqwest::{Method, Response, StatusCode};
@@ -196,6 +197,13 @@ impl TestAppBuilder {
         self.application
             .push(Box::new(move |builder| builder.with_clock(clock)));
         self
+    }
+
+    /// Shares rate limits with every other app using `redis`, as instances given
+    /// the same `ORDO_REDIS_URL` do.
+    pub fn with_redis(self, redis: &RedisServer) -> Self {
+        let url = redis.url().to_owned();
+        self.with_settings(move |settings| settings.redis.url = Some(url.into()))
     }
 
     /// Keeps rate limits in `store` instead of the application's memory.

@@ -10,6 +10,7 @@ mod load;
 mod reference;
 mod scenarios;
 mod seed;
+mod store_round_trip;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
@@ -73,6 +74,10 @@ struct Cli {
     /// run, a small data set.
     #[arg(long)]
     quick: bool,
+    /// The Redis to measure the shared rate-limit store's round trip against; a
+    /// throw-away `redis-server` when omitted (skipped where there is none).
+    #[arg(long)]
+    redis_url: Option<String>,
     /// Also write the results as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -114,6 +119,8 @@ struct Report {
     customers: usize,
     orders: usize,
     results: Vec<ScenarioResult>,
+    /// One rate-limit decision in each store.
+    rate_limit_round_trip: Vec<store_round_trip::RoundTrip>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -288,6 +295,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         });
     }
 
+    eprintln!("timing rate-limit decisions in memory and in Redis …");
+    let decisions = if cli.quick { 2_000 } else { 20_000 };
+    let rate_limit_round_trip =
+        store_round_trip::measure(cli.redis_url.as_deref(), decisions).await?;
+
     let report = Report {
         date: chrono::Utc::now().format("%Y-%m-%d").to_string(),
         cores: std::thread::available_parallelism()
@@ -300,6 +312,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         customers: cli.customers,
         orders: cli.orders,
         results,
+        rate_limit_round_trip,
     };
     print_table(&report);
     if let Some(path) = &cli.json {
@@ -371,6 +384,15 @@ fn print_table(report: &Report) {
             row("", "reference", reference, "-".into(), String::new());
         }
     }
+    let round_trips: Vec<String> = report
+        .rate_limit_round_trip
+        .iter()
+        .map(|r| format!("{} p50 {} µs (p99 {} µs)", r.store, r.p50_us, r.p99_us))
+        .collect();
+    println!(
+        "rate-limit decision, one at a time: {}",
+        round_trips.join(" · ")
+    );
 }
 
 /// API clients the `me-key` load is spread over.

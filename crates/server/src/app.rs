@@ -33,6 +33,7 @@ use ordo_postgres::{
     PgBasketRepository, PgClientRepository, PgCustomerRepository, PgJobStore, PgOrderRepository,
     PgPool, PgProductRepository, PgRefreshTokenStore, PgUserRepository, connect_pool,
 };
+use ordo_redis::{Redis, RedisConfig, RedisRateLimits};
 use ordo_upstream::{UpstreamClient, UpstreamConfig};
 use ordo_upstream_sim::{RunningSim, SimConfig, UpstreamSim};
 use secrecy::{ExposeSecret, SecretString};
@@ -610,8 +611,15 @@ impl ApplicationBuilder {
         if let Some(hasher) = password_hasher {
             adapters.password_hasher = hasher;
         }
-        adapters.rate_limits = rate_limits
-            .unwrap_or_else(|| Arc::new(InMemoryRateLimits::new(settings.rate_limits.max_keys)));
+        // With a Redis, the state several instances must agree on lives there. The
+        // analytics cache is to be chosen here the same way when its port lands:
+        // its Redis adapter (in ordo-redis) on this `redis`, in memory without.
+        let redis = connect_redis(&settings).await?;
+        adapters.rate_limits = match (rate_limits, &redis) {
+            (Some(store), _) => store,
+            (None, Some(redis)) => Arc::new(RedisRateLimits::new(redis.clone())),
+            (None, None) => Arc::new(InMemoryRateLimits::new(settings.rate_limits.max_keys)),
+        };
         adapters.access_tokens = Arc::new(
             JwtTokens::new(jwt_config(
                 secrets.jwt_secret.expose_secret(),
@@ -701,6 +709,20 @@ impl ApplicationBuilder {
             upstream_url,
         })
     }
+}
+
+/// The Redis of `settings`, when one is configured (`ORDO_REDIS_URL`).
+async fn connect_redis(settings: &Settings) -> anyhow::Result<Option<Redis>> {
+    let Some(url) = &settings.redis.url else {
+        return Ok(None);
+    };
+    let redis = Redis::connect(&RedisConfig {
+        url: url.expose_secret().to_owned(),
+        timeout: Duration::from_millis(settings.redis.timeout_ms.max(1)),
+    })
+    .await?;
+    tracing::info!("rate limits are kept in Redis, shared with every instance using it");
+    Ok(Some(redis))
 }
 
 /// Sandbox mode's upstream: the simulator with its sandbox preset (sometimes

@@ -2,7 +2,7 @@
 //! variables (and `DATABASE_URL`) < command-line flags.
 //!
 //! The settings are nested by concern (`http`, `database`, `orders`, `auth`,
-//! `rate_limits`); the TOML file
+//! `rate_limits`, `redis`); the TOML file
 //! uses the same sections. Environment variables keep short flat names
 //! (`ORDO_DATABASE_POOL_SIZE`, `ORDO_LISTEN`); any nested key can also be set as
 //! `ORDO_<SECTION>__<KEY>` (e.g. `ORDO_HTTP__MAX_CONNECTIONS`).
@@ -48,6 +48,8 @@ pub struct Settings {
     pub rate_limits: RateLimitSettings,
     /// Scheduled jobs.
     pub scheduler: SchedulerSettings,
+    /// The Redis that several instances share.
+    pub redis: RedisSettings,
     /// `text` or `json` (`ORDO_LOG_FORMAT`).
     pub log_format: LogFormat,
     /// Load sample data on the first start of a new embedded database
@@ -338,6 +340,29 @@ pub struct RateLimitSettings {
     pub max_keys: usize,
 }
 
+/// The Redis several instances share. Without a URL each instance keeps rate
+/// limits in its own memory, which is right for one instance and wrong for more
+/// (each would grant the whole allowance).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RedisSettings {
+    /// `redis://[user:password@]host:port[/db]` (`ORDO_REDIS_URL`). It may hold a
+    /// password, so it never prints.
+    pub url: Option<SecretString>,
+    /// Milliseconds one Redis command may take, connecting included, before it
+    /// counts as failed and the caller's fallback applies (`ORDO_REDIS_TIMEOUT_MS`).
+    pub timeout_ms: u64,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            timeout_ms: 250,
+        }
+    }
+}
+
 /// One rate limit: `requests_per_minute` on average, `burst` at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 pub struct LimitSettings {
@@ -421,6 +446,7 @@ impl Default for Settings {
             upstream: UpstreamSettings::default(),
             rate_limits: RateLimitSettings::default(),
             scheduler: SchedulerSettings::default(),
+            redis: RedisSettings::default(),
             log_format: LogFormat::Text,
             sample_data: true,
         }
@@ -556,6 +582,8 @@ const FLAT_ENV_NAMES: &[(&str, &str)] = &[
         "rate_limits.login_per_email.burst",
     ),
     ("rate_limit_max_keys", "rate_limits.max_keys"),
+    ("redis_url", "redis.url"),
+    ("redis_timeout_ms", "redis.timeout_ms"),
     ("api_key_cache_ttl_ms", "auth.api_key_cache_ttl_ms"),
     ("scheduler_enabled", "scheduler.enabled"),
     ("scheduler_poll_ms", "scheduler.poll_ms"),
@@ -616,6 +644,8 @@ impl Settings {
 #[cfg(test)]
 #[allow(clippy::result_large_err)] // figment's Jail fixes the closure's error type
 mod tests {
+    use secrecy::ExposeSecret;
+
     use super::*;
 
     #[test]
@@ -720,6 +750,22 @@ mod tests {
                 }
             );
             assert_eq!(limits.login_per_ip.burst, 20);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_redis_url_comes_from_ordo_redis_url_and_is_unset_by_default() {
+        figment::Jail::expect_with(|jail| {
+            let settings = Settings::load(None).map_err(|e| e.to_string())?;
+            assert!(settings.redis.url.is_none());
+            jail.set_env("ORDO_REDIS_URL", "redis://:secret@cache:6379/0");
+            jail.set_env("ORDO_REDIS_TIMEOUT_MS", "100");
+            let settings = Settings::load(None).map_err(|e| e.to_string())?;
+            let url = settings.redis.url.as_ref().map(ExposeSecret::expose_secret);
+            assert_eq!(url, Some("redis://:secret@cache:6379/0"));
+            assert_eq!(settings.redis.timeout_ms, 100);
+            assert!(!format!("{settings:?}").contains("secret@"));
             Ok(())
         });
     }

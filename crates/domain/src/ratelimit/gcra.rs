@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+use crate::to_micros;
 use crate::value::InvalidValue;
 
 /// How many requests a caller may make: `limit` per `period` on average, up to
@@ -70,8 +71,9 @@ impl RatePolicy {
         micros(self.period / self.limit)
     }
 
-    /// How far ahead of now the theoretical arrival time may run.
-    fn tolerance(self) -> TimeDelta {
+    /// How far ahead of now the theoretical arrival time may run: `burst`
+    /// emission intervals.
+    pub fn tolerance(self) -> TimeDelta {
         self.emission_interval() * i32::try_from(self.burst).unwrap_or(i32::MAX)
     }
 }
@@ -114,7 +116,13 @@ impl Decision {
 
 /// The GCRA decision for one request at `now`, given the key's stored theoretical
 /// arrival time (`None` for a key never seen, or forgotten).
+///
+/// Time is counted in whole microseconds: `now` is truncated to one, and every
+/// interval is a whole number of them. A shared store can then keep and compare
+/// theoretical arrival times as exact integers and decide exactly as this
+/// function does.
 pub fn decide(policy: RatePolicy, stored: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Decision {
+    let now = to_micros(now);
     let interval = policy.emission_interval();
     let tolerance = policy.tolerance();
     let tat = stored.map_or(now, |tat| tat.max(now));
@@ -220,6 +228,20 @@ mod tests {
         arrivals.extend([TimeDelta::hours(1); 4]);
         let allowed = run(policy, &arrivals);
         assert_eq!(allowed, [true, true, true, true, true, true, false]);
+    }
+
+    #[test]
+    fn decisions_count_whole_microseconds() {
+        let policy = RatePolicy::per_minute(60, 1).unwrap();
+        let now = t0() + TimeDelta::nanoseconds(1_999);
+        let Decision::Allowed { tat, .. } = decide(policy, None, now) else {
+            panic!("the first request is allowed");
+        };
+        assert_eq!(tat, t0() + TimeDelta::microseconds(1_000_001));
+        assert_eq!(
+            decide(policy, Some(tat), now),
+            decide(policy, Some(tat), t0() + TimeDelta::microseconds(1))
+        );
     }
 
     #[test]

@@ -162,6 +162,16 @@ fn tell(headers: &mut HeaderMap, quota: Quota) {
     headers.insert(RATELIMIT_RESET, HeaderValue::from(seconds(quota.reset)));
 }
 
+/// Counts a request the rate-limit store could not decide, by what became of it
+/// (`unchecked`: served anyway; `refused`: a login, answered 503), so an outage of
+/// a shared store shows on `/metrics`, not only in the log.
+fn count_store_failure(outcome: &'static str) {
+    metrics::counter!(RATE_LIMITS_UNAVAILABLE, "outcome" => outcome).increment(1);
+}
+
+/// The counter of requests the rate-limit store could not decide.
+pub const RATE_LIMITS_UNAVAILABLE: &str = "rate_limits_unavailable_total";
+
 /// Middleware: admits or refuses the request, and tells the caller its quota.
 ///
 /// # Errors
@@ -200,13 +210,19 @@ pub async fn middleware<B: MessageBody + 'static>(
     };
     let quota = match state.rate_limits.admit(request).await {
         Ok(Admission::Allowed(quota)) => Some(quota),
-        Ok(Admission::Unchecked) => None,
+        Ok(Admission::Unchecked) => {
+            count_store_failure("unchecked");
+            None
+        }
         Ok(Admission::Refused { quota, retry_after }) => {
             let mut refused = req.error_response(ApiError::rate_limited(retry_after));
             tell(refused.headers_mut(), quota);
             return Ok(refused.map_into_right_body());
         }
-        Err(e) => return Ok(req.error_response(ApiError::from(e)).map_into_right_body()),
+        Err(e) => {
+            count_store_failure("refused");
+            return Ok(req.error_response(ApiError::from(e)).map_into_right_body());
+        }
     };
     let mut response = match body.unreadable {
         Some(error) => req.error_response(error).map_into_right_body(),

@@ -1,0 +1,14 @@
+//! Redis adapters for the ports several Ordo instances must share: the
+//! [`RateLimitStore`](ordo_domain::ratelimit::RateLimitStore) (one allowance per
+//! caller however many instances serve it), and [`testing`], a throw-away
+//! `redis-server` for tests.
+//!
+//! One [`Redis`] connection (multiplexed, reconnecting by itself) serves every
+//! adapter of an instance.
+
+mod connection;
+mod rate_limits;
+pub mod testing;
+
+pub use connection::{Redis, RedisConfig};
+pub use rate_limits::RedisRateLimits;
