@@ -46,6 +46,9 @@ pub struct Settings {
     pub upstream: UpstreamSettings,
     /// How many requests each caller may make.
     pub rate_limits: RateLimitSettings,
+    /// Hits: how they are queued and written, how long they are kept, how long
+    /// usage answers are cached.
+    pub activity: ActivitySettings,
     /// `text` or `json` (`ORDO_LOG_FORMAT`).
     pub log_format: LogFormat,
     /// Load sample data on the first start of a new embedded database
@@ -201,6 +204,51 @@ impl Default for AuthSettings {
             leeway_secs: 30,
             api_key_cache_ttl_ms: 5_000,
             api_key_cache_capacity: 50_000,
+        }
+    }
+}
+
+/// Hits: the writer's queue and batches, retention, and the usage cache.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ActivitySettings {
+    /// Hits held in memory at most, queued or being written; a request that does
+    /// not fit is answered 503 `ingestion_backpressure`
+    /// (`ORDO_ACTIVITY_QUEUE_CAPACITY`, at least 1 000).
+    pub queue_capacity: usize,
+    /// A batch is written once it has this many hits (`ORDO_ACTIVITY_BATCH_SIZE`).
+    pub batch_size: usize,
+    /// …or once its oldest hit has waited this many milliseconds: the most a
+    /// `kill -9` can lose (`ORDO_ACTIVITY_FLUSH_INTERVAL_MS`).
+    pub flush_interval_ms: u64,
+    /// Durable mode: answer `POST /v1/logs` only once its hits are committed
+    /// (`ORDO_ACTIVITY_SYNC`).
+    pub sync: bool,
+    /// Days of raw hits kept; hourly counts are kept longer
+    /// (`ORDO_ACTIVITY_RETENTION_DAYS`).
+    pub retention_days: u32,
+    /// Days ahead whose storage is made ready at start
+    /// (`ORDO_ACTIVITY__PREPARE_DAYS_AHEAD`).
+    pub prepare_days_ahead: u16,
+    /// The longest wait between two attempts at writing a batch while the
+    /// database fails (`ORDO_ACTIVITY__MAX_RETRY_BACKOFF_MS`).
+    pub max_retry_backoff_ms: u64,
+    /// Milliseconds usage answers are cached, and the `max-age` clients are told
+    /// (`ORDO_USAGE_CACHE_TTL_MS`).
+    pub usage_cache_ttl_ms: u64,
+}
+
+impl Default for ActivitySettings {
+    fn default() -> Self {
+        Self {
+            queue_capacity: 100_000,
+            batch_size: 5_000,
+            flush_interval_ms: 100,
+            sync: false,
+            retention_days: 30,
+            prepare_days_ahead: 3,
+            max_retry_backoff_ms: 5_000,
+            usage_cache_ttl_ms: 5_000,
         }
     }
 }
@@ -376,6 +424,7 @@ impl Default for Settings {
             auth: AuthSettings::default(),
             upstream: UpstreamSettings::default(),
             rate_limits: RateLimitSettings::default(),
+            activity: ActivitySettings::default(),
             log_format: LogFormat::Text,
             sample_data: true,
         }
@@ -512,6 +561,12 @@ const FLAT_ENV_NAMES: &[(&str, &str)] = &[
     ),
     ("rate_limit_max_keys", "rate_limits.max_keys"),
     ("api_key_cache_ttl_ms", "auth.api_key_cache_ttl_ms"),
+    ("activity_queue_capacity", "activity.queue_capacity"),
+    ("activity_batch_size", "activity.batch_size"),
+    ("activity_flush_interval_ms", "activity.flush_interval_ms"),
+    ("activity_sync", "activity.sync"),
+    ("activity_retention_days", "activity.retention_days"),
+    ("usage_cache_ttl_ms", "activity.usage_cache_ttl_ms"),
     ("log_format", "log_format"),
     ("sample_data", "sample_data"),
 ];

@@ -1,6 +1,9 @@
 //! What every handler can reach.
 
+use std::time::Duration;
+
 use ordo_domain::Currency;
+use ordo_domain::activity::{ActivityService, UsageService};
 use ordo_domain::auth::AuthService;
 use ordo_domain::baskets::BasketService;
 use ordo_domain::catalog::CatalogService;
@@ -32,6 +35,12 @@ pub struct AppState {
     pub clients: ClientService,
     /// The currency of products created without one.
     pub default_currency: Currency,
+    /// Recording hits.
+    pub activity: ActivityService,
+    /// Usage figures.
+    pub usage: UsageService,
+    /// How long clients may reuse a usage answer (`Cache-Control: max-age`).
+    pub usage_max_age: Duration,
     /// The pool, for readiness checks.
     pub pool: PgPool,
     /// Renders `/metrics`.
@@ -60,6 +69,9 @@ impl AppState {
             rate_limits,
             clients,
             default_currency,
+            activity,
+            usage,
+            usage_max_age,
         } = services;
         Self {
             catalog,
@@ -70,6 +82,9 @@ impl AppState {
             rate_limits,
             clients,
             default_currency,
+            activity,
+            usage,
+            usage_max_age,
             pool,
             metrics,
             tasks,

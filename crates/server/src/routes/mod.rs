@@ -5,8 +5,10 @@ pub mod baskets;
 pub mod clients;
 pub mod customers;
 pub mod health;
+pub mod logs;
 pub mod orders;
 pub mod products;
+pub mod usage;
 pub mod users;
 
 use serde::Serialize;
@@ -27,7 +29,9 @@ pub fn v1(config: &mut ServiceConfig) {
             .configure(products::routes)
             .configure(customers::routes)
             .configure(orders::routes)
-            .configure(baskets::routes),
+            .configure(baskets::routes)
+            .configure(logs::routes)
+            .configure(usage::routes),
     );
 }
 
@@ -58,5 +62,7 @@ pub fn register(config: &mut ServiceConfig) {
         .service(health::readyz)
         .service(health::metrics)
         .configure(clients::aliases)
+        .configure(logs::aliases)
+        .configure(usage::aliases)
         .configure(v1);
 }
