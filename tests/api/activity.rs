@@ -255,6 +255,24 @@ async fn twenty_thousand_hits_from_twenty_senders_are_counted_exactly_once_acros
 }
 
 #[tokio::test]
+async fn in_durable_mode_a_202_means_the_hits_are_already_stored() {
+    let app = spawn_app()
+        .as_client()
+        .with_settings(|s| {
+            s.activity.sync = true;
+            s.activity.flush_interval_ms = 60_000;
+        })
+        .await;
+
+    let sent = app
+        .post("/v1/logs", &json!([{"endpoint": "/a"}, {"endpoint": "/b"}]))
+        .await;
+
+    assert_eq!(sent.status, StatusCode::ACCEPTED);
+    assert_eq!(reported(&app).await, 2, "stored before the answer");
+}
+
+#[tokio::test]
 async fn a_full_queue_answers_503_and_loses_nothing_it_accepted() {
     let mut app = spawn_app()
         .as_client()

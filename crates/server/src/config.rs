@@ -644,6 +644,21 @@ mod tests {
     }
 
     #[test]
+    fn the_activity_settings_have_flat_environment_names() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ORDO_ACTIVITY_SYNC", "true");
+            jail.set_env("ORDO_ACTIVITY_RETENTION_DAYS", "7");
+            jail.set_env("ORDO_USAGE_CACHE_TTL_MS", "0");
+            let settings = Settings::load(None).map_err(|e| e.to_string())?;
+            assert!(settings.activity.sync);
+            assert_eq!(settings.activity.retention_days, 7);
+            assert_eq!(settings.activity.usage_cache_ttl_ms, 0);
+            assert_eq!(settings.activity.batch_size, 5_000);
+            Ok(())
+        });
+    }
+
+    #[test]
     fn a_toml_file_uses_the_same_sections() {
         figment::Jail::expect_with(|jail| {
             jail.create_file(
