@@ -1,5 +1,6 @@
 //! Black-box tests of the whole service over HTTP, one module per API area.
 
+mod activity;
 mod auth;
 mod baskets;
 mod clients;

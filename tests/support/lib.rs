@@ -80,6 +80,15 @@ impl TestApp {
     /// # Panics
     /// When the application failed while serving or shutting down.
     pub async fn stop(mut self) {
+        self.shut_down().await;
+    }
+
+    /// Stops the application gracefully like [`stop`](Self::stop), keeping this
+    /// handle for assertions on the database afterwards.
+    ///
+    /// # Panics
+    /// When the application failed while serving or shutting down.
+    pub async fn shut_down(&mut self) {
         self.stop.stop(true).await;
         if let Some(finished) = self.finished.take() {
             finished

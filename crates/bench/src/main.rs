@@ -6,6 +6,7 @@
 //! figure to compare across machines and commits; absolute numbers depend on the
 //! machine (load generator, server and database share its cores).
 
+mod hits;
 mod load;
 mod reference;
 mod scenarios;
@@ -67,6 +68,10 @@ struct Cli {
     /// Orders to seed.
     #[arg(long, default_value_t = 10000)]
     orders: usize,
+    /// Raw hits to seed before the run, for `usage-top` and `usage-daily`: compare
+    /// their p99 with 100 000 and with 10 000 000.
+    #[arg(long, default_value_t = 100_000)]
+    seed_hits: u64,
     /// Scenarios to run (default: all).
     #[arg(long, value_enum, value_delimiter = ',')]
     scenarios: Vec<Scenario>,
@@ -106,6 +111,9 @@ struct ScenarioResult {
     ratio: Option<f64>,
     goal: Option<f64>,
     server_peak_rss_mib: Option<f64>,
+    /// `log-batch`: hits stored per second, from the first request until the last
+    /// hit was stored.
+    persisted_hits_per_second: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -118,6 +126,7 @@ struct Report {
     pool_size: usize,
     customers: usize,
     orders: usize,
+    seed_hits: u64,
     results: Vec<ScenarioResult>,
     /// One rate-limit decision in each store.
     rate_limit_round_trip: Vec<store_round_trip::RoundTrip>,
@@ -225,6 +234,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("registering a bench client: {e}"))?;
         bench_keys.push(issued.api_key);
     }
+    match services
+        .auth
+        .create_user(BENCH_ADMIN_EMAIL, BENCH_PASSWORD, Role::Admin)
+        .await
+    {
+        Ok(_) | Err(CreateUserError::EmailTaken) => {}
+        Err(e) => return Err(anyhow::anyhow!("creating the bench administrator: {e}")),
+    }
+    if scenarios
+        .iter()
+        .any(|s| matches!(s, Scenario::UsageTop | Scenario::UsageDaily))
+    {
+        eprintln!("seeding {} raw hits …", cli.seed_hits);
+        hits::seed(&database_url, cli.seed_hits).await?;
+    }
 
     let mut child = None;
     let base_url = match &cli.url {
@@ -236,11 +260,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     };
     let server_pid = child.as_ref().map(Child::id).or(cli.server_pid);
-    let token = login(&base_url).await?;
-    let mut headers = reqwest::header::HeaderMap::new();
-    let mut bearer = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))?;
-    bearer.set_sensitive(true);
-    headers.insert(reqwest::header::AUTHORIZATION, bearer);
+    let bearer = |token: String| -> anyhow::Result<reqwest::header::HeaderMap> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))?;
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+        Ok(headers)
+    };
+    let headers = bearer(login(&base_url, BENCH_EMAIL).await?)?;
+    let admin_headers = bearer(login(&base_url, BENCH_ADMIN_EMAIL).await?)?;
     let keep_alive = |headers| {
         reqwest::Client::builder()
             .pool_max_idle_per_host(cli.concurrency * 2)
@@ -251,6 +279,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let target = Target {
         base_url,
         client: keep_alive(headers)?,
+        admin: keep_alive(admin_headers)?,
         key_clients: bench_keys
             .iter()
             .map(|key| {
@@ -268,10 +297,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut results = Vec::new();
     for scenario in scenarios {
         eprintln!("running {} …", scenario.name());
+        let batch_start = if scenario == Scenario::LogBatch {
+            Some((hits::persisted(&database_url).await?, Instant::now()))
+        } else {
+            None
+        };
         let ordo = scenarios::run_ordo(scenario, &target, shape).await;
+        let persisted_hits_per_second = match batch_start {
+            Some((before, started)) => {
+                let (after, settled) = hits::settled(&database_url).await?;
+                let seconds = settled.duration_since(started).as_secs_f64();
+                #[allow(clippy::cast_precision_loss)] // hit counts are far below 2^52
+                Some((after - before) as f64 / seconds.max(f64::EPSILON))
+            }
+            None => None,
+        };
         let server_peak_rss_mib = server_pid.and_then(peak_rss_mib);
         let reference = scenarios::run_reference(scenario, &target, shape).await;
-        let ratio = if matches!(scenario, Scenario::MeJwt | Scenario::MeKey) {
+        let ratio = if matches!(
+            scenario,
+            Scenario::MeJwt | Scenario::MeKey | Scenario::LogOne
+        ) {
             // ÷ health: what resolving the caller (and, for a user, reading it) costs.
             results
                 .iter()
@@ -292,6 +338,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             ratio,
             goal: scenario.goal(),
             server_peak_rss_mib,
+            persisted_hits_per_second,
         });
     }
 
@@ -311,6 +358,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         pool_size: cli.pool_size,
         customers: cli.customers,
         orders: cli.orders,
+        seed_hits: cli.seed_hits,
         results,
         rate_limit_round_trip,
     };
@@ -380,6 +428,9 @@ fn print_table(report: &Report) {
             _ => "-".into(),
         };
         row(result.scenario, "ordo", &result.ordo, rss, ratio);
+        if let Some(persisted) = result.persisted_hits_per_second {
+            println!("{:<13} persisted {persisted:.0} hits/s (goal ≥ 200000)", "");
+        }
         if let Some(reference) = &result.reference {
             row("", "reference", reference, "-".into(), String::new());
         }
@@ -398,18 +449,19 @@ fn print_table(report: &Report) {
 /// API clients the `me-key` load is spread over.
 const BENCH_CLIENTS: usize = 8;
 const BENCH_EMAIL: &str = "bench@ordo.bench";
+const BENCH_ADMIN_EMAIL: &str = "bench-admin@ordo.bench";
 const BENCH_PASSWORD: &str = "ordo-bench staff password";
 
-/// Logs the bench user in; the access token.
-async fn login(base_url: &str) -> anyhow::Result<String> {
+/// Logs a bench user in; the access token.
+async fn login(base_url: &str, email: &str) -> anyhow::Result<String> {
     let response = reqwest::Client::new()
         .post(format!("{base_url}/v1/auth/login"))
-        .json(&serde_json::json!({"email": BENCH_EMAIL, "password": BENCH_PASSWORD}))
+        .json(&serde_json::json!({"email": email, "password": BENCH_PASSWORD}))
         .send()
         .await?;
     anyhow::ensure!(
         response.status().is_success(),
-        "logging in as {BENCH_EMAIL}: {}",
+        "logging in as {email}: {}",
         response.status()
     );
     let session: serde_json::Value = response.json().await?;
@@ -487,6 +539,9 @@ fn serve_child(database_url: String, pool_size: usize) -> anyhow::Result<()> {
             requests_per_minute: 60_000_000,
             burst: 1_000_000,
         };
+        // The usage scenarios measure the queries behind the figures, not the cache
+        // in front of them.
+        settings.activity.usage_cache_ttl_ms = 0;
         let app = ordo_server::Application::build(settings).await?;
         println!("ORDO_BENCH_PORT={}", app.port());
         app.run_until_stopped().await

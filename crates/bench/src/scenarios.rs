@@ -32,17 +32,31 @@ pub enum Scenario {
     /// `GET /v1/auth/me` with an API key: the cost of resolving a client's key
     /// (from the key cache) and checking its allow-list; reported ÷ `health`.
     MeKey,
+    /// `POST /v1/logs` with one hit, by API key; reported ÷ `health`.
+    LogOne,
+    /// `POST /v1/logs` with arrays of 1 000 hits; its figure is the hits
+    /// persisted per second, counted in the database after the run.
+    LogBatch,
+    /// `GET /v1/usage/top` (administrator), the server's cache off: its p99 with
+    /// few and with many raw hits (`--seed-hits`) is the figure.
+    UsageTop,
+    /// `GET /v1/usage/daily` of every client (administrator), the cache off.
+    UsageDaily,
 }
 
 impl Scenario {
     /// Every scenario, in report order.
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 10] = [
         Self::Health,
         Self::MeJwt,
         Self::MeKey,
         Self::GetOrder,
         Self::ListOrders,
         Self::CreateOrder,
+        Self::LogOne,
+        Self::LogBatch,
+        Self::UsageTop,
+        Self::UsageDaily,
     ];
 
     /// The name used on the command line and in reports.
@@ -54,15 +68,24 @@ impl Scenario {
             Self::CreateOrder => "create-order",
             Self::MeJwt => "me-jwt",
             Self::MeKey => "me-key",
+            Self::LogOne => "log-one",
+            Self::LogBatch => "log-batch",
+            Self::UsageTop => "usage-top",
+            Self::UsageDaily => "usage-daily",
         }
     }
 
     /// The ratio Ordo ÷ reference the scenario aims for.
     pub fn goal(self) -> Option<f64> {
         match self {
-            Self::Health | Self::MeJwt | Self::MeKey => None,
+            Self::Health
+            | Self::MeJwt
+            | Self::MeKey
+            | Self::LogBatch
+            | Self::UsageTop
+            | Self::UsageDaily => None,
             Self::GetOrder | Self::ListOrders => Some(0.5),
-            Self::CreateOrder => Some(0.6),
+            Self::CreateOrder | Self::LogOne => Some(0.6),
         }
     }
 }
@@ -76,6 +99,8 @@ pub struct Target {
     pub client: reqwest::Client,
     /// Keep-alive HTTP clients, each sending another API client's key.
     pub key_clients: Vec<reqwest::Client>,
+    /// A keep-alive HTTP client that sends an administrator's bearer token.
+    pub admin: reqwest::Client,
     /// The reference's connections.
     pub reference: Arc<ReferencePool>,
     /// The seeded data.
@@ -132,6 +157,47 @@ pub async fn run_ordo(scenario: Scenario, target: &Target, shape: LoadShape) -> 
             })
             .await
         }
+        Scenario::LogOne | Scenario::LogBatch => {
+            let body = if scenario == Scenario::LogOne {
+                json!({"endpoint": "/bench/one"}).to_string()
+            } else {
+                serde_json::Value::Array(vec![json!({"endpoint": crate::hits::BATCH_ENDPOINT}); 1000])
+                    .to_string()
+            };
+            drive(shape, move |worker, _| {
+                let t = t.clone();
+                let body = body.clone();
+                async move {
+                    let client = &t.key_clients[worker % t.key_clients.len()];
+                    let sent = client
+                        .post(format!("{}/v1/logs", t.base_url))
+                        .header("content-type", "application/json")
+                        .body(body)
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(response) => {
+                            let accepted = response.status() == reqwest::StatusCode::ACCEPTED;
+                            response.bytes().await.is_ok() && accepted
+                        }
+                        Err(_) => false,
+                    }
+                }
+            })
+            .await
+        }
+        Scenario::UsageTop | Scenario::UsageDaily => {
+            let path = if scenario == Scenario::UsageTop {
+                "/v1/usage/top?hours=24&limit=3"
+            } else {
+                "/v1/usage/daily?days=7"
+            };
+            drive(shape, move |_, _| {
+                let t = t.clone();
+                async move { get_ok(&t.admin, &format!("{}{path}", t.base_url)).await }
+            })
+            .await
+        }
         Scenario::ListOrders => {
             drive(shape, move |worker, n| {
                 let t = t.clone();
@@ -176,7 +242,13 @@ pub async fn run_reference(
 ) -> Option<Measurement> {
     let t = target.clone();
     let measurement = match scenario {
-        Scenario::Health | Scenario::MeJwt | Scenario::MeKey => return None,
+        Scenario::Health
+        | Scenario::MeJwt
+        | Scenario::MeKey
+        | Scenario::LogOne
+        | Scenario::LogBatch
+        | Scenario::UsageTop
+        | Scenario::UsageDaily => return None,
         Scenario::GetOrder => {
             drive(shape, move |worker, n| {
                 let t = t.clone();

@@ -8,6 +8,7 @@
 
 #![warn(missing_docs)]
 
+pub mod activity;
 pub mod auth;
 pub mod baskets;
 pub mod catalog;

@@ -2,6 +2,7 @@
 //! embedded migrations, a connection pool, and a launcher for a private local
 //! cluster used by `ordo serve` without `DATABASE_URL` and by the tests.
 
+mod activity;
 mod baskets;
 mod clients;
 pub mod cluster;
@@ -19,6 +20,7 @@ pub mod sealing;
 mod stock;
 pub mod testing;
 
+pub use activity::PgActivityStore;
 pub use baskets::PgBasketRepository;
 pub use clients::PgClientRepository;
 pub use cluster::{

@@ -12,6 +12,10 @@ use std::time::Duration;
 use actix_web::dev::{Server, ServerHandle};
 use anyhow::Context;
 use ordo_crypto::{Argon2Hasher, DataKeyring, JwtConfig, JwtTokens, RandomApiKeys, RandomTokens};
+use ordo_domain::activity::{
+    ActivityPolicy, ActivityService, ActivitySink, HitStore, RetentionDays, UsageService,
+    UsageStore,
+};
 use ordo_domain::auth::{
     AccessTokens, AuthPolicy, AuthService, PasswordHasher, RefreshTokenStore, TokenSecrets,
     UserRepository,
@@ -30,8 +34,9 @@ use ordo_domain::upstream::{CatalogSource, PaymentGateway, UpstreamMonitor, Upst
 use ordo_domain::{Clock, Currency, IdSource, SystemClock, UuidV7Ids};
 use ordo_postgres::sealing::Pass;
 use ordo_postgres::{
-    PgBasketRepository, PgClientRepository, PgCustomerRepository, PgJobStore, PgOrderRepository,
-    PgPool, PgProductRepository, PgRefreshTokenStore, PgUserRepository, connect_pool,
+    PgActivityStore, PgBasketRepository, PgClientRepository, PgCustomerRepository, PgJobStore,
+    PgOrderRepository, PgPool, PgProductRepository, PgRefreshTokenStore, PgUserRepository,
+    connect_pool,
 };
 use ordo_redis::{Redis, RedisConfig, RedisRateLimits};
 use ordo_upstream::{UpstreamClient, UpstreamConfig};
@@ -39,6 +44,7 @@ use ordo_upstream_sim::{RunningSim, SimConfig, UpstreamSim};
 use secrecy::{ExposeSecret, SecretString};
 use tokio_util::sync::CancellationToken;
 
+use crate::activity_writer::{self, DirectActivitySink, WriterConfig};
 use crate::client_directory::CachedClientDirectory;
 use crate::config::{AuthSettings, RateLimitSettings, SchedulerSettings, Settings};
 use crate::database::{Database, prepare_database};
@@ -49,6 +55,7 @@ use crate::scheduler::{JobRegistry, Scheduler};
 use crate::seed::{self, SeedOutcome};
 use crate::state::AppState;
 use crate::tasks::BackgroundTasks;
+use crate::usage_cache::InMemoryUsageCache;
 
 /// The outside world as the domain sees it: one implementation of each port.
 #[derive(Clone)]
@@ -86,6 +93,13 @@ pub struct Adapters {
     pub rate_limits: Arc<dyn RateLimitStore>,
     /// Scheduled jobs and their runs.
     pub jobs: Arc<dyn JobStore>,
+    /// Raw hits and their hourly counts.
+    pub hit_store: Arc<dyn HitStore>,
+    /// Where hits go: straight to `hit_store` here; the application puts its
+    /// batched writer in.
+    pub activity_sink: Arc<dyn ActivitySink>,
+    /// The hourly counts, for the usage figures.
+    pub usage_store: Arc<dyn UsageStore>,
     /// The external order, payment and catalog API.
     pub upstream: UpstreamPorts,
 }
@@ -146,6 +160,7 @@ impl Adapters {
         #[allow(clippy::expect_used)] // the default configuration is valid
         let no_upstream = UpstreamClient::new(UpstreamConfig::default())
             .expect("the default upstream configuration is valid");
+        let activity = Arc::new(PgActivityStore::new(pool.clone()));
         Self {
             products: Arc::new(PgProductRepository::new(pool.clone())),
             customers: Arc::new(PgCustomerRepository::new(pool.clone(), data_keys)),
@@ -169,6 +184,9 @@ impl Adapters {
             client_directory: Arc::new(PgClientRepository::new(pool.clone())),
             api_keys: Arc::new(RandomApiKeys),
             jobs: Arc::new(PgJobStore::new(pool.clone())),
+            hit_store: activity.clone(),
+            activity_sink: Arc::new(DirectActivitySink::new(activity.clone())),
+            usage_store: activity,
         }
     }
 }
@@ -357,6 +375,12 @@ pub struct Services {
     pub scheduling: SchedulingService,
     /// The currency of products created without one.
     pub default_currency: Currency,
+    /// Recording hits.
+    pub activity: ActivityService,
+    /// Usage figures.
+    pub usage: UsageService,
+    /// How long clients may reuse a usage answer.
+    pub usage_max_age: std::time::Duration,
 }
 
 impl Services {
@@ -389,7 +413,16 @@ impl Services {
             client_directory,
             api_keys,
             jobs,
+            hit_store,
+            activity_sink,
+            usage_store,
         } = adapters.clone();
+        let activity_policy = ActivityPolicy {
+            retention: RetentionDays::new(settings.activity.retention_days)
+                .map_err(|e| anyhow::anyhow!("activity.retention_days: {e}"))?,
+            prepare_days_ahead: settings.activity.prepare_days_ahead,
+        };
+        let usage_max_age = std::time::Duration::from_millis(settings.activity.usage_cache_ttl_ms);
         let policy = AuthPolicy {
             access_ttl: std::time::Duration::from_secs(settings.auth.access_ttl_secs),
             refresh_ttl: std::time::Duration::from_secs(settings.auth.refresh_ttl_secs),
@@ -410,6 +443,18 @@ impl Services {
         )
         .context("auth.api_key_cache_ttl_ms")?;
         Ok(Self {
+            activity: ActivityService::new(
+                activity_sink,
+                hit_store,
+                clock.clone(),
+                activity_policy,
+            ),
+            usage: UsageService::new(
+                usage_store,
+                Arc::new(InMemoryUsageCache::new(usage_max_age)),
+                clock.clone(),
+            ),
+            usage_max_age,
             rate_limits,
             clients: ClientService::new(
                 clients,
@@ -491,6 +536,17 @@ pub fn job_registry(services: &Services) -> anyhow::Result<JobRegistry> {
         Arc::new(crate::jobs::ExpireBaskets(services.baskets.clone())),
     )?;
     Ok(jobs)
+}
+
+fn writer_config(settings: &Settings) -> WriterConfig {
+    let activity = &settings.activity;
+    WriterConfig {
+        capacity: activity.queue_capacity,
+        batch_size: activity.batch_size,
+        flush_interval: Duration::from_millis(activity.flush_interval_ms),
+        durable: activity.sync,
+        max_backoff: Duration::from_millis(activity.max_retry_backoff_ms.max(1)),
+    }
 }
 
 fn rate_policies(settings: &RateLimitSettings) -> anyhow::Result<RatePolicies> {
@@ -642,9 +698,20 @@ impl ApplicationBuilder {
         adapters.upstream = UpstreamPorts::served_by(UpstreamClient::new(
             settings.upstream.adapter_config(upstream_url.clone())?,
         )?);
+        let (activity_sink, activity_writer) =
+            activity_writer::batched(adapters.hit_store.clone(), writer_config(&settings))?;
+        adapters.activity_sink = Arc::new(activity_sink);
         let services = Services::assemble(&adapters, &settings)?;
         bootstrap_admin(&settings, &services.auth).await?;
+        if let Err(e) = services.activity.prepare_storage().await {
+            // Writing a batch makes its days' room itself; this only saves it the wait.
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "could not prepare the storage of hits ahead"
+            );
+        }
         let mut tasks = BackgroundTasks::new();
+        tasks.spawn("activity-writer", move |cancel| activity_writer.run(cancel));
         if let Some(sim) = sandbox_upstream {
             tasks.spawn("sandbox-upstream", move |cancel| async move {
                 cancel.cancelled().await;

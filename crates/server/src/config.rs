@@ -50,6 +50,9 @@ pub struct Settings {
     pub scheduler: SchedulerSettings,
     /// The Redis that several instances share.
     pub redis: RedisSettings,
+    /// Hits: how they are queued and written, how long they are kept, how long
+    /// usage answers are cached.
+    pub activity: ActivitySettings,
     /// `text` or `json` (`ORDO_LOG_FORMAT`).
     pub log_format: LogFormat,
     /// Load sample data on the first start of a new embedded database
@@ -251,6 +254,51 @@ impl Default for AuthSettings {
     }
 }
 
+/// Hits: the writer's queue and batches, retention, and the usage cache.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ActivitySettings {
+    /// Hits held in memory at most, queued or being written; a request that does
+    /// not fit is answered 503 `ingestion_backpressure`
+    /// (`ORDO_ACTIVITY_QUEUE_CAPACITY`, at least 1 000).
+    pub queue_capacity: usize,
+    /// A batch is written once it has this many hits (`ORDO_ACTIVITY_BATCH_SIZE`).
+    pub batch_size: usize,
+    /// …or once its oldest hit has waited this many milliseconds: the most a
+    /// `kill -9` can lose (`ORDO_ACTIVITY_FLUSH_INTERVAL_MS`).
+    pub flush_interval_ms: u64,
+    /// Durable mode: answer `POST /v1/logs` only once its hits are committed
+    /// (`ORDO_ACTIVITY_SYNC`).
+    pub sync: bool,
+    /// Days of raw hits kept; hourly counts are kept longer
+    /// (`ORDO_ACTIVITY_RETENTION_DAYS`).
+    pub retention_days: u32,
+    /// Days ahead whose storage is made ready at start
+    /// (`ORDO_ACTIVITY__PREPARE_DAYS_AHEAD`).
+    pub prepare_days_ahead: u16,
+    /// The longest wait between two attempts at writing a batch while the
+    /// database fails (`ORDO_ACTIVITY__MAX_RETRY_BACKOFF_MS`).
+    pub max_retry_backoff_ms: u64,
+    /// Milliseconds usage answers are cached, and the `max-age` clients are told
+    /// (`ORDO_USAGE_CACHE_TTL_MS`).
+    pub usage_cache_ttl_ms: u64,
+}
+
+impl Default for ActivitySettings {
+    fn default() -> Self {
+        Self {
+            queue_capacity: 100_000,
+            batch_size: 5_000,
+            flush_interval_ms: 100,
+            sync: false,
+            retention_days: 30,
+            prepare_days_ahead: 3,
+            max_retry_backoff_ms: 5_000,
+            usage_cache_ttl_ms: 5_000,
+        }
+    }
+}
+
 /// The external order, payment and catalog API, and how patiently it is called.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
@@ -447,6 +495,7 @@ impl Default for Settings {
             rate_limits: RateLimitSettings::default(),
             scheduler: SchedulerSettings::default(),
             redis: RedisSettings::default(),
+            activity: ActivitySettings::default(),
             log_format: LogFormat::Text,
             sample_data: true,
         }
@@ -588,6 +637,12 @@ const FLAT_ENV_NAMES: &[(&str, &str)] = &[
     ("scheduler_enabled", "scheduler.enabled"),
     ("scheduler_poll_ms", "scheduler.poll_ms"),
     ("scheduler_lease_secs", "scheduler.lease_secs"),
+    ("activity_queue_capacity", "activity.queue_capacity"),
+    ("activity_batch_size", "activity.batch_size"),
+    ("activity_flush_interval_ms", "activity.flush_interval_ms"),
+    ("activity_sync", "activity.sync"),
+    ("activity_retention_days", "activity.retention_days"),
+    ("usage_cache_ttl_ms", "activity.usage_cache_ttl_ms"),
     ("log_format", "log_format"),
     ("sample_data", "sample_data"),
 ];
@@ -662,6 +717,21 @@ mod tests {
             assert_eq!(settings.http.max_connections, 12);
             assert_eq!(settings.orders.spacing_window_minutes, 60);
             assert!(settings.database.url.is_some());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_activity_settings_have_flat_environment_names() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ORDO_ACTIVITY_SYNC", "true");
+            jail.set_env("ORDO_ACTIVITY_RETENTION_DAYS", "7");
+            jail.set_env("ORDO_USAGE_CACHE_TTL_MS", "0");
+            let settings = Settings::load(None).map_err(|e| e.to_string())?;
+            assert!(settings.activity.sync);
+            assert_eq!(settings.activity.retention_days, 7);
+            assert_eq!(settings.activity.usage_cache_ttl_ms, 0);
+            assert_eq!(settings.activity.batch_size, 5_000);
             Ok(())
         });
     }

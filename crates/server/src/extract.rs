@@ -32,16 +32,55 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let is_json = is_json(req.headers());
-        let bytes = web::Bytes::from_request(req, payload);
-        Box::pin(async move {
-            if !is_json {
-                return Err(ApiError::for_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+        read_json(req, payload, |bytes| parse_json(bytes).map(JsonBody))
+    }
+}
+
+/// A JSON request body that is one object or an array of them, read like
+/// [`JsonBody`]; an invalid element is named by its index (`[3].status`).
+#[derive(Debug)]
+pub enum OneOrMany<T> {
+    /// The body was an object.
+    One(T),
+    /// The body was an array.
+    Many(Vec<T>),
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for OneOrMany<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        read_json(req, payload, |bytes| {
+            check_syntax(bytes)?;
+            match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+                Some(b'[') => deserialize_tracked(bytes).map(OneOrMany::Many),
+                Some(b'{') => deserialize_tracked(bytes).map(OneOrMany::One),
+                _ => Err(ApiError::validation(vec![FieldError::new(
+                    "body",
+                    "the body must be a JSON object or an array of objects",
+                )])),
             }
-            let bytes = bytes.await.map_err(|e| body_error(&e))?;
-            parse_json(&bytes).map(JsonBody)
         })
     }
+}
+
+/// Reads a JSON body and parses it with `parse`: 415 unless it is sent as JSON,
+/// 408, 413 or 400 when it cannot be read.
+fn read_json<R: 'static>(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    parse: fn(&[u8]) -> Result<R, ApiError>,
+) -> LocalBoxFuture<'static, Result<R, ApiError>> {
+    let is_json = is_json(req.headers());
+    let bytes = web::Bytes::from_request(req, payload);
+    Box::pin(async move {
+        if !is_json {
+            return Err(ApiError::for_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+        }
+        let bytes = bytes.await.map_err(|e| body_error(&e))?;
+        parse(&bytes)
+    })
 }
 
 /// Whether the request says its body is JSON (`application/json` or
@@ -75,10 +114,7 @@ pub fn body_error(e: &actix_web::Error) -> ApiError {
 
 /// Deserialises a JSON object from `bytes`, tracking the path to a failure.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    // A syntax-only pass first, so that malformed JSON is always 400 even when a
-    // prefix of it would already fail as data (`{}{}`, a truncated object).
-    serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
-        .map_err(|e| ApiError::invalid_json(format!("the body is not valid JSON: {e}")))?;
+    check_syntax(bytes)?;
     // Serde would read an array into a struct field by field, with baffling errors.
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(ApiError::validation(vec![FieldError::new(
@@ -86,6 +122,19 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "the body must be a JSON object",
         )]));
     }
+    deserialize_tracked(bytes)
+}
+
+/// A syntax-only pass, so that malformed JSON is always 400 even when a prefix of
+/// it would already fail as data (`{}{}`, a truncated object).
+fn check_syntax(bytes: &[u8]) -> Result<(), ApiError> {
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+        .map(|_| ())
+        .map_err(|e| ApiError::invalid_json(format!("the body is not valid JSON: {e}")))
+}
+
+/// Deserialises syntactically valid JSON, naming the path to a failure.
+fn deserialize_tracked<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize(&mut deserializer) {
         Ok(value) => {

@@ -13,7 +13,7 @@ use crate::config::HttpSettings;
 use crate::extract::MAX_BODY_BYTES;
 use crate::middleware::client_ip::{self, TrustedProxies};
 use crate::middleware::{
-    body_deadline, head, metrics, principal, problem_body, rate_limit, request_id,
+    activity, body_deadline, head, metrics, principal, problem_body, rate_limit, request_id,
 };
 use crate::problem::{ApiError, FieldError};
 use crate::routing::{AllowedMethods, unrouted};
@@ -41,6 +41,7 @@ pub fn serve(
             .wrap(problem_body::middleware())
             .wrap(from_fn(rate_limit::middleware))
             .wrap(from_fn(body_deadline::middleware))
+            .wrap(from_fn(activity::middleware))
             .wrap(from_fn(principal::middleware))
             .wrap(from_fn(client_ip::middleware))
             .wrap(from_fn(head::middleware))

@@ -2,6 +2,7 @@
 //! to its domain services. Handlers stay thin: extract, call one service method,
 //! map the result.
 
+pub mod activity_writer;
 pub mod app;
 pub mod client_directory;
 pub mod config;
@@ -22,6 +23,7 @@ mod serde_ext;
 pub mod state;
 pub mod tasks;
 pub mod telemetry;
+pub mod usage_cache;
 
 pub use app::{Adapters, Application, ApplicationBuilder, Services, StopHandle, UpstreamPorts};
 pub use config::{AuthSettings, LogFormat, Settings, UpstreamSettings};

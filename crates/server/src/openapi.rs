@@ -32,6 +32,7 @@ use crate::routes::{self, Problem};
         (name = "orders", description = "Orders"),
         (name = "baskets", description = "Baskets: persisted, priced from the catalog"),
         (name = "jobs", description = "Scheduled jobs and their runs (administrators only)"),
+        (name = "activity", description = "Hits reported by API clients, and usage figures"),
     )
 )]
 struct ApiDoc;
@@ -43,7 +44,23 @@ pub const BEARER: &str = "bearer";
 pub const API_KEY: &str = "api_key";
 
 /// The routes API clients may call with their key besides users with a token.
-const CLIENT_ROUTES: &[&str] = &["/v1/auth/me"];
+const CLIENT_ROUTES: &[&str] = &[
+    "/v1/auth/me",
+    "/v1/logs",
+    "/api/logs",
+    "/v1/usage/daily",
+    "/api/usage/daily",
+];
+
+/// The routes whose answers a client may cache: `ETag` and `Cache-Control` on
+/// 200, and 304 for an `If-None-Match` naming the current tag.
+const CACHEABLE_ROUTES: &[&str] = &[
+    "/v1/usage/daily",
+    "/api/usage/daily",
+    "/v1/usage/top",
+    "/api/usage/top",
+    "/v1/usage/hourly",
+];
 
 /// The routes open to anyone besides the operations routes: those that obtain or
 /// end a session.
@@ -192,10 +209,14 @@ fn complete_path(path: &str, item: &mut PathItem) {
         (&mut item.patch, true),
         (&mut item.delete, false),
     ];
+    let cacheable = CACHEABLE_ROUTES.contains(&path);
     for (operation, conditional) in operations {
         if let Some(operation) = operation {
             if protected {
                 protect(operation, for_clients);
+            }
+            if cacheable {
+                make_cacheable(operation);
             }
             complete_operation(operation, shared, conditional);
         }
@@ -235,6 +256,41 @@ fn protect(operation: &mut Operation, for_clients: bool) {
             "`forbidden`: the caller's role (or an API client) may not do this; `ip_not_allowed`: an API client calling from outside its allow-list",
         ))
     });
+}
+
+/// Documents validation by `ETag`: `If-None-Match`, the headers of a 200, and 304.
+fn make_cacheable(operation: &mut Operation) {
+    let mut if_none_match = Parameter::new("If-None-Match");
+    if_none_match.parameter_in = ParameterIn::Header;
+    if_none_match.required = Required::False;
+    if_none_match.description =
+        Some("`ETag`s of answers held (or `*`); when one is current, 304 without a body".into());
+    if_none_match.schema = Some(ObjectBuilder::new().schema_type(Type::String).into());
+    operation
+        .parameters
+        .get_or_insert_with(Vec::new)
+        .push(RefOr::T(if_none_match));
+    let headers = [
+        ("ETag", "A digest of the body"),
+        (
+            "Cache-Control",
+            "`private, max-age=<seconds>`: how long the answer may be reused",
+        ),
+    ];
+    let responses = &mut operation.responses.responses;
+    let mut not_modified = ResponseBuilder::new()
+        .description("`If-None-Match` names the current `ETag`: the held answer is still good")
+        .build();
+    for (name, description) in headers {
+        not_modified
+            .headers
+            .insert(name.into(), RefOr::T(string_header(description)));
+        if let Some(RefOr::T(ok)) = responses.get_mut("200") {
+            ok.headers
+                .insert(name.into(), RefOr::T(string_header(description)));
+        }
+    }
+    responses.insert("304".to_owned(), RefOr::T(not_modified));
 }
 
 fn complete_operation(operation: &mut Operation, shared: Shared, conditional: bool) {
@@ -484,7 +540,7 @@ fn string(pattern: String, nullable: bool) -> Object {
 
 /// Free text as the domain's `parse_text` takes it: 1 to `max` characters after
 /// trimming, no control characters.
-fn text(max: usize, nullable: bool) -> Object {
+pub(crate) fn text(max: usize, nullable: bool) -> Object {
     let inner = max - 2;
     string(
         format!("^{WS}*{SOLID}(?:{PRINTABLE}{{0,{inner}}}{SOLID})?{WS}*$"),
@@ -665,6 +721,37 @@ mod tests {
         assert!(json["paths"]["/api/register"]["post"].is_object());
         assert!(json["paths"]["/v1/clients/{id}/rotate-key"]["post"].is_object());
         assert!(json["paths"]["/v1/orders/{id_or_number}"].is_null());
+    }
+
+    #[test]
+    fn usage_answers_are_documented_as_cacheable_and_logs_as_reachable_with_a_key() {
+        let json = serde_json::to_value(openapi()).expect("the document serialises");
+        for path in CACHEABLE_ROUTES {
+            let get = &json["paths"][path]["get"];
+            assert!(
+                get["responses"]["304"]["headers"]["ETag"].is_object(),
+                "{path}"
+            );
+            assert!(
+                get["responses"]["200"]["headers"]["Cache-Control"].is_object(),
+                "{path}"
+            );
+            assert!(
+                get["parameters"]
+                    .as_array()
+                    .expect("parameters")
+                    .iter()
+                    .any(|p| p["name"] == "If-None-Match"),
+                "{path}"
+            );
+        }
+        let logs = &json["paths"]["/v1/logs"]["post"];
+        assert!(logs["security"][1][API_KEY].is_array());
+        assert!(logs["responses"]["503"]["headers"]["Retry-After"].is_object());
+        assert_eq!(
+            json["components"]["schemas"]["HitInput"]["properties"]["endpoint"]["type"],
+            "string"
+        );
     }
 
     #[test]

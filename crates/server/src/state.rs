@@ -1,6 +1,9 @@
 //! What every handler can reach.
 
+use std::time::Duration;
+
 use ordo_domain::Currency;
+use ordo_domain::activity::{ActivityService, UsageService};
 use ordo_domain::auth::AuthService;
 use ordo_domain::baskets::BasketService;
 use ordo_domain::catalog::CatalogService;
@@ -38,6 +41,12 @@ pub struct AppState {
     pub run_now: RunNow,
     /// The currency of products created without one.
     pub default_currency: Currency,
+    /// Recording hits.
+    pub activity: ActivityService,
+    /// Usage figures.
+    pub usage: UsageService,
+    /// How long clients may reuse a usage answer (`Cache-Control: max-age`).
+    pub usage_max_age: Duration,
     /// The pool, for readiness checks.
     pub pool: PgPool,
     /// Renders `/metrics`.
@@ -67,6 +76,9 @@ impl AppState {
             clients,
             scheduling,
             default_currency,
+            activity,
+            usage,
+            usage_max_age,
         } = services;
         Self {
             catalog,
@@ -79,6 +91,9 @@ impl AppState {
             scheduling,
             run_now: RunNow::default(),
             default_currency,
+            activity,
+            usage,
+            usage_max_age,
             pool,
             metrics,
             tasks,

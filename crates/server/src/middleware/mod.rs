@@ -1,8 +1,9 @@
 //! Cross-cutting request handling, one concern per file. Applied in this order,
 //! outermost first: request id and span, metrics, HEAD as GET, the client's
-//! address, the caller's credentials, the body deadline, rate limits, then problem
-//! documents for bare errors.
+//! address, the caller's credentials, the activity record, the body deadline,
+//! rate limits, then problem documents for bare errors.
 
+pub mod activity;
 pub mod body_deadline;
 pub mod client_ip;
 pub mod head;

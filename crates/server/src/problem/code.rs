@@ -88,6 +88,7 @@ problem_codes! {
     OrderNumbersExhausted => ("order_numbers_exhausted", SERVICE_UNAVAILABLE, "Order numbers exhausted"),
     NotReady => ("not_ready", SERVICE_UNAVAILABLE, "Not ready"),
     RateLimitsUnavailable => ("rate_limits_unavailable", SERVICE_UNAVAILABLE, "Rate limits unavailable"),
+    IngestionBackpressure => ("ingestion_backpressure", SERVICE_UNAVAILABLE, "Ingestion backpressure"),
 }
 
 impl ProblemCode {

@@ -12,6 +12,7 @@ use ordo_domain::{Dependency, Unavailable};
 
 use crate::middleware::request_id as request_context;
 
+mod activity;
 mod auth;
 mod clients;
 mod code;

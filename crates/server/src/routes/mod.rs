@@ -6,8 +6,10 @@ pub mod clients;
 pub mod customers;
 pub mod health;
 pub mod jobs;
+pub mod logs;
 pub mod orders;
 pub mod products;
+pub mod usage;
 pub mod users;
 
 use serde::Serialize;
@@ -29,7 +31,9 @@ pub fn v1(config: &mut ServiceConfig) {
             .configure(customers::routes)
             .configure(orders::routes)
             .configure(baskets::routes)
-            .configure(jobs::routes),
+            .configure(jobs::routes)
+            .configure(logs::routes)
+            .configure(usage::routes),
     );
 }
 
@@ -60,5 +64,7 @@ pub fn register(config: &mut ServiceConfig) {
         .service(health::readyz)
         .service(health::metrics)
         .configure(clients::aliases)
+        .configure(logs::aliases)
+        .configure(usage::aliases)
         .configure(v1);
 }

@@ -1,0 +1,272 @@
+//! The activity store against a real cluster, a fresh database per test.
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use ordo_crypto::RandomApiKeys;
+use ordo_domain::activity::{
+    Endpoint, Hit, HitBatch, HitMethod, HitPrincipal, HitSource, HitStatus, HitStore,
+    PrincipalKind, UsageStore,
+};
+use ordo_domain::clients::{
+    ApiKeys, ClientId, ClientName, ClientRateLimit, ClientRecord, ClientRepository, IpAllowList,
+    NewClient,
+};
+use ordo_domain::customers::Email;
+use ordo_postgres::testing::{count, fresh_database};
+use ordo_postgres::{PgActivityStore, PgClientRepository, PgPool};
+use uuid::Uuid;
+
+async fn store() -> (PgActivityStore, PgClientRepository, PgPool) {
+    let pool = fresh_database()
+        .await
+        .expect("test database")
+        .pool(8)
+        .expect("pool");
+    (
+        PgActivityStore::new(pool.clone()),
+        PgClientRepository::new(pool.clone()),
+        pool,
+    )
+}
+
+async fn register(clients: &PgClientRepository, id: u128, name: &str) -> ClientId {
+    let key = RandomApiKeys.new_key();
+    let id = ClientId::from_uuid(Uuid::from_u128(id));
+    clients
+        .insert(ClientRecord {
+            id,
+            client: NewClient {
+                name: ClientName::parse(name).expect("name"),
+                email: Email::parse("robot@example.com").expect("email"),
+                ip_allowlist: IpAllowList::default(),
+                rate_limit: ClientRateLimit::default(),
+            },
+            key_digest: RandomApiKeys.digest(&key),
+            key_prefix: key.prefix().to_owned(),
+            at: Utc::now(),
+        })
+        .await
+        .expect("registered");
+    id
+}
+
+fn client(id: ClientId) -> HitPrincipal {
+    HitPrincipal::new(PrincipalKind::Client, id.as_uuid())
+}
+
+fn hit(principal: HitPrincipal, at: DateTime<Utc>) -> Hit {
+    Hit {
+        principal,
+        occurred_at: at,
+        method: HitMethod::Post,
+        endpoint: Endpoint::parse("/v1/orders/{id}").expect("endpoint"),
+        status: Some(HitStatus::new(201).expect("status")),
+        latency: Some(std::time::Duration::from_micros(1500)),
+        ip: Some("203.0.113.9".parse().expect("ip")),
+        source: HitSource::Observed,
+    }
+}
+
+fn at(day: u32, hour: u32, minute: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, day, hour, minute, 0)
+        .single()
+        .expect("an instant")
+}
+
+#[tokio::test]
+async fn a_batch_is_stored_raw_and_counted_per_hour_and_a_retry_counts_nothing_twice() {
+    let (store, clients, pool) = store().await;
+    let a = client(register(&clients, 1, "A").await);
+    let batch = HitBatch::new(
+        Uuid::now_v7(),
+        vec![
+            hit(a, at(9, 10, 0)),
+            hit(a, at(9, 10, 59)),
+            hit(a, at(9, 11, 0)),
+            hit(a, at(10, 0, 0)),
+        ],
+    );
+
+    store.write(&batch).await.expect("written");
+    store.write(&batch).await.expect("the retry is a no-op");
+
+    assert_eq!(
+        count(&pool, "SELECT count(*) AS n FROM activity_hits")
+            .await
+            .unwrap(),
+        4
+    );
+    assert_eq!(
+        count(&pool, "SELECT count(*) AS n FROM activity_hits WHERE ip = '203.0.113.9' AND latency_us = 1500 AND status = 201").await.unwrap(),
+        4
+    );
+    let hourly = store
+        .hourly(at(9, 0, 0), at(11, 0, 0), None)
+        .await
+        .expect("hourly");
+    let seen: Vec<_> = hourly.iter().map(|c| (c.hour, c.requests)).collect();
+    assert_eq!(
+        seen,
+        [(at(9, 10, 0), 2), (at(9, 11, 0), 1), (at(10, 0, 0), 1)]
+    );
+    // Two days, two partitions, made on demand.
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) AS n FROM pg_inherits WHERE inhparent = 'activity_hits'::regclass"
+        )
+        .await
+        .unwrap(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn concurrent_writers_of_the_same_counters_add_up() {
+    let (store, clients, pool) = store().await;
+    let a = client(register(&clients, 1, "A").await);
+    let store = std::sync::Arc::new(store);
+    let writers: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let hits = (0..250).map(|_| hit(a, at(9, 10, 0))).collect();
+                store.write(&HitBatch::new(Uuid::now_v7(), hits)).await
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.expect("joined").expect("written");
+    }
+
+    assert_eq!(
+        count(&pool, "SELECT count(*) AS n FROM activity_hits")
+            .await
+            .unwrap(),
+        2000
+    );
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT sum(requests)::int8 AS n FROM activity_hourly"
+        )
+        .await
+        .unwrap(),
+        2000
+    );
+}
+
+#[tokio::test]
+async fn the_top_clients_are_ordered_by_hits_then_id_within_the_window() {
+    let (store, clients, _) = store().await;
+    let a = register(&clients, 3, "A").await;
+    let b = register(&clients, 1, "B").await;
+    let c = register(&clients, 2, "C").await;
+    let mut hits = Vec::new();
+    hits.extend((0..3).map(|_| hit(client(a), at(9, 10, 0))));
+    hits.extend((0..3).map(|_| hit(client(b), at(9, 11, 0))));
+    hits.extend((0..2).map(|_| hit(client(c), at(9, 10, 30))));
+    // Outside the window: before it, and after it.
+    hits.extend((0..9).map(|_| hit(client(c), at(9, 9, 59))));
+    hits.extend((0..9).map(|_| hit(client(c), at(9, 12, 0))));
+    store
+        .write(&HitBatch::new(Uuid::now_v7(), hits))
+        .await
+        .expect("written");
+
+    let top = store
+        .top_clients(at(9, 10, 0), at(9, 12, 0), 2)
+        .await
+        .expect("top");
+
+    let seen: Vec<_> = top.iter().map(|t| (t.client.id, t.requests)).collect();
+    assert_eq!(seen, [(b, 3), (a, 3)]);
+    assert_eq!(top[1].client.name, "A");
+}
+
+#[tokio::test]
+async fn daily_counts_sum_the_hours_of_each_utc_day_of_one_client_or_all() {
+    let (store, clients, _) = store().await;
+    let a = register(&clients, 1, "A").await;
+    let b = register(&clients, 2, "B").await;
+    let hits = vec![
+        hit(client(a), at(8, 23, 59)),
+        hit(client(a), at(9, 0, 0)),
+        hit(client(a), at(9, 23, 0)),
+        hit(client(b), at(9, 1, 0)),
+        hit(
+            HitPrincipal::new(PrincipalKind::User, Uuid::from_u128(1)),
+            at(9, 1, 0),
+        ),
+    ];
+    store
+        .write(&HitBatch::new(Uuid::now_v7(), hits))
+        .await
+        .expect("written");
+
+    let mut all = store
+        .client_days(None, at(8, 0, 0), at(10, 0, 0))
+        .await
+        .expect("days");
+    all.sort_by_key(|c| (c.client, c.day));
+    let only_a = store
+        .client_days(Some(a), at(8, 0, 0), at(10, 0, 0))
+        .await
+        .expect("days");
+
+    let day = |d| NaiveDate::from_ymd_opt(2026, 3, d).expect("day");
+    let seen: Vec<_> = all.iter().map(|c| (c.client, c.day, c.requests)).collect();
+    assert_eq!(seen, [(a, day(8), 1), (a, day(9), 2), (b, day(9), 1)]);
+    assert_eq!(only_a.len(), 2);
+    let labels = store.clients(Some(b)).await.expect("labels");
+    assert_eq!(labels.len(), 1);
+    assert_eq!(labels[0].name, "B");
+}
+
+#[tokio::test]
+async fn pruning_drops_the_partitions_before_the_first_kept_day_and_keeps_the_counts() {
+    let (store, clients, pool) = store().await;
+    let a = client(register(&clients, 1, "A").await);
+    let day = |d| NaiveDate::from_ymd_opt(2026, 3, d).expect("day");
+    store.prepare(day(1), day(12)).await.expect("prepared");
+    store
+        .write(&HitBatch::new(
+            Uuid::now_v7(),
+            vec![
+                hit(a, at(1, 5, 0)),
+                hit(a, at(9, 5, 0)),
+                hit(a, at(10, 5, 0)),
+            ],
+        ))
+        .await
+        .expect("written");
+
+    let dropped = store.prune(day(10)).await.expect("pruned");
+
+    assert_eq!(dropped, (1..10).map(day).collect::<Vec<_>>());
+    assert_eq!(
+        count(&pool, "SELECT count(*) AS n FROM activity_hits")
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT sum(requests)::int8 AS n FROM activity_hourly"
+        )
+        .await
+        .unwrap(),
+        3
+    );
+    // A late hit of a pruned day finds its partition made again.
+    store
+        .write(&HitBatch::new(Uuid::now_v7(), vec![hit(a, at(9, 6, 0))]))
+        .await
+        .expect("written after pruning");
+    assert_eq!(
+        count(&pool, "SELECT count(*) AS n FROM activity_hits")
+            .await
+            .unwrap(),
+        2
+    );
+}
