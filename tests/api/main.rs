@@ -2,6 +2,7 @@
 
 mod auth;
 mod baskets;
+mod checkout;
 mod clients;
 mod concurrency;
 mod customers;

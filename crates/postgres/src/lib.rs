@@ -3,10 +3,12 @@
 //! cluster used by `ordo serve` without `DATABASE_URL` and by the tests.
 
 mod baskets;
+mod checkout;
 mod clients;
 pub mod cluster;
 mod customers;
 mod errors;
+mod idempotency;
 pub mod installation;
 mod migrate;
 mod orders;
@@ -18,11 +20,13 @@ mod stock;
 pub mod testing;
 
 pub use baskets::PgBasketRepository;
+pub use checkout::PgCheckoutStore;
 pub use clients::PgClientRepository;
 pub use cluster::{
     ClusterError, ClusterHealth, Durability, LocalCluster, LocalClusterConfig, Supervisor,
 };
 pub use customers::PgCustomerRepository;
+pub use idempotency::PgIdempotencyStore;
 pub use migrate::run_migrations;
 pub use orders::{INSERT_NUMBERED_ORDER, PgOrderRepository};
 pub use pool::{PgPool, PoolConfig, connect_pool, ping};

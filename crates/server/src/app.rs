@@ -18,8 +18,12 @@ use ordo_domain::auth::{
 };
 use ordo_domain::baskets::{BasketPolicy, BasketRepository, BasketService, BasketTtl};
 use ordo_domain::catalog::{CatalogService, ProductRepository};
+use ordo_domain::checkout::{
+    CheckoutPolicy, CheckoutPorts, CheckoutService, CheckoutStore, Outbox,
+};
 use ordo_domain::clients::{ApiKeys, ClientDirectory, ClientRepository, ClientService};
 use ordo_domain::customers::{CustomerRepository, CustomerService};
+use ordo_domain::idempotency::{IdempotencyService, IdempotencyStore};
 use ordo_domain::orders::{OrderPolicy, OrderRepository, OrderService, SpacingWindow};
 use ordo_domain::ratelimit::{RateLimitStore, RateLimiter, RatePolicies};
 use ordo_domain::sealing::FieldCipher;
@@ -27,8 +31,9 @@ use ordo_domain::upstream::{CatalogSource, PaymentGateway, UpstreamMonitor, Upst
 use ordo_domain::{Clock, Currency, IdSource, SystemClock, UuidV7Ids};
 use ordo_postgres::sealing::Pass;
 use ordo_postgres::{
-    PgBasketRepository, PgClientRepository, PgCustomerRepository, PgOrderRepository, PgPool,
-    PgProductRepository, PgRefreshTokenStore, PgUserRepository, connect_pool,
+    PgBasketRepository, PgCheckoutStore, PgClientRepository, PgCustomerRepository,
+    PgIdempotencyStore, PgOrderRepository, PgPool, PgProductRepository, PgRefreshTokenStore,
+    PgUserRepository, connect_pool,
 };
 use ordo_upstream::{UpstreamClient, UpstreamConfig};
 use ordo_upstream_sim::{RunningSim, SimConfig, UpstreamSim};
@@ -56,6 +61,12 @@ pub struct Adapters {
     pub orders: Arc<dyn OrderRepository>,
     /// Baskets.
     pub baskets: Arc<dyn BasketRepository>,
+    /// Checkout's unit of work.
+    pub checkout_store: Arc<dyn CheckoutStore>,
+    /// Deliveries to the upstream.
+    pub outbox: Arc<dyn Outbox>,
+    /// Idempotency keys.
+    pub idempotency: Arc<dyn IdempotencyStore>,
     /// The time.
     pub clock: Arc<dyn Clock>,
     /// New ids.
@@ -144,6 +155,9 @@ impl Adapters {
             customers: Arc::new(PgCustomerRepository::new(pool.clone(), data_keys)),
             orders: Arc::new(PgOrderRepository::new(pool.clone())),
             baskets: Arc::new(PgBasketRepository::new(pool.clone())),
+            checkout_store: Arc::new(PgCheckoutStore::new(pool.clone())),
+            outbox: Arc::new(PgCheckoutStore::new(pool.clone())),
+            idempotency: Arc::new(PgIdempotencyStore::new(pool.clone())),
             clock: Arc::new(SystemClock),
             ids: Arc::new(UuidV7Ids),
             users: Arc::new(RecentUsers::new(
@@ -339,6 +353,10 @@ pub struct Services {
     pub orders: OrderService,
     /// Baskets.
     pub baskets: BasketService,
+    /// Checkout, its reconciliation and its outbox.
+    pub checkout: CheckoutService,
+    /// Idempotency keys.
+    pub idempotency: IdempotencyService,
     /// Users, logins and tokens.
     pub auth: AuthService,
     /// Rate limits.
@@ -366,6 +384,9 @@ impl Services {
             customers,
             orders,
             baskets,
+            checkout_store,
+            outbox,
+            idempotency,
             clock,
             ids,
             users,
@@ -373,7 +394,7 @@ impl Services {
             password_hasher,
             access_tokens,
             token_secrets,
-            upstream: _,
+            upstream,
             rate_limits,
             clients,
             client_directory,
@@ -398,7 +419,32 @@ impl Services {
             settings.auth.api_key_cache_capacity,
         )
         .context("auth.api_key_cache_ttl_ms")?;
+        let checkout_policy = CheckoutPolicy {
+            spacing,
+            basket_ttl,
+            // A request calls the upstream twice, each call within its deadline.
+            lease: chrono::TimeDelta::milliseconds(
+                i64::try_from(settings.upstream.deadline_ms.saturating_mul(3)).unwrap_or(i64::MAX),
+            ),
+            circuit_retry_after: std::time::Duration::from_millis(
+                settings.upstream.breaker_open_ms,
+            ),
+            ..CheckoutPolicy::default()
+        };
         Ok(Self {
+            checkout: CheckoutService::new(
+                CheckoutPorts {
+                    store: checkout_store,
+                    outbox,
+                    upstream_orders: upstream.orders,
+                    payments: upstream.payments,
+                    monitor: upstream.monitor,
+                    clock: clock.clone(),
+                    ids: ids.clone(),
+                },
+                checkout_policy,
+            ),
+            idempotency: IdempotencyService::new(idempotency, clock.clone()),
             rate_limits,
             clients: ClientService::new(
                 clients,
@@ -592,6 +638,10 @@ impl ApplicationBuilder {
                 Ok(())
             });
             cluster.health()
+        });
+        let dispatcher = services.checkout.clone();
+        tasks.spawn("outbox-dispatcher", move |cancel| {
+            crate::dispatcher::run(dispatcher, cancel)
         });
         for start in extra_tasks {
             start(&mut tasks);

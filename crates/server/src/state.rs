@@ -4,8 +4,10 @@ use ordo_domain::Currency;
 use ordo_domain::auth::AuthService;
 use ordo_domain::baskets::BasketService;
 use ordo_domain::catalog::CatalogService;
+use ordo_domain::checkout::CheckoutService;
 use ordo_domain::clients::ClientService;
 use ordo_domain::customers::CustomerService;
+use ordo_domain::idempotency::IdempotencyService;
 use ordo_domain::orders::OrderService;
 use ordo_domain::ratelimit::RateLimiter;
 use ordo_postgres::PgPool;
@@ -24,6 +26,10 @@ pub struct AppState {
     pub orders: OrderService,
     /// Baskets.
     pub baskets: BasketService,
+    /// Checkout, its reconciliation and its outbox.
+    pub checkout: CheckoutService,
+    /// Idempotency keys.
+    pub idempotency: IdempotencyService,
     /// Users, logins and tokens.
     pub auth: AuthService,
     /// Rate limits.
@@ -56,6 +62,8 @@ impl AppState {
             customers,
             orders,
             baskets,
+            checkout,
+            idempotency,
             auth,
             rate_limits,
             clients,
@@ -66,6 +74,8 @@ impl AppState {
             customers,
             orders,
             baskets,
+            checkout,
+            idempotency,
             auth,
             rate_limits,
             clients,

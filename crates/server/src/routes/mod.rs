@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod baskets;
+pub mod checkout;
 pub mod clients;
 pub mod customers;
 pub mod health;
@@ -27,7 +28,8 @@ pub fn v1(config: &mut ServiceConfig) {
             .configure(products::routes)
             .configure(customers::routes)
             .configure(orders::routes)
-            .configure(baskets::routes),
+            .configure(baskets::routes)
+            .configure(checkout::routes),
     );
 }
 

@@ -193,7 +193,10 @@ pub struct OrderListQuery {
     pub to: Option<String>,
 }
 
-fn order_response(mut builder: actix_web::HttpResponseBuilder, order: &Order) -> HttpResponse {
+pub(super) fn order_response(
+    mut builder: actix_web::HttpResponseBuilder,
+    order: &Order,
+) -> HttpResponse {
     etag(&mut builder, order.version()).json(OrderView::from(order))
 }
 
