@@ -126,6 +126,7 @@ async fn a_healthy_checkout_charges_the_total_once_and_the_dispatcher_completes_
     assert_eq!(order["status"], "paid");
     assert_eq!(order["total_minor"], 2_500);
     assert_eq!(order["payment"]["status"], "completed");
+    assert_eq!(order["fulfillment"]["status"], "pending");
     assert!(order["payment"]["reference"].is_string(), "{order}");
     assert_eq!(
         reply.header("location"),
@@ -145,6 +146,19 @@ async fn a_healthy_checkout_charges_the_total_once_and_the_dispatcher_completes_
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(completed, "the upstream order was completed");
+    let mut fulfillment = Value::Null;
+    for _ in 0..20 {
+        fulfillment =
+            app.get(&format!("/v1/orders/{}", id_of(order))).await.body["fulfillment"].clone();
+        if fulfillment["status"] == "completed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        fulfillment,
+        json!({"status": "completed", "reference": id_of(order), "attempts": 1})
+    );
     assert_eq!(
         app.count("SELECT count(*) AS n FROM outbox WHERE status = 'delivered' AND attempts = 1")
             .await,

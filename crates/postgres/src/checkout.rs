@@ -255,6 +255,20 @@ impl CheckoutStore for PgCheckoutStore {
                                 .await?
                         }
                     };
+                    let order_row = if progressed && update.to == CheckoutState::OrderPlacedUpstream
+                    {
+                        // The upstream order's id is ours.
+                        diesel::update(orders::table.find(id.as_uuid()))
+                            .set((
+                                orders::fulfillment_status.eq("pending"),
+                                orders::fulfillment_reference.eq(id.as_uuid().to_string()),
+                            ))
+                            .returning(OrderRow::as_returning())
+                            .get_result(conn)
+                            .await?
+                    } else {
+                        order_row
+                    };
                     let lines = lines_of(conn, id).await?;
                     let order = crate::orders::assemble(order_row, lines).map_err(TxError::Rule)?;
                     if failing {
@@ -401,18 +415,7 @@ impl Outbox for PgCheckoutStore {
     }
 
     async fn delivered(&self, id: Uuid, at: DateTime<Utc>) -> anyhow::Result<()> {
-        let mut conn = checkout(&self.pool).await?;
-        diesel::update(outbox::table.find(id))
-            .set((
-                outbox::status.eq("delivered"),
-                outbox::attempts.eq(outbox::attempts + 1),
-                outbox::delivered_at.eq(at),
-                outbox::next_attempt_at.eq(None::<DateTime<Utc>>),
-            ))
-            .execute(&mut conn)
-            .await
-            .doing("recording a delivery")
-            .map(drop)
+        self.after_attempt(id, Attempt::Delivered(at)).await
     }
 
     async fn retry_later(
@@ -421,32 +424,19 @@ impl Outbox for PgCheckoutStore {
         error: String,
         next_attempt_at: DateTime<Utc>,
     ) -> anyhow::Result<()> {
-        let mut conn = checkout(&self.pool).await?;
-        diesel::update(outbox::table.find(id))
-            .set((
-                outbox::attempts.eq(outbox::attempts + 1),
-                outbox::last_error.eq(error),
-                outbox::next_attempt_at.eq(next_attempt_at),
-            ))
-            .execute(&mut conn)
-            .await
-            .doing("recording a failed delivery")
-            .map(drop)
+        self.after_attempt(
+            id,
+            Attempt::Failed {
+                error,
+                next_attempt_at,
+            },
+        )
+        .await
     }
 
-    async fn abandon(&self, id: Uuid, error: String, _at: DateTime<Utc>) -> anyhow::Result<()> {
-        let mut conn = checkout(&self.pool).await?;
-        diesel::update(outbox::table.find(id))
-            .set((
-                outbox::status.eq("abandoned"),
-                outbox::attempts.eq(outbox::attempts + 1),
-                outbox::last_error.eq(error),
-                outbox::next_attempt_at.eq(None::<DateTime<Utc>>),
-            ))
-            .execute(&mut conn)
+    async fn abandon(&self, id: Uuid, error: String, at: DateTime<Utc>) -> anyhow::Result<()> {
+        self.after_attempt(id, Attempt::Abandoned { error, at })
             .await
-            .doing("giving a delivery up")
-            .map(drop)
     }
 
     async fn backlog(&self) -> anyhow::Result<OutboxBacklog> {
@@ -464,5 +454,105 @@ impl Outbox for PgCheckoutStore {
             pending: u64::try_from(pending)?,
             oldest_pending_since: oldest,
         })
+    }
+}
+
+/// How a delivery attempt ended.
+enum Attempt {
+    Delivered(DateTime<Utc>),
+    Failed {
+        error: String,
+        next_attempt_at: DateTime<Utc>,
+    },
+    Abandoned {
+        error: String,
+        at: DateTime<Utc>,
+    },
+}
+
+impl PgCheckoutStore {
+    /// Records a delivery attempt on the outbox row and, in the same transaction,
+    /// on its order's fulfilment (the status once delivered or given up, the
+    /// attempts always), so the order shows how its completion upstream goes.
+    async fn after_attempt(&self, id: Uuid, attempt: Attempt) -> anyhow::Result<()> {
+        let mut conn = checkout(&self.pool).await?;
+        conn.transaction(async |conn| -> QueryResult<()> {
+            let row = outbox::table.find(id);
+            let (order_id, attempts, settled): (Uuid, i32, Option<(String, DateTime<Utc>)>) =
+                match attempt {
+                    Attempt::Delivered(at) => {
+                        let (order_id, attempts, target): (Uuid, i32, Option<String>) =
+                            diesel::update(row)
+                                .set((
+                                    outbox::status.eq("delivered"),
+                                    outbox::attempts.eq(outbox::attempts + 1),
+                                    outbox::delivered_at.eq(at),
+                                    outbox::next_attempt_at.eq(None::<DateTime<Utc>>),
+                                ))
+                                .returning((
+                                    outbox::order_id,
+                                    outbox::attempts,
+                                    outbox::target_status,
+                                ))
+                                .get_result(conn)
+                                .await?;
+                        (order_id, attempts, target.map(|t| (t, at)))
+                    }
+                    Attempt::Failed {
+                        error,
+                        next_attempt_at,
+                    } => {
+                        let (order_id, attempts) = diesel::update(row)
+                            .set((
+                                outbox::attempts.eq(outbox::attempts + 1),
+                                outbox::last_error.eq(error),
+                                outbox::next_attempt_at.eq(next_attempt_at),
+                            ))
+                            .returning((outbox::order_id, outbox::attempts))
+                            .get_result(conn)
+                            .await?;
+                        (order_id, attempts, None)
+                    }
+                    Attempt::Abandoned { error, at } => {
+                        let (order_id, attempts) = diesel::update(row)
+                            .set((
+                                outbox::status.eq("abandoned"),
+                                outbox::attempts.eq(outbox::attempts + 1),
+                                outbox::last_error.eq(error),
+                                outbox::next_attempt_at.eq(None::<DateTime<Utc>>),
+                            ))
+                            .returning((outbox::order_id, outbox::attempts))
+                            .get_result(conn)
+                            .await?;
+                        (order_id, attempts, Some(("abandoned".to_owned(), at)))
+                    }
+                };
+            let order = orders::table.find(order_id);
+            match settled {
+                Some((status, at)) => {
+                    diesel::update(order)
+                        .set((
+                            orders::fulfillment_status.eq(status),
+                            orders::fulfillment_attempts.eq(attempts),
+                            orders::version.eq(orders::version + 1),
+                            orders::updated_at.eq(at),
+                        ))
+                        .execute(conn)
+                        .await?
+                }
+                None => {
+                    diesel::update(order)
+                        .set((
+                            orders::fulfillment_attempts.eq(attempts),
+                            orders::version.eq(orders::version + 1),
+                        ))
+                        .execute(conn)
+                        .await?
+                }
+            };
+            Ok(())
+        })
+        .await
+        .doing("recording a delivery attempt")
     }
 }

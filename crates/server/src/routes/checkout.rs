@@ -47,8 +47,7 @@ pub struct CheckoutInput {
     pub payment: PaymentInput,
 }
 
-fn order_created(builder: actix_web::HttpResponseBuilder, order: &Order) -> HttpResponse {
-    let mut builder = builder;
+fn order_created(mut builder: actix_web::HttpResponseBuilder, order: &Order) -> HttpResponse {
     builder.insert_header((LOCATION, format!("/v1/orders/{}", order.id())));
     order_response(builder, order)
 }
