@@ -3,6 +3,7 @@
 mod activity;
 mod auth;
 mod baskets;
+mod checkout;
 mod clients;
 mod concurrency;
 mod customers;

@@ -1,4 +1,4 @@
-use ordo_api_tests::{id_of, spawn_app};
+use ordo_api_tests::{Reply, id_of, spawn_app};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -464,4 +464,48 @@ async fn lists_are_newest_first_filtered_and_paged_with_cursors() {
         .filter_map(|e| e["field"].as_str())
         .collect();
     assert_eq!(fields, ["limit", "status"]);
+}
+
+#[tokio::test]
+async fn an_order_placed_with_an_idempotency_key_is_placed_once_however_often_it_is_sent() {
+    let app = spawn_app().await;
+    let product = app.create_product("SVC-ONCE", 5_000, None).await;
+    let customer = app.create_customer("once@example.com", "Bergen").await;
+    let body = json!({
+        "customer_id": id_of(&customer),
+        "scheduled_at": "2031-05-01T10:00:00Z",
+        "items": [{"product_id": id_of(&product), "quantity": 1}],
+    });
+    let send = |body: serde_json::Value| {
+        let app = &app;
+        async move {
+            let response = app
+                .client
+                .post(format!("{}/v1/orders", app.address))
+                .header("idempotency-key", "order-once-1")
+                .json(&body)
+                .send()
+                .await
+                .expect("sent");
+            Reply::read(response).await
+        }
+    };
+
+    let first = send(body.clone()).await;
+    let again = send(body.clone()).await;
+    let mut other = body.clone();
+    other["scheduled_at"] = json!("2031-06-01T10:00:00Z");
+    let reused = send(other).await;
+
+    assert_eq!(first.status, StatusCode::CREATED, "{first:?}");
+    assert_eq!(again.status, StatusCode::CREATED, "{again:?}");
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.body, first.body);
+    assert_eq!(
+        reused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{reused:?}"
+    );
+    assert_eq!(reused.problem_code(), "idempotency_key_reused");
+    assert_eq!(app.count("SELECT count(*) AS n FROM orders").await, 1);
 }

@@ -10,6 +10,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use ordo_crypto::Argon2Hasher;
 use ordo_domain::Clock;
 use ordo_domain::auth::{CreateUserError, Role};
+use ordo_domain::checkout::CheckoutService;
 use ordo_domain::ratelimit::RateLimitStore;
 use ordo_postgres::PgPool;
 use ordo_postgres::testing::{TestDatabase, fresh_database};
@@ -50,6 +51,9 @@ pub struct TestApp {
     /// The simulator started by [`TestAppBuilder::with_upstream_sim`], for its
     /// audit and its configuration.
     pub upstream_sim: Option<RunningSim>,
+    /// The application's checkout service, to run reconciliation and the outbox
+    /// dispatcher when a test says so.
+    pub checkout: CheckoutService,
     stop: StopHandle,
     finished: Option<tokio::sync::oneshot::Receiver<anyhow::Result<()>>>,
 }
@@ -334,6 +338,7 @@ impl TestAppBuilder {
                             app.stop_handle(),
                             app.upstream().clone(),
                             app.upstream_url().to_owned(),
+                            app.state().checkout.clone(),
                         )));
                         let _ = done.send(app.run_until_stopped().await);
                     }
@@ -343,7 +348,7 @@ impl TestAppBuilder {
                 }
             });
         });
-        let (port, stop, upstream, upstream_url) = running
+        let (port, stop, upstream, upstream_url, checkout) = running
             .await
             .expect("the server thread reports back")
             .expect("the application builds");
@@ -400,6 +405,7 @@ impl TestAppBuilder {
             upstream,
             upstream_url,
             upstream_sim,
+            checkout,
             stop,
             finished: Some(finished),
         }

@@ -291,6 +291,7 @@ pub async fn create_order(
                 &quantities,
                 &prices,
                 &tracked_flags,
+                &"placed",
             ],
         )
         .await?

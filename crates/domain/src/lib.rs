@@ -1,6 +1,6 @@
 //! Ordo's business rules, free of any web framework, database driver or HTTP client.
 //!
-//! Each area (`catalog`, `customers`, `orders`, `baskets`) has the same shape: models that parse
+//! Each area (`catalog`, `customers`, `orders`, `baskets`, `checkout`, ...) has the same shape: models that parse
 //! raw input into values that stay valid, the ports (traits) it needs from the
 //! outside world, a service with the use cases, and one error enum per use case.
 //! Adapters in other crates implement the ports; mocks of every port are available
@@ -12,9 +12,11 @@ pub mod activity;
 pub mod auth;
 pub mod baskets;
 pub mod catalog;
+pub mod checkout;
 pub mod clients;
 pub mod clock;
 pub mod customers;
+pub mod idempotency;
 pub mod ids;
 pub mod money;
 pub mod orders;

@@ -4,10 +4,12 @@
 
 mod activity;
 mod baskets;
+mod checkout;
 mod clients;
 pub mod cluster;
 mod customers;
 mod errors;
+mod idempotency;
 pub mod installation;
 mod jobs;
 mod migrate;
@@ -22,12 +24,14 @@ pub mod testing;
 
 pub use activity::PgActivityStore;
 pub use baskets::PgBasketRepository;
+pub use checkout::PgCheckoutStore;
 pub use clients::PgClientRepository;
 pub use cluster::{
     ClusterError, ClusterHealth, Durability, LocalCluster, LocalClusterConfig, Supervisor,
 };
 pub use customers::PgCustomerRepository;
 pub use jobs::PgJobStore;
+pub use idempotency::PgIdempotencyStore;
 pub use migrate::run_migrations;
 pub use orders::{INSERT_NUMBERED_ORDER, PgOrderRepository};
 pub use pool::{PgPool, PoolConfig, connect_pool, ping};

@@ -201,3 +201,51 @@ diesel::table! {
 
 diesel::joinable!(job_runs -> jobs (job_name));
 diesel::allow_tables_to_appear_in_same_query!(jobs, job_runs);
+
+diesel::table! {
+    idempotency_keys (owner, key) {
+        owner -> Text,
+        key -> Text,
+        request_hash -> Text,
+        response_status -> Nullable<Int4>,
+        response_header_names -> Nullable<Array<Text>>,
+        response_header_values -> Nullable<Array<Text>>,
+        response_body -> Nullable<Bytea>,
+        order_id -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    checkouts (order_id) {
+        order_id -> Uuid,
+        basket_id -> Uuid,
+        state -> Text,
+        payment_token -> Text,
+        payment_id -> Nullable<Text>,
+        attempts -> Int4,
+        last_error -> Nullable<Text>,
+        next_attempt_at -> Timestamptz,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    outbox (id) {
+        id -> Uuid,
+        kind -> Text,
+        order_id -> Uuid,
+        target_status -> Nullable<Text>,
+        status -> Text,
+        attempts -> Int4,
+        last_error -> Nullable<Text>,
+        next_attempt_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        delivered_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::joinable!(checkouts -> orders (order_id));
+diesel::allow_tables_to_appear_in_same_query!(checkouts, orders);

@@ -22,8 +22,12 @@ use ordo_domain::auth::{
 };
 use ordo_domain::baskets::{BasketPolicy, BasketRepository, BasketService, BasketTtl};
 use ordo_domain::catalog::{CatalogService, ProductRepository};
+use ordo_domain::checkout::{
+    CheckoutPolicy, CheckoutPorts, CheckoutService, CheckoutStore, Outbox,
+};
 use ordo_domain::clients::{ApiKeys, ClientDirectory, ClientRepository, ClientService};
 use ordo_domain::customers::{CustomerRepository, CustomerService};
+use ordo_domain::idempotency::{IdempotencyService, IdempotencyStore};
 use ordo_domain::orders::{OrderPolicy, OrderRepository, OrderService, SpacingWindow};
 use ordo_domain::ratelimit::{RateLimitStore, RateLimiter, RatePolicies};
 use ordo_domain::scheduling::{
@@ -34,9 +38,9 @@ use ordo_domain::upstream::{CatalogSource, PaymentGateway, UpstreamMonitor, Upst
 use ordo_domain::{Clock, Currency, IdSource, SystemClock, UuidV7Ids};
 use ordo_postgres::sealing::Pass;
 use ordo_postgres::{
-    PgActivityStore, PgBasketRepository, PgClientRepository, PgCustomerRepository, PgJobStore,
-    PgOrderRepository, PgPool, PgProductRepository, PgRefreshTokenStore, PgUserRepository,
-    connect_pool,
+    PgActivityStore, PgBasketRepository, PgCheckoutStore, PgClientRepository,
+    PgCustomerRepository, PgIdempotencyStore, PgJobStore, PgOrderRepository, PgPool,
+    PgProductRepository, PgRefreshTokenStore, PgUserRepository, connect_pool,
 };
 use ordo_redis::{Redis, RedisConfig, RedisRateLimits};
 use ordo_upstream::{UpstreamClient, UpstreamConfig};
@@ -68,6 +72,12 @@ pub struct Adapters {
     pub orders: Arc<dyn OrderRepository>,
     /// Baskets.
     pub baskets: Arc<dyn BasketRepository>,
+    /// Checkout's unit of work.
+    pub checkout_store: Arc<dyn CheckoutStore>,
+    /// Deliveries to the upstream.
+    pub outbox: Arc<dyn Outbox>,
+    /// Idempotency keys.
+    pub idempotency: Arc<dyn IdempotencyStore>,
     /// The time.
     pub clock: Arc<dyn Clock>,
     /// New ids.
@@ -166,6 +176,9 @@ impl Adapters {
             customers: Arc::new(PgCustomerRepository::new(pool.clone(), data_keys)),
             orders: Arc::new(PgOrderRepository::new(pool.clone())),
             baskets: Arc::new(PgBasketRepository::new(pool.clone())),
+            checkout_store: Arc::new(PgCheckoutStore::new(pool.clone())),
+            outbox: Arc::new(PgCheckoutStore::new(pool.clone())),
+            idempotency: Arc::new(PgIdempotencyStore::new(pool.clone())),
             clock: Arc::new(SystemClock),
             ids: Arc::new(UuidV7Ids),
             users: Arc::new(RecentUsers::new(
@@ -365,6 +378,10 @@ pub struct Services {
     pub orders: OrderService,
     /// Baskets.
     pub baskets: BasketService,
+    /// Checkout, its reconciliation and its outbox.
+    pub checkout: CheckoutService,
+    /// Idempotency keys.
+    pub idempotency: IdempotencyService,
     /// Users, logins and tokens.
     pub auth: AuthService,
     /// Rate limits.
@@ -400,6 +417,9 @@ impl Services {
             customers,
             orders,
             baskets,
+            checkout_store,
+            outbox,
+            idempotency,
             clock,
             ids,
             users,
@@ -407,7 +427,7 @@ impl Services {
             password_hasher,
             access_tokens,
             token_secrets,
-            upstream: _,
+            upstream,
             rate_limits,
             clients,
             client_directory,
@@ -442,6 +462,18 @@ impl Services {
             settings.auth.api_key_cache_capacity,
         )
         .context("auth.api_key_cache_ttl_ms")?;
+        let checkout_policy = CheckoutPolicy {
+            spacing,
+            basket_ttl,
+            // A request calls the upstream twice, each call within its deadline.
+            lease: chrono::TimeDelta::milliseconds(
+                i64::try_from(settings.upstream.deadline_ms.saturating_mul(3)).unwrap_or(i64::MAX),
+            ),
+            circuit_retry_after: std::time::Duration::from_millis(
+                settings.upstream.breaker_open_ms,
+            ),
+            ..CheckoutPolicy::default()
+        };
         Ok(Self {
             activity: ActivityService::new(
                 activity_sink,
@@ -455,6 +487,19 @@ impl Services {
                 clock.clone(),
             ),
             usage_max_age,
+            checkout: CheckoutService::new(
+                CheckoutPorts {
+                    store: checkout_store,
+                    outbox,
+                    upstream_orders: upstream.orders,
+                    payments: upstream.payments,
+                    monitor: upstream.monitor,
+                    clock: clock.clone(),
+                    ids: ids.clone(),
+                },
+                checkout_policy,
+            ),
+            idempotency: IdempotencyService::new(idempotency, clock.clone()),
             rate_limits,
             clients: ClientService::new(
                 clients,
@@ -732,6 +777,10 @@ impl ApplicationBuilder {
                 Ok(())
             });
             cluster.health()
+        });
+        let dispatcher = services.checkout.clone();
+        tasks.spawn("outbox-dispatcher", move |cancel| {
+            crate::dispatcher::run(dispatcher, cancel)
         });
         for start in extra_tasks {
             start(&mut tasks);

@@ -7,8 +7,10 @@ use ordo_domain::activity::{ActivityService, UsageService};
 use ordo_domain::auth::AuthService;
 use ordo_domain::baskets::BasketService;
 use ordo_domain::catalog::CatalogService;
+use ordo_domain::checkout::CheckoutService;
 use ordo_domain::clients::ClientService;
 use ordo_domain::customers::CustomerService;
+use ordo_domain::idempotency::IdempotencyService;
 use ordo_domain::orders::OrderService;
 use ordo_domain::ratelimit::RateLimiter;
 use ordo_domain::scheduling::SchedulingService;
@@ -29,6 +31,10 @@ pub struct AppState {
     pub orders: OrderService,
     /// Baskets.
     pub baskets: BasketService,
+    /// Checkout, its reconciliation and its outbox.
+    pub checkout: CheckoutService,
+    /// Idempotency keys.
+    pub idempotency: IdempotencyService,
     /// Users, logins and tokens.
     pub auth: AuthService,
     /// Rate limits.
@@ -71,6 +77,8 @@ impl AppState {
             customers,
             orders,
             baskets,
+            checkout,
+            idempotency,
             auth,
             rate_limits,
             clients,
@@ -85,6 +93,8 @@ impl AppState {
             customers,
             orders,
             baskets,
+            checkout,
+            idempotency,
             auth,
             rate_limits,
             clients,

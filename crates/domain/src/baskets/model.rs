@@ -293,6 +293,37 @@ impl Basket {
         }))
     }
 
+    /// The basket as checkout leaves it at `at`: `checked_out`, one version
+    /// later, its lines kept as the order's.
+    ///
+    /// # Errors
+    /// The basket's status at `at` when it is not open (checked out, or expired).
+    pub fn checked_out(&self, at: DateTime<Utc>) -> Result<Basket, BasketStatus> {
+        let status = self.status_at(at);
+        if status != BasketStatus::Open {
+            return Err(status);
+        }
+        Ok(Basket {
+            status: BasketStatus::CheckedOut,
+            updated_at: at,
+            version: self.version.next(),
+            ..self.clone()
+        })
+    }
+
+    /// The basket open again at `at` after its checkout failed (the payment was
+    /// declined), alive for `ttl` from then, one version later; `None` when it is
+    /// not checked out.
+    pub fn reopened(&self, at: DateTime<Utc>, ttl: BasketTtl) -> Option<Basket> {
+        (self.status == BasketStatus::CheckedOut).then(|| Basket {
+            status: BasketStatus::Open,
+            expires_at: at + ttl.get(),
+            updated_at: at,
+            version: self.version.next(),
+            ..self.clone()
+        })
+    }
+
     /// Checks that the basket may be deleted.
     ///
     /// # Errors

@@ -125,8 +125,11 @@ mod tests {
     }
 
     #[test]
-    fn cancelled_orders_never_conflict() {
-        let existing = [order(10, 0, OrderStatus::Cancelled)];
+    fn cancelled_orders_and_failed_payments_never_conflict() {
+        let existing = [
+            order(10, 0, OrderStatus::Cancelled),
+            order(10, 0, OrderStatus::PaymentFailed),
+        ];
         assert!(find_conflict(at(10, 0), None, &existing, SpacingWindow::default()).is_none());
     }
 
@@ -140,7 +143,7 @@ mod tests {
     #[test]
     fn the_closest_conflict_is_reported() {
         let far = order(8, 0, OrderStatus::Placed);
-        let near = order(10, 30, OrderStatus::PaymentFailed);
+        let near = order(10, 30, OrderStatus::PendingPayment);
         let existing = [far, near];
         let found = find_conflict(at(10, 0), None, &existing, SpacingWindow::default());
         assert_eq!(found.map(|o| o.id), Some(near.id));

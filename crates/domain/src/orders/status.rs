@@ -90,9 +90,11 @@ impl OrderStatus {
         !matches!(self, Self::Paid | Self::PendingPayment)
     }
 
-    /// Whether the order takes part in the spacing rule.
+    /// Whether the order takes part in the spacing rule: not once it is off —
+    /// cancelled, or its payment failed (a customer whose card was declined at
+    /// checkout pays again with another at once).
     pub fn counts_for_spacing(self) -> bool {
-        self != Self::Cancelled
+        !matches!(self, Self::Cancelled | Self::PaymentFailed)
     }
 }
 
@@ -151,6 +153,15 @@ mod tests {
         assert!(PaymentFailed.is_deletable());
         assert!(!Paid.is_deletable());
         assert!(!PendingPayment.is_deletable());
+    }
+
+    #[test]
+    fn orders_that_are_off_do_not_keep_others_away() {
+        assert!(Placed.counts_for_spacing());
+        assert!(PendingPayment.counts_for_spacing());
+        assert!(Paid.counts_for_spacing());
+        assert!(!Cancelled.counts_for_spacing());
+        assert!(!PaymentFailed.counts_for_spacing());
     }
 
     #[test]

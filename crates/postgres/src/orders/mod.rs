@@ -2,8 +2,8 @@
 //! building blocks that any transaction can use — the rows ([`rows`]), the day's
 //! number ([`numbering`]), the customer's schedule lock and spacing check
 //! ([`schedule`]) and stock moves ([`crate::stock`]). A use-case store spanning
-//! several ports (a future `PgCheckoutStore`) composes the same blocks inside its
-//! own single transaction.
+//! several ports (`PgCheckoutStore`) composes the same blocks inside its own
+//! single transaction: [`reserve_for`], its own writes, [`insert_numbered_order`].
 //!
 //! Lock order, the same in every transaction so that writers queue instead of
 //! deadlocking: the customer's advisory lock, then the order row, then the product
@@ -16,10 +16,12 @@ mod schedule;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use ordo_domain::catalog::StockShortage;
 use ordo_domain::orders::{
     NewOrder, Order, OrderFilter, OrderId, OrderLine, OrderRef, OrderRepository, OrderRevision,
-    OrderStatus, PlaceOrderError, PricingError, SpacingWindow, StockMoves, UpdateOrderError,
+    OrderStatus, PlaceOrderError, PricingError, SpacingConflict, SpacingWindow, StockMoves,
+    UpdateOrderError,
 };
 use ordo_domain::{Page, PageRequest, Version};
 use uuid::Uuid;
@@ -74,6 +76,57 @@ statement! {
             .select(OrderRow::as_select())
 }
 
+/// The rules of placing `order`, inside the caller's transaction: the customer's
+/// schedule lock, the spacing check, the stock reservation. The caller writes the
+/// order with [`insert_numbered_order`] last.
+pub(crate) async fn reserve_for<E>(
+    conn: &mut AsyncPgConnection,
+    order: &NewOrder,
+    window: SpacingWindow,
+) -> Result<(), TxError<E>>
+where
+    E: From<SpacingConflict> + From<StockShortage> + From<anyhow::Error>,
+{
+    lock_customer_schedule(conn, order.customer_id).await?;
+    check_spacing(conn, order.customer_id, order.scheduled_at, None, window).await?;
+    move_stock(conn, &StockMoves::reserve(&order.lines), order.created_at).await
+}
+
+/// Writes `order` in `status` with its lines and the day's next number: the last
+/// statement before the caller's `COMMIT` (see [`numbering`]).
+pub(crate) async fn insert_numbered_order<E: From<anyhow::Error>>(
+    conn: &mut AsyncPgConnection,
+    order: &NewOrder,
+    status: OrderStatus,
+) -> Result<Order, TxError<E>> {
+    let lines = line_rows(order.id, &order.lines).map_err(|e| TxError::Rule(e.into()))?;
+    let number = insert_numbered(conn, order, status, &lines).await?;
+    assemble(OrderRow::numbered(order, status, number), lines).map_err(|e| TxError::Rule(e.into()))
+}
+
+/// What a database error of placing `order` means to the order rules.
+pub(crate) fn placing_error(error: diesel::result::Error, order: &NewOrder) -> PlaceOrderError {
+    match error {
+        e if foreign_key_violation(&e) == Some("orders_customer_id_fkey") => {
+            PlaceOrderError::CustomerNotFound(order.customer_id)
+        }
+        // A product was deleted between pricing and storing.
+        e if foreign_key_violation(&e) == Some("order_lines_product_id_fkey") => {
+            match <[OrderLine]>::first(&order.lines) {
+                Some(line) => PricingError::UnknownProduct(line.product_id()).into(),
+                None => unexpected(e, "storing an order").into(),
+            }
+        }
+        diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::CheckViolation,
+            info,
+        ) if info.constraint_name() == Some("order_number_counters_last_value_check") => {
+            PlaceOrderError::NumbersExhausted(order.created_at.date_naive())
+        }
+        e => unexpected(e, "storing an order").into(),
+    }
+}
+
 /// [`OrderRepository`] over PostgreSQL.
 #[derive(Clone)]
 pub struct PgOrderRepository {
@@ -102,41 +155,15 @@ impl OrderRepository for PgOrderRepository {
         window: SpacingWindow,
     ) -> Result<Order, PlaceOrderError> {
         let mut conn = checkout(&self.pool).await?;
-        let first_product = <[OrderLine]>::first(&order.lines).map(|l| l.product_id());
         let result = conn
             .transaction(async |conn| -> Result<Order, TxError<PlaceOrderError>> {
-                lock_customer_schedule(conn, order.customer_id).await?;
-                check_spacing(conn, order.customer_id, order.scheduled_at, None, window).await?;
-                move_stock(conn, &StockMoves::reserve(&order.lines), order.created_at).await?;
-                let lines =
-                    line_rows(order.id, &order.lines).map_err(|e| TxError::Rule(e.into()))?;
-                let number = insert_numbered(conn, &order, &lines).await?;
-                assemble(OrderRow::placed(&order, number), lines)
-                    .map_err(|e| TxError::Rule(e.into()))
+                reserve_for(conn, &order, window).await?;
+                insert_numbered_order(conn, &order, OrderStatus::Placed).await
             })
             .await;
         result.map_err(|e| match e {
-            TxError::Database(e)
-                if foreign_key_violation(&e) == Some("orders_customer_id_fkey") =>
-            {
-                PlaceOrderError::CustomerNotFound(order.customer_id)
-            }
-            // A product was deleted between pricing and storing.
-            TxError::Database(e)
-                if foreign_key_violation(&e) == Some("order_lines_product_id_fkey") =>
-            {
-                match first_product {
-                    Some(id) => PricingError::UnknownProduct(id).into(),
-                    None => unexpected(e, "storing an order").into(),
-                }
-            }
-            TxError::Database(diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::CheckViolation,
-                info,
-            )) if info.constraint_name() == Some("order_number_counters_last_value_check") => {
-                PlaceOrderError::NumbersExhausted(order.created_at.date_naive())
-            }
-            e => e.into_domain("storing an order"),
+            TxError::Database(e) => placing_error(e, &order),
+            TxError::Rule(e) => e,
         })
     }
 

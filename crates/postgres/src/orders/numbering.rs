@@ -6,11 +6,12 @@ use diesel::sql_types::{
     Array, BigInt, Bool, Date, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid,
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use ordo_domain::orders::NewOrder;
+use ordo_domain::orders::{NewOrder, OrderStatus};
 
 use super::rows::OrderLineRow;
 
-/// Inserts the order and its lines and assigns its number, in one statement.
+/// Inserts the order in `status` (`placed` from `/v1/orders`, `pending_payment`
+/// from checkout) and its lines and assigns its number, in one statement.
 ///
 /// The number comes from a counter row per day, updated inside the order's own
 /// transaction: a rolled-back order gives its number back, so numbers stay
@@ -21,6 +22,7 @@ use super::rows::OrderLineRow;
 pub(crate) async fn insert_numbered(
     conn: &mut AsyncPgConnection,
     order: &NewOrder,
+    status: OrderStatus,
     lines: &[OrderLineRow],
 ) -> QueryResult<String> {
     #[derive(QueryableByName)]
@@ -44,6 +46,7 @@ pub(crate) async fn insert_numbered(
         .bind::<Array<Integer>, _>(lines.iter().map(|l| l.quantity).collect::<Vec<_>>())
         .bind::<Array<BigInt>, _>(lines.iter().map(|l| l.unit_price_minor).collect::<Vec<_>>())
         .bind::<Array<Bool>, _>(lines.iter().map(|l| l.reserves_stock).collect::<Vec<_>>())
+        .bind::<Text, _>(status.as_str())
         .get_result(conn)
         .await?;
     Ok(numbered.number)
@@ -52,7 +55,7 @@ pub(crate) async fn insert_numbered(
 /// The statement of [`insert_numbered`]: `$1` the day, `$2` the order id, `$3` the
 /// customer, `$4` scheduled_at, `$5` total_minor, `$6` currency, `$7` note, `$8`
 /// created_at, `$9`–`$15` the lines as arrays (line_no, product_id, sku, name,
-/// quantity, unit_price_minor, reserves_stock); it returns the number, formatted as
+/// quantity, unit_price_minor, reserves_stock), `$16` the status; it returns the number, formatted as
 /// `OrderNumber` displays it. Public so that the benchmark's reference runs exactly
 /// the statement Ordo runs.
 pub const INSERT_NUMBERED_ORDER: &str = "\
@@ -64,7 +67,7 @@ WITH next AS (
     INSERT INTO orders (id, number, customer_id, status, scheduled_at, total_minor, currency, note,
                         fulfillment_attempts, version, created_at, updated_at)
     SELECT $2, 'ORD-' || to_char($1::date, 'YYYYMMDD') || '-' || lpad(next.last_value::text, 6, '0'),
-           $3, 'placed', $4, $5, $6, $7, 0, 1, $8, $8
+           $3, $16, $4, $5, $6, $7, 0, 1, $8, $8
     FROM next
     RETURNING number
 ), lines AS (

@@ -62,14 +62,14 @@ pub(crate) struct OrderRow {
 }
 
 impl OrderRow {
-    /// The row `INSERT_NUMBERED_ORDER` wrote for `order` under `number`, without
-    /// reading it back.
-    pub(crate) fn placed(order: &NewOrder, number: String) -> Self {
+    /// The row `INSERT_NUMBERED_ORDER` wrote for `order` in `status` under
+    /// `number`, without reading it back.
+    pub(crate) fn numbered(order: &NewOrder, status: OrderStatus, number: String) -> Self {
         Self {
             id: order.id.as_uuid(),
             number,
             customer_id: order.customer_id.as_uuid(),
-            status: OrderStatus::Placed.as_str().to_owned(),
+            status: status.as_str().to_owned(),
             scheduled_at: order.scheduled_at,
             total_minor: order.total.minor(),
             currency: order.total.currency().as_str().to_owned(),

@@ -8,6 +8,7 @@ use ordo_domain::baskets::{
 use ordo_domain::catalog::{
     AdjustStockError, CreateProductError, DeleteProductError, ProductId, UpdateProductError,
 };
+use ordo_domain::checkout::StartCheckoutError;
 use ordo_domain::customers::{
     CreateCustomerError, CustomerId, DeleteCustomerError, UpdateCustomerError,
 };
@@ -298,6 +299,38 @@ impl From<DeleteBasketError> for ApiError {
                 basket_not_open(id, status, "an order was made of it, so it is kept")
             }
             DeleteBasketError::Unexpected(e) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<StartCheckoutError> for ApiError {
+    fn from(e: StartCheckoutError) -> Self {
+        match e {
+            StartCheckoutError::BasketNotFound(id) => basket_not_found(id),
+            StartCheckoutError::BasketNotOpen { id, status } => {
+                basket_not_open(id, status, "only an open basket can be checked out")
+            }
+            StartCheckoutError::BasketEmpty(id) => ApiError::new(
+                ProblemCode::BasketEmpty,
+                format!("basket {id} has no lines to check out"),
+            ),
+            StartCheckoutError::CustomerRequired => ApiError::validation(vec![FieldError::new(
+                "customer_id",
+                "the basket has no customer: name the order's customer",
+            )]),
+            StartCheckoutError::CustomerMismatch { owner, .. } => {
+                ApiError::validation(vec![FieldError::new(
+                    "customer_id",
+                    format!("the basket belongs to customer {owner}"),
+                )])
+            }
+            StartCheckoutError::Order(e) => e.into(),
+            StartCheckoutError::UpstreamUnavailable(unavailable) => ApiError::new(
+                ProblemCode::UpstreamUnavailable,
+                "The upstream order and payment service is failing; nothing was written. Try again shortly.",
+            )
+            .retry_after(unavailable.retry_after()),
+            StartCheckoutError::Unexpected(e) => ApiError::internal(e),
         }
     }
 }

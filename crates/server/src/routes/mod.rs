@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod baskets;
+pub mod checkout;
 pub mod clients;
 pub mod customers;
 pub mod health;
@@ -33,7 +34,8 @@ pub fn v1(config: &mut ServiceConfig) {
             .configure(baskets::routes)
             .configure(jobs::routes)
             .configure(logs::routes)
-            .configure(usage::routes),
+            .configure(usage::routes)
+            .configure(checkout::routes),
     );
 }
 

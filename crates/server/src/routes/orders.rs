@@ -19,6 +19,7 @@ use crate::extract::{
     CheckAll, Checked, IfMatch, JsonBody, PageQuery, Staff, check_each, etag, field, optional,
     parse_instant, parse_uuid,
 };
+use crate::idempotency::{IdempotentJson, respond_once};
 use crate::problem::{ApiError, FieldError, order_not_found};
 use crate::state::AppState;
 
@@ -193,7 +194,10 @@ pub struct OrderListQuery {
     pub to: Option<String>,
 }
 
-fn order_response(mut builder: actix_web::HttpResponseBuilder, order: &Order) -> HttpResponse {
+pub(super) fn order_response(
+    mut builder: actix_web::HttpResponseBuilder,
+    order: &Order,
+) -> HttpResponse {
     etag(&mut builder, order.version()).json(OrderView::from(order))
 }
 
@@ -221,20 +225,25 @@ fn check_schedule(name: &str, at: DateTime<Utc>) -> Checked<ScheduledAt> {
     field(name, ScheduledAt::parse(at))
 }
 
-/// Places an order: prices it, reserves stock, assigns its number.
-#[utoipa::path(tag = "orders", request_body = OrderInput, responses(
-    (status = 201, body = OrderView, headers(("Location" = String, description = "The new order's URL"), ("ETag" = String, description = "The order's version"))),
+/// Places an order: prices it, reserves stock, assigns its number. With an
+/// `Idempotency-Key`, a repetition answers with the first response
+/// (`Idempotent-Replayed: true`) instead of placing a second order.
+#[utoipa::path(tag = "orders", params(
+    ("Idempotency-Key" = Option<String>, Header, description = "Optional: 1 to 255 printable ASCII characters, e.g. a UUID; the same key with the same body within 24 h replays the first response"),
+), request_body = OrderInput, responses(
+    (status = 201, body = OrderView, headers(("Location" = String, description = "The new order's URL"), ("ETag" = String, description = "The order's version"), ("Idempotent-Replayed" = String, description = "`true` on a replayed response"))),
     (status = 404, body = super::Problem, content_type = "application/problem+json", description = "`customer_not_found`"),
-    (status = 409, body = super::Problem, content_type = "application/problem+json", description = "`order_too_close` (with `conflicting_order_id`, `window_minutes`) or `insufficient_stock` (with `product_id`, `available`)"),
-    (status = 422, body = super::Problem, content_type = "application/problem+json", description = "`validation_failed`, `unknown_product`, `inactive_product`, `mixed_currencies`, `amount_too_large`"),
+    (status = 409, body = super::Problem, content_type = "application/problem+json", description = "`order_too_close` (with `conflicting_order_id`, `window_minutes`), `insufficient_stock` (with `product_id`, `available`) or `idempotency_key_in_use`"),
+    (status = 422, body = super::Problem, content_type = "application/problem+json", description = "`validation_failed`, `unknown_product`, `inactive_product`, `mixed_currencies`, `amount_too_large`, `idempotency_key_reused`"),
     (status = 503, body = super::Problem, content_type = "application/problem+json", description = "`database_unavailable` (with `Retry-After`) or `order_numbers_exhausted`"),
 ))]
 #[post("/orders")]
 async fn place_order(
-    _: Staff,
+    Staff(principal): Staff,
     state: web::Data<AppState>,
-    JsonBody(body): JsonBody<OrderInput>,
+    input: IdempotentJson<OrderInput>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = input.body;
     let (scheduled_at, items, note) = (
         body.scheduled_at
             .map(|at| check_schedule("scheduled_at", at))
@@ -243,18 +252,25 @@ async fn place_order(
         optional("note", body.note.as_deref(), OrderNote::parse),
     )
         .check_all()?;
-    let order = state
-        .orders
-        .place(PlaceOrder {
-            customer_id: CustomerId::from_uuid(body.customer_id),
-            scheduled_at,
-            items,
-            note,
-        })
-        .await?;
-    let mut builder = HttpResponse::Created();
-    builder.insert_header((LOCATION, format!("/v1/orders/{}", order.id())));
-    Ok(order_response(builder, &order))
+    let place = PlaceOrder {
+        customer_id: CustomerId::from_uuid(body.customer_id),
+        scheduled_at,
+        items,
+        note,
+    };
+    respond_once(
+        &state,
+        &principal,
+        input.key,
+        input.fingerprint,
+        async |_| {
+            let order = state.orders.place(place).await?;
+            let mut builder = HttpResponse::Created();
+            builder.insert_header((LOCATION, format!("/v1/orders/{}", order.id())));
+            Ok(order_response(builder, &order))
+        },
+    )
+    .await
 }
 
 /// Lists orders, newest first.

@@ -272,3 +272,37 @@ fn time_to_live_is_a_minute_to_thirty_days() {
         Ok(TimeDelta::hours(24))
     );
 }
+
+#[test]
+fn checking_out_keeps_the_lines_and_reopening_gives_the_basket_a_new_life() {
+    let beans = product(1_299, "EUR", Some(40), true);
+    let basket = edited(&empty_basket(), &set(&beans, 2, 0));
+
+    let checked_out = basket
+        .checked_out(noon())
+        .expect("an open basket checks out");
+    let reopened = checked_out
+        .reopened(noon() + TimeDelta::hours(30), BasketTtl::default())
+        .expect("a checked-out basket reopens");
+
+    assert_eq!(checked_out.status(), BasketStatus::CheckedOut);
+    assert_eq!(checked_out.lines(), basket.lines());
+    assert_eq!(checked_out.version(), basket.version().next());
+    assert_eq!(reopened.status(), BasketStatus::Open);
+    assert_eq!(reopened.expires_at(), noon() + TimeDelta::hours(54));
+    assert_eq!(reopened.version(), checked_out.version().next());
+    assert_eq!(
+        checked_out.checked_out(noon()),
+        Err(BasketStatus::CheckedOut)
+    );
+    assert!(basket.reopened(noon(), BasketTtl::default()).is_none());
+}
+
+#[test]
+fn an_expired_basket_does_not_check_out() {
+    let basket = empty_basket();
+    assert_eq!(
+        basket.checked_out(noon() + TimeDelta::hours(24)),
+        Err(BasketStatus::Expired)
+    );
+}

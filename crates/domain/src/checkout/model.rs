@@ -1,0 +1,244 @@
+use chrono::{DateTime, Utc};
+
+use super::{CheckoutState, StartCheckoutError};
+use crate::baskets::{Basket, BasketId};
+use crate::customers::CustomerId;
+use crate::idempotency::{IdempotentRequest, KeyOwner};
+use crate::money::Money;
+use crate::orders::{NewOrder, Order, OrderId, PaymentInfo, ScheduledAt};
+use crate::upstream::{IdempotencyKey, PaymentToken, UpstreamOrderStatus, UpstreamPaymentId};
+
+/// A request to check a basket out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartCheckout {
+    /// The basket.
+    pub basket_id: BasketId,
+    /// Whom the order is for, when the basket does not say (or to confirm it).
+    pub customer_id: Option<CustomerId>,
+    /// When the order is due; now when omitted.
+    pub scheduled_at: Option<ScheduledAt>,
+    /// The customer's payment method.
+    pub payment_token: PaymentToken,
+    /// The request's claimed idempotency key, linked to the order it creates.
+    pub idempotency: Option<IdempotentRequest>,
+}
+
+/// What the checkout store writes in its one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCheckout {
+    /// The order to create (its id is also the checkout's).
+    pub order_id: OrderId,
+    /// The basket to check out.
+    pub basket_id: BasketId,
+    /// The customer the request names, if any.
+    pub customer_id: Option<CustomerId>,
+    /// When the order is due, if the request says.
+    pub scheduled_at: Option<ScheduledAt>,
+    /// The customer's payment method.
+    pub payment_token: PaymentToken,
+    /// The idempotency key to link to the order.
+    pub idempotency: Option<(KeyOwner, IdempotencyKey)>,
+    /// The instant of checking out.
+    pub at: DateTime<Utc>,
+    /// Until when the request itself drives the checkout: reconciliation leaves
+    /// it alone until then.
+    pub lease_until: DateTime<Utc>,
+}
+
+/// What checking a basket out writes locally: the basket, checked out, and the
+/// order made of its lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckoutPlan {
+    /// The basket as it is stored afterwards.
+    pub basket: Basket,
+    /// The order to place, with the basket's lines at their kept prices.
+    pub order: NewOrder,
+}
+
+impl NewCheckout {
+    /// The rule the store applies to the basket it holds locked: an open basket
+    /// with lines, whose customer is known (and not contradicted by the request),
+    /// becomes a checked-out basket and an order of its lines, at the prices the
+    /// customer was shown.
+    ///
+    /// # Errors
+    /// `BasketNotOpen`, `BasketEmpty`, `CustomerRequired`, `CustomerMismatch`.
+    pub fn plan(&self, basket: &Basket) -> Result<CheckoutPlan, StartCheckoutError> {
+        let checked_out =
+            basket
+                .checked_out(self.at)
+                .map_err(|status| StartCheckoutError::BasketNotOpen {
+                    id: basket.id(),
+                    status,
+                })?;
+        if basket.lines().is_empty() {
+            return Err(StartCheckoutError::BasketEmpty(basket.id()));
+        }
+        let customer_id = match (basket.customer_id(), self.customer_id) {
+            (Some(owner), Some(named)) if owner != named => {
+                return Err(StartCheckoutError::CustomerMismatch {
+                    basket: basket.id(),
+                    owner,
+                });
+            }
+            (owner, named) => named
+                .or(owner)
+                .ok_or(StartCheckoutError::CustomerRequired)?,
+        };
+        Ok(CheckoutPlan {
+            order: NewOrder {
+                id: self.order_id,
+                customer_id,
+                scheduled_at: self.scheduled_at.map_or(self.at, ScheduledAt::get),
+                lines: basket.lines().to_vec(),
+                total: basket.total(),
+                note: None,
+                created_at: self.at,
+            },
+            basket: checked_out,
+        })
+    }
+}
+
+/// A checkout as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkout {
+    /// Its order (and its own id).
+    pub order_id: OrderId,
+    /// The basket it checked out.
+    pub basket_id: BasketId,
+    /// Where it is.
+    pub state: CheckoutState,
+    /// What it charges: the order's total.
+    pub total: Money,
+    /// The customer's payment method.
+    pub payment_token: PaymentToken,
+    /// The upstream payment, once known.
+    pub payment_id: Option<UpstreamPaymentId>,
+    /// Steps tried that made no progress.
+    pub attempts: u32,
+    /// When it started.
+    pub created_at: DateTime<Utc>,
+}
+
+impl Checkout {
+    /// The key of creating the upstream order: derived from our order id, so the
+    /// same in every attempt and every process.
+    pub fn upstream_order_key(&self) -> IdempotencyKey {
+        IdempotencyKey::for_id("order", self.order_id.as_uuid())
+    }
+
+    /// The key of the payment: derived from our order id, so a retry, a
+    /// reconciliation or a restarted process can only ever repeat the one charge.
+    pub fn payment_key(&self) -> IdempotencyKey {
+        IdempotencyKey::for_id("payment", self.order_id.as_uuid())
+    }
+}
+
+/// One recorded step of a checkout: from `from` (a compare-and-set: nothing
+/// happens when the checkout is no longer there) to `to`, which may equal `from`
+/// when the step made no progress (an attempt is counted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckoutUpdate {
+    /// The checkout.
+    pub order_id: OrderId,
+    /// The state it was read in.
+    pub from: CheckoutState,
+    /// The state it moves to.
+    pub to: CheckoutState,
+    /// The payment as the order shows it from now on, if this step learned of it.
+    pub payment: Option<PaymentInfo>,
+    /// The upstream payment, when this step learned it.
+    pub payment_id: Option<UpstreamPaymentId>,
+    /// Why the step made no progress or failed, for operators.
+    pub error: Option<String>,
+    /// When reconciliation may take it up next (unless final).
+    pub next_attempt_at: DateTime<Utc>,
+    /// The instant of the step.
+    pub at: DateTime<Utc>,
+    /// How long a basket reopened by a failed checkout lives.
+    pub basket_ttl: crate::baskets::BasketTtl,
+}
+
+/// How a checkout request ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckoutOutcome {
+    /// Charged: the order is `paid`.
+    Paid(Order),
+    /// The payment was declined: the order is `payment_failed`, its stock
+    /// released, the basket open again.
+    Declined {
+        /// The order.
+        order: Order,
+        /// The upstream's reason.
+        reason: String,
+    },
+    /// The upstream refused the order or payment for good (not a decline): as
+    /// declined, nothing charged.
+    Refused {
+        /// The order.
+        order: Order,
+        /// The upstream's reason.
+        reason: String,
+    },
+    /// Not settled yet (the upstream did not answer in time): the order is
+    /// `pending_payment`; reconciliation settles it.
+    Pending(Order),
+}
+
+impl CheckoutOutcome {
+    /// The order as it stands.
+    pub fn order(&self) -> &Order {
+        match self {
+            Self::Paid(order) | Self::Pending(order) => order,
+            Self::Declined { order, .. } | Self::Refused { order, .. } => order,
+        }
+    }
+}
+
+/// What one reconciliation pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReconcileReport {
+    /// Checkouts taken up.
+    pub examined: usize,
+    /// Of those, now paid.
+    pub paid: usize,
+    /// Now failed (declined, refused, or given up), stock released.
+    pub failed: usize,
+    /// Still waiting for the upstream.
+    pub pending: usize,
+}
+
+/// A completion to deliver to the upstream: set the upstream order of
+/// `order_id` to `status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxDelivery {
+    /// The outbox row.
+    pub id: uuid::Uuid,
+    /// Our order (its id is the upstream order's).
+    pub order_id: OrderId,
+    /// The status to deliver: `Completed` once paid, `Failed` once failed.
+    pub status: UpstreamOrderStatus,
+    /// Deliveries tried before.
+    pub attempts: u32,
+}
+
+/// What one outbox dispatch pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DispatchReport {
+    /// Delivered (or found to need no delivery).
+    pub delivered: usize,
+    /// Failed this time; tried again later.
+    pub retried: usize,
+    /// Given up: refused by the upstream, or out of attempts.
+    pub abandoned: usize,
+}
+
+/// What waits in the outbox.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxBacklog {
+    /// Deliveries not yet made (ready or waiting for their checkout to settle).
+    pub pending: u64,
+    /// When the oldest of them was written.
+    pub oldest_pending_since: Option<DateTime<Utc>>,
+}

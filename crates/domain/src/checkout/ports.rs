@@ -1,0 +1,101 @@
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::{
+    Checkout, CheckoutUpdate, NewCheckout, OutboxBacklog, OutboxDelivery, StartCheckoutError,
+};
+use crate::orders::{Order, SpacingWindow};
+
+/// The checkout's unit of work: what must be written together, written together.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait CheckoutStore: Send + Sync {
+    /// In one transaction: holds the basket, applies [`NewCheckout::plan`] to it,
+    /// places the order in `pending_payment` by the rules of
+    /// [`OrderRepository::insert`](crate::orders::OrderRepository::insert) (spacing
+    /// under the customer's lock, stock reserved, the day's next number), stores
+    /// the basket checked out, writes the checkout record (leased to the request
+    /// until `lease_until`), links the idempotency key to the order and writes the
+    /// outbox row of the upstream completion (waiting until the checkout settles).
+    /// Of concurrent checkouts of one basket exactly one succeeds.
+    ///
+    /// # Errors
+    /// `BasketNotFound`, whatever `plan` refuses, and `Order` with the order
+    /// rules' refusals. On any error nothing is written.
+    async fn begin(
+        &self,
+        checkout: NewCheckout,
+        window: SpacingWindow,
+    ) -> Result<(Checkout, Order), StartCheckoutError>;
+
+    /// Records a step, if the checkout is still in `update.from`; in one
+    /// transaction with it, the order takes the state's status and payment, and
+    /// when the step is final: a failed checkout releases the order's stock and
+    /// reopens the basket, and either way the outbox row becomes due. `None` when
+    /// the checkout was no longer in `update.from` (another process moved it).
+    ///
+    /// # Errors
+    /// When storage fails.
+    async fn record(&self, update: CheckoutUpdate) -> anyhow::Result<Option<(Checkout, Order)>>;
+
+    /// Up to `limit` unsettled checkouts that are due at `now`, each leased until
+    /// `lease_until` so that no other process takes it up meanwhile (rows held by
+    /// another claimer are skipped, not waited for).
+    ///
+    /// # Errors
+    /// When storage fails.
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> anyhow::Result<Vec<(Checkout, Order)>>;
+}
+
+/// The outbox: deliveries to the upstream, written with the local change they
+/// follow from and made at least once.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait Outbox: Send + Sync {
+    /// Up to `limit` deliveries due at `now`, each leased until `lease_until`
+    /// (rows held by another dispatcher are skipped, not waited for).
+    ///
+    /// # Errors
+    /// When storage fails.
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> anyhow::Result<Vec<OutboxDelivery>>;
+
+    /// The delivery was made.
+    ///
+    /// # Errors
+    /// When storage fails.
+    async fn delivered(&self, id: uuid::Uuid, at: DateTime<Utc>) -> anyhow::Result<()>;
+
+    /// The delivery failed; counts the attempt and tries again at `next_attempt_at`.
+    ///
+    /// # Errors
+    /// When storage fails.
+    async fn retry_later(
+        &self,
+        id: uuid::Uuid,
+        error: String,
+        next_attempt_at: DateTime<Utc>,
+    ) -> anyhow::Result<()>;
+
+    /// The delivery is given up (kept, with the reason, for operators).
+    ///
+    /// # Errors
+    /// When storage fails.
+    async fn abandon(&self, id: uuid::Uuid, error: String, at: DateTime<Utc>)
+    -> anyhow::Result<()>;
+
+    /// How many deliveries are not yet made, and since when the oldest waits.
+    ///
+    /// # Errors
+    /// When storage fails.
+    async fn backlog(&self) -> anyhow::Result<OutboxBacklog>;
+}

@@ -1,0 +1,558 @@
+//! Checkout in PostgreSQL: [`PgCheckoutStore`], the checkout's unit of work and
+//! its outbox, composed of the building blocks of orders, stock and baskets.
+//!
+//! `begin` is one transaction, taking locks in the documented order: the basket
+//! row (so concurrent checkouts of one basket queue, and all but the first find
+//! it checked out), then the customer's schedule lock, the product rows in id
+//! order, and the day's number counter last. The checkout, outbox and key rows
+//! reference the order, which is written by the last statement; their foreign
+//! keys are checked at commit.
+//!
+//! Reconciliation and the dispatcher claim rows with `FOR UPDATE SKIP LOCKED`
+//! and lease them by moving `next_attempt_at` past the work, in a short
+//! transaction of their own: no lock is held while the upstream is called, and
+//! several instances never take up the same row at once.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use ordo_domain::baskets::BasketId;
+use ordo_domain::checkout::{
+    Checkout, CheckoutState, CheckoutStore, CheckoutUpdate, NewCheckout, Outbox, OutboxBacklog,
+    OutboxDelivery, StartCheckoutError,
+};
+use ordo_domain::orders::{Order, OrderId, OrderStatus, SpacingWindow, StockMoves};
+use ordo_domain::upstream::{PaymentToken, UpstreamOrderStatus, UpstreamPaymentId};
+use uuid::Uuid;
+
+use crate::baskets::{Read, StoredBasket, load_basket, store_basket};
+use crate::errors::{Doing, TxError};
+use crate::idempotency::link_key_to_order;
+use crate::orders::{
+    OrderRow, insert_numbered_order, lines_of, placing_error, reserve_for, with_lines,
+};
+use crate::pool::{PgPool, checkout};
+use crate::schema::{checkouts, orders, outbox};
+use crate::stock::move_stock;
+
+/// The only kind of outbox row so far: the upstream order's final status.
+const UPSTREAM_ORDER_STATUS: &str = "upstream_order_status";
+
+/// [`CheckoutStore`] and [`Outbox`] over PostgreSQL.
+#[derive(Clone)]
+pub struct PgCheckoutStore {
+    pool: PgPool,
+}
+
+impl std::fmt::Debug for PgCheckoutStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgCheckoutStore").finish_non_exhaustive()
+    }
+}
+
+impl PgCheckoutStore {
+    /// A store using connections from `pool`.
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = checkouts, check_for_backend(diesel::pg::Pg))]
+struct CheckoutRow {
+    order_id: Uuid,
+    basket_id: Uuid,
+    state: String,
+    payment_token: String,
+    payment_id: Option<String>,
+    attempts: i32,
+    last_error: Option<String>,
+    next_attempt_at: DateTime<Utc>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl CheckoutRow {
+    /// The checkout, with its order's total.
+    fn into_domain(self, order: &Order) -> anyhow::Result<Checkout> {
+        Ok(Checkout {
+            order_id: OrderId::from_uuid(self.order_id),
+            basket_id: BasketId::from_uuid(self.basket_id),
+            state: CheckoutState::parse(&self.state)?,
+            total: order.total(),
+            payment_token: PaymentToken::parse(&self.payment_token)?,
+            payment_id: self
+                .payment_id
+                .as_deref()
+                .map(UpstreamPaymentId::parse)
+                .transpose()?,
+            attempts: u32::try_from(self.attempts)?,
+            created_at: self.created_at,
+        })
+    }
+}
+
+fn target_status(state: CheckoutState) -> Option<&'static str> {
+    match state {
+        CheckoutState::Paid => Some("completed"),
+        CheckoutState::PaymentFailed => Some("failed"),
+        _ => None,
+    }
+}
+
+#[async_trait]
+impl CheckoutStore for PgCheckoutStore {
+    #[tracing::instrument(level = "debug", skip_all, fields(basket_id = %new.basket_id, order_id = %new.order_id))]
+    async fn begin(
+        &self,
+        new: NewCheckout,
+        window: SpacingWindow,
+    ) -> Result<(Checkout, Order), StartCheckoutError> {
+        let mut conn = checkout(&self.pool).await?;
+        let mut planned = None;
+        let result = conn
+            .transaction(
+                async |conn| -> Result<(Checkout, Order), TxError<StartCheckoutError>> {
+                    let basket = load_basket(conn, new.basket_id, Read::ForUpdate)
+                        .await?
+                        .ok_or(TxError::Rule(StartCheckoutError::BasketNotFound(
+                            new.basket_id,
+                        )))?
+                        .into_domain()
+                        .map_err(|e| TxError::Rule(e.into()))?;
+                    let plan = new.plan(&basket).map_err(TxError::Rule)?;
+                    planned = Some(plan.order.clone());
+                    reserve_for(conn, &plan.order, window).await?;
+                    let stored =
+                        StoredBasket::of(&plan.basket).map_err(|e| TxError::Rule(e.into()))?;
+                    store_basket(conn, &stored).await?;
+                    let row = CheckoutRow {
+                        order_id: new.order_id.as_uuid(),
+                        basket_id: new.basket_id.as_uuid(),
+                        state: CheckoutState::Started.as_str().to_owned(),
+                        payment_token: new.payment_token.as_str().to_owned(),
+                        payment_id: None,
+                        attempts: 0,
+                        last_error: None,
+                        next_attempt_at: new.lease_until,
+                        created_at: new.at,
+                        updated_at: new.at,
+                    };
+                    diesel::insert_into(checkouts::table)
+                        .values(&row)
+                        .execute(conn)
+                        .await?;
+                    diesel::insert_into(outbox::table)
+                        .values((
+                            outbox::id.eq(new.order_id.as_uuid()),
+                            outbox::kind.eq(UPSTREAM_ORDER_STATUS),
+                            outbox::order_id.eq(new.order_id.as_uuid()),
+                            outbox::status.eq("waiting"),
+                            outbox::created_at.eq(new.at),
+                        ))
+                        .execute(conn)
+                        .await?;
+                    if let Some((owner, key)) = &new.idempotency {
+                        link_key_to_order(conn, owner, key, new.order_id).await?;
+                    }
+                    let order =
+                        insert_numbered_order(conn, &plan.order, OrderStatus::PendingPayment)
+                            .await?;
+                    let checkout = row
+                        .into_domain(&order)
+                        .map_err(|e| TxError::Rule(e.into()))?;
+                    Ok((checkout, order))
+                },
+            )
+            .await;
+        result.map_err(|e| match (e, planned) {
+            (TxError::Rule(e), _) => e,
+            (TxError::Database(e), Some(order)) => placing_error(e, &order).into(),
+            (TxError::Database(e), None) => {
+                crate::errors::unexpected(e, "checking a basket out").into()
+            }
+        })
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(order_id = %update.order_id, to = %update.to))]
+    async fn record(&self, update: CheckoutUpdate) -> anyhow::Result<Option<(Checkout, Order)>> {
+        let mut conn = checkout(&self.pool).await?;
+        let id = update.order_id;
+        let result = conn
+            .transaction(
+                async |conn| -> Result<Option<(Checkout, Order)>, TxError<anyhow::Error>> {
+                    let failing =
+                        update.to == CheckoutState::PaymentFailed && update.from != update.to;
+                    // Lock order: the basket first, as in `begin`.
+                    let basket_id: Option<Uuid> = checkouts::table
+                        .find(id.as_uuid())
+                        .select(checkouts::basket_id)
+                        .first(conn)
+                        .await
+                        .optional()?;
+                    let Some(basket_id) = basket_id else {
+                        return Ok(None);
+                    };
+                    let basket = if failing {
+                        load_basket(conn, BasketId::from_uuid(basket_id), Read::ForUpdate).await?
+                    } else {
+                        None
+                    };
+                    let progressed = update.from != update.to;
+                    let (keep_count, add_attempt) = if progressed { (0, 0) } else { (1, 1) };
+                    let row: Option<CheckoutRow> = diesel::update(
+                        checkouts::table
+                            .filter(checkouts::order_id.eq(id.as_uuid()))
+                            .filter(checkouts::state.eq(update.from.as_str())),
+                    )
+                    .set((
+                        checkouts::state.eq(update.to.as_str()),
+                        // Progress starts the count of fruitless attempts afresh.
+                        checkouts::attempts.eq(checkouts::attempts * keep_count + add_attempt),
+                        checkouts::last_error.eq(update.error.clone()),
+                        checkouts::next_attempt_at.eq(update.next_attempt_at),
+                        checkouts::updated_at.eq(update.at),
+                    ))
+                    .returning(CheckoutRow::as_returning())
+                    .get_result(conn)
+                    .await
+                    .optional()?;
+                    let Some(mut row) = row else {
+                        return Ok(None);
+                    };
+                    if let Some(payment_id) = &update.payment_id {
+                        row = diesel::update(checkouts::table.find(id.as_uuid()))
+                            .set(checkouts::payment_id.eq(payment_id.as_str()))
+                            .returning(CheckoutRow::as_returning())
+                            .get_result(conn)
+                            .await?;
+                    }
+                    let status = update.to.order_status();
+                    let order_row: OrderRow = match &update.payment {
+                        Some(payment) => {
+                            diesel::update(orders::table.find(id.as_uuid()))
+                                .set((
+                                    orders::status.eq(status.as_str()),
+                                    orders::payment_status.eq(payment.status.as_str()),
+                                    orders::payment_reference.eq(payment.reference.as_deref()),
+                                    orders::version.eq(orders::version + 1),
+                                    orders::updated_at.eq(update.at),
+                                ))
+                                .returning(OrderRow::as_returning())
+                                .get_result(conn)
+                                .await?
+                        }
+                        None => {
+                            diesel::update(orders::table.find(id.as_uuid()))
+                                .set((
+                                    orders::status.eq(status.as_str()),
+                                    orders::version.eq(orders::version + 1),
+                                    orders::updated_at.eq(update.at),
+                                ))
+                                .returning(OrderRow::as_returning())
+                                .get_result(conn)
+                                .await?
+                        }
+                    };
+                    let order_row = if progressed && update.to == CheckoutState::OrderPlacedUpstream
+                    {
+                        // The upstream order's id is ours.
+                        diesel::update(orders::table.find(id.as_uuid()))
+                            .set((
+                                orders::fulfillment_status.eq("pending"),
+                                orders::fulfillment_reference.eq(id.as_uuid().to_string()),
+                            ))
+                            .returning(OrderRow::as_returning())
+                            .get_result(conn)
+                            .await?
+                    } else {
+                        order_row
+                    };
+                    let lines = lines_of(conn, id).await?;
+                    let order = crate::orders::assemble(order_row, lines).map_err(TxError::Rule)?;
+                    if failing {
+                        move_stock(conn, &StockMoves::release(order.lines()), update.at).await?;
+                        let reopened = basket
+                            .map(StoredBasket::into_domain)
+                            .transpose()
+                            .map_err(TxError::Rule)?
+                            .and_then(|b| b.reopened(update.at, update.basket_ttl));
+                        if let Some(reopened) = reopened {
+                            let stored = StoredBasket::of(&reopened).map_err(TxError::Rule)?;
+                            store_basket(conn, &stored).await?;
+                        }
+                    }
+                    if let Some(target) = target_status(update.to) {
+                        diesel::update(
+                            outbox::table
+                                .filter(outbox::order_id.eq(id.as_uuid()))
+                                .filter(outbox::kind.eq(UPSTREAM_ORDER_STATUS))
+                                .filter(outbox::status.eq("waiting")),
+                        )
+                        .set((
+                            outbox::status.eq("ready"),
+                            outbox::target_status.eq(target),
+                            outbox::next_attempt_at.eq(update.at),
+                        ))
+                        .execute(conn)
+                        .await?;
+                    }
+                    let checkout = row.into_domain(&order).map_err(TxError::Rule)?;
+                    Ok(Some((checkout, order)))
+                },
+            )
+            .await;
+        result.map_err(|e| e.into_domain("recording a checkout step"))
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> anyhow::Result<Vec<(Checkout, Order)>> {
+        let mut conn = checkout(&self.pool).await?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = conn
+            .transaction(async |conn| -> QueryResult<Vec<CheckoutRow>> {
+                let due: Vec<Uuid> = checkouts::table
+                    .filter(checkouts::state.ne_all([
+                        CheckoutState::Paid.as_str(),
+                        CheckoutState::PaymentFailed.as_str(),
+                    ]))
+                    .filter(checkouts::next_attempt_at.le(now))
+                    .order(checkouts::next_attempt_at)
+                    .limit(limit)
+                    .select(checkouts::order_id)
+                    .for_update()
+                    .skip_locked()
+                    .load(conn)
+                    .await?;
+                diesel::update(checkouts::table.filter(checkouts::order_id.eq_any(&due)))
+                    .set(checkouts::next_attempt_at.eq(lease_until))
+                    .returning(CheckoutRow::as_returning())
+                    .get_results(conn)
+                    .await
+            })
+            .await
+            .doing("claiming due checkouts")?;
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.order_id).collect();
+        let order_rows: Vec<OrderRow> = orders::table
+            .filter(orders::id.eq_any(&ids))
+            .select(OrderRow::as_select())
+            .load(&mut conn)
+            .await
+            .doing("loading the orders of due checkouts")?;
+        let orders = with_lines(&mut conn, order_rows).await?;
+        rows.into_iter()
+            .map(|row| {
+                let order = orders
+                    .iter()
+                    .find(|o| o.id().as_uuid() == row.order_id)
+                    .cloned()
+                    .ok_or_else(|| anyhow::anyhow!("checkout {} has no order", row.order_id))?;
+                Ok((row.into_domain(&order)?, order))
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Outbox for PgCheckoutStore {
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> anyhow::Result<Vec<OutboxDelivery>> {
+        let mut conn = checkout(&self.pool).await?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = conn
+            .transaction(
+                async |conn| -> QueryResult<Vec<(Uuid, Uuid, Option<String>, i32)>> {
+                    let due: Vec<Uuid> = outbox::table
+                        .filter(outbox::status.eq("ready"))
+                        .filter(outbox::next_attempt_at.le(now))
+                        .order(outbox::next_attempt_at)
+                        .limit(limit)
+                        .select(outbox::id)
+                        .for_update()
+                        .skip_locked()
+                        .load(conn)
+                        .await?;
+                    diesel::update(outbox::table.filter(outbox::id.eq_any(&due)))
+                        .set(outbox::next_attempt_at.eq(lease_until))
+                        .returning((
+                            outbox::id,
+                            outbox::order_id,
+                            outbox::target_status,
+                            outbox::attempts,
+                        ))
+                        .get_results(conn)
+                        .await
+                },
+            )
+            .await
+            .doing("claiming due outbox rows")?;
+        rows.into_iter()
+            .map(|(id, order_id, target, attempts)| {
+                let status = match target.as_deref() {
+                    Some("completed") => UpstreamOrderStatus::Completed,
+                    Some("failed") => UpstreamOrderStatus::Failed,
+                    other => anyhow::bail!("outbox row {id} holds the target {other:?}"),
+                };
+                Ok(OutboxDelivery {
+                    id,
+                    order_id: OrderId::from_uuid(order_id),
+                    status,
+                    attempts: u32::try_from(attempts)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn delivered(&self, id: Uuid, at: DateTime<Utc>) -> anyhow::Result<()> {
+        self.after_attempt(id, Attempt::Delivered(at)).await
+    }
+
+    async fn retry_later(
+        &self,
+        id: Uuid,
+        error: String,
+        next_attempt_at: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        self.after_attempt(
+            id,
+            Attempt::Failed {
+                error,
+                next_attempt_at,
+            },
+        )
+        .await
+    }
+
+    async fn abandon(&self, id: Uuid, error: String, at: DateTime<Utc>) -> anyhow::Result<()> {
+        self.after_attempt(id, Attempt::Abandoned { error, at })
+            .await
+    }
+
+    async fn backlog(&self) -> anyhow::Result<OutboxBacklog> {
+        let mut conn = checkout(&self.pool).await?;
+        let (pending, oldest): (i64, Option<DateTime<Utc>>) = outbox::table
+            .filter(outbox::status.eq_any(["waiting", "ready"]))
+            .select((
+                diesel::dsl::count_star(),
+                diesel::dsl::min(outbox::created_at),
+            ))
+            .first(&mut conn)
+            .await
+            .doing("measuring the outbox")?;
+        Ok(OutboxBacklog {
+            pending: u64::try_from(pending)?,
+            oldest_pending_since: oldest,
+        })
+    }
+}
+
+/// How a delivery attempt ended.
+enum Attempt {
+    Delivered(DateTime<Utc>),
+    Failed {
+        error: String,
+        next_attempt_at: DateTime<Utc>,
+    },
+    Abandoned {
+        error: String,
+        at: DateTime<Utc>,
+    },
+}
+
+impl PgCheckoutStore {
+    /// Records a delivery attempt on the outbox row and, in the same transaction,
+    /// on its order's fulfilment (the status once delivered or given up, the
+    /// attempts always), so the order shows how its completion upstream goes.
+    async fn after_attempt(&self, id: Uuid, attempt: Attempt) -> anyhow::Result<()> {
+        let mut conn = checkout(&self.pool).await?;
+        conn.transaction(async |conn| -> QueryResult<()> {
+            let row = outbox::table.find(id);
+            let (order_id, attempts, settled): (Uuid, i32, Option<(String, DateTime<Utc>)>) =
+                match attempt {
+                    Attempt::Delivered(at) => {
+                        let (order_id, attempts, target): (Uuid, i32, Option<String>) =
+                            diesel::update(row)
+                                .set((
+                                    outbox::status.eq("delivered"),
+                                    outbox::attempts.eq(outbox::attempts + 1),
+                                    outbox::delivered_at.eq(at),
+                                    outbox::next_attempt_at.eq(None::<DateTime<Utc>>),
+                                ))
+                                .returning((
+                                    outbox::order_id,
+                                    outbox::attempts,
+                                    outbox::target_status,
+                                ))
+                                .get_result(conn)
+                                .await?;
+                        (order_id, attempts, target.map(|t| (t, at)))
+                    }
+                    Attempt::Failed {
+                        error,
+                        next_attempt_at,
+                    } => {
+                        let (order_id, attempts) = diesel::update(row)
+                            .set((
+                                outbox::attempts.eq(outbox::attempts + 1),
+                                outbox::last_error.eq(error),
+                                outbox::next_attempt_at.eq(next_attempt_at),
+                            ))
+                            .returning((outbox::order_id, outbox::attempts))
+                            .get_result(conn)
+                            .await?;
+                        (order_id, attempts, None)
+                    }
+                    Attempt::Abandoned { error, at } => {
+                        let (order_id, attempts) = diesel::update(row)
+                            .set((
+                                outbox::status.eq("abandoned"),
+                                outbox::attempts.eq(outbox::attempts + 1),
+                                outbox::last_error.eq(error),
+                                outbox::next_attempt_at.eq(None::<DateTime<Utc>>),
+                            ))
+                            .returning((outbox::order_id, outbox::attempts))
+                            .get_result(conn)
+                            .await?;
+                        (order_id, attempts, Some(("abandoned".to_owned(), at)))
+                    }
+                };
+            let order = orders::table.find(order_id);
+            match settled {
+                Some((status, at)) => {
+                    diesel::update(order)
+                        .set((
+                            orders::fulfillment_status.eq(status),
+                            orders::fulfillment_attempts.eq(attempts),
+                            orders::version.eq(orders::version + 1),
+                            orders::updated_at.eq(at),
+                        ))
+                        .execute(conn)
+                        .await?
+                }
+                None => {
+                    diesel::update(order)
+                        .set((
+                            orders::fulfillment_attempts.eq(attempts),
+                            orders::version.eq(orders::version + 1),
+                        ))
+                        .execute(conn)
+                        .await?
+                }
+            };
+            Ok(())
+        })
+        .await
+        .doing("recording a delivery attempt")
+    }
+}

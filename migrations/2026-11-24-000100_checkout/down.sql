@@ -1,0 +1,3 @@
+DROP TABLE outbox;
+DROP TABLE checkouts;
+DROP TABLE idempotency_keys;
