@@ -12,9 +12,11 @@ mod migrate;
 mod orders;
 mod pool;
 mod products;
+mod reports;
 mod schema;
 pub mod sealing;
 mod stock;
+pub mod synthetic;
 pub mod testing;
 
 pub use baskets::PgBasketRepository;
@@ -27,6 +29,7 @@ pub use migrate::run_migrations;
 pub use orders::{INSERT_NUMBERED_ORDER, PgOrderRepository};
 pub use pool::{PgPool, PoolConfig, connect_pool, ping};
 pub use products::PgProductRepository;
+pub use reports::{MONTHLY_SALES, PgReportQueries, SALES_BY_CITY, STOCK, TOP_CUSTOMERS};
 
 mod refresh_tokens;
 mod users;
