@@ -12,5 +12,6 @@ mod operations;
 mod orders;
 mod products;
 mod rate_limits;
+mod reports;
 mod sample_data;
 mod upstream;

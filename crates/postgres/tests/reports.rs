@@ -59,6 +59,10 @@ fn quarter() -> ReportPeriod {
 /// 60), B-2 (stock 500, low below 10), C-3 (a service), D-4 (stock 0, no
 /// threshold).
 async fn fixture(pool: &PgPool) {
+    /// A line: product id, units, unit price, whether it took units from stock.
+    type Line<'a> = (&'a str, i32, i64, bool);
+    /// An order: number, customer, scheduled_at, status, currency, lines.
+    type Order<'a> = (u32, u32, &'a str, &'a str, &'a str, &'a [Line<'a>]);
     let mut conn = pool.get().await.expect("a connection");
     let conn: &mut AsyncPgConnection = &mut conn;
     let (a, b, c, d) = (product(1), product(2), product(3), product(4));
@@ -87,7 +91,7 @@ INSERT INTO customers (id, name, email, email_key, city, created_at, updated_at)
         c6 = customer(6),
         c7 = customer(7),
     );
-    let orders: [(u32, u32, &str, &str, &str, &[(&str, i32, i64, bool)]); 11] = [
+    let orders: [Order; 11] = [
         (
             1,
             1,

@@ -22,13 +22,14 @@ use ordo_domain::clients::{ApiKeys, ClientDirectory, ClientRepository, ClientSer
 use ordo_domain::customers::{CustomerRepository, CustomerService};
 use ordo_domain::orders::{OrderPolicy, OrderRepository, OrderService, SpacingWindow};
 use ordo_domain::ratelimit::{RateLimitStore, RateLimiter, RatePolicies};
+use ordo_domain::reports::{ReportQueries, ReportService};
 use ordo_domain::sealing::FieldCipher;
 use ordo_domain::upstream::{CatalogSource, PaymentGateway, UpstreamMonitor, UpstreamOrders};
 use ordo_domain::{Clock, Currency, IdSource, SystemClock, UuidV7Ids};
 use ordo_postgres::sealing::Pass;
 use ordo_postgres::{
     PgBasketRepository, PgClientRepository, PgCustomerRepository, PgOrderRepository, PgPool,
-    PgProductRepository, PgRefreshTokenStore, PgUserRepository, connect_pool,
+    PgProductRepository, PgRefreshTokenStore, PgReportQueries, PgUserRepository, connect_pool,
 };
 use ordo_upstream::{UpstreamClient, UpstreamConfig};
 use ordo_upstream_sim::{RunningSim, SimConfig, UpstreamSim};
@@ -79,6 +80,8 @@ pub struct Adapters {
     pub api_keys: Arc<dyn ApiKeys>,
     /// The state of every rate limit.
     pub rate_limits: Arc<dyn RateLimitStore>,
+    /// The reports' queries.
+    pub reports: Arc<dyn ReportQueries>,
     /// The external order, payment and catalog API.
     pub upstream: UpstreamPorts,
 }
@@ -161,6 +164,7 @@ impl Adapters {
             clients: Arc::new(PgClientRepository::new(pool.clone())),
             client_directory: Arc::new(PgClientRepository::new(pool.clone())),
             api_keys: Arc::new(RandomApiKeys),
+            reports: Arc::new(PgReportQueries::new(pool.clone())),
         }
     }
 }
@@ -345,6 +349,8 @@ pub struct Services {
     pub rate_limits: RateLimiter,
     /// API clients and their keys.
     pub clients: ClientService,
+    /// Sales and stock reports.
+    pub reports: ReportService,
     /// The currency of products created without one.
     pub default_currency: Currency,
 }
@@ -378,6 +384,7 @@ impl Services {
             clients,
             client_directory,
             api_keys,
+            reports,
         } = adapters.clone();
         let policy = AuthPolicy {
             access_ttl: std::time::Duration::from_secs(settings.auth.access_ttl_secs),
@@ -419,6 +426,7 @@ impl Services {
                 ids.clone(),
                 policy,
             ),
+            reports: ReportService::new(reports, clock.clone(), default_currency),
             catalog: CatalogService::new(products.clone(), clock.clone(), ids.clone()),
             customers: CustomerService::new(customers.clone(), clock.clone(), ids.clone()),
             baskets: BasketService::new(

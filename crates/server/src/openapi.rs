@@ -31,6 +31,7 @@ use crate::routes::{self, Problem};
         (name = "customers", description = "Customers"),
         (name = "orders", description = "Orders"),
         (name = "baskets", description = "Baskets: persisted, priced from the catalog"),
+        (name = "reports", description = "Sales and stock reports (staff): JSON, or CSV with `Accept: text/csv`"),
     )
 )]
 struct ApiDoc;

@@ -8,6 +8,7 @@ use ordo_domain::clients::ClientService;
 use ordo_domain::customers::CustomerService;
 use ordo_domain::orders::OrderService;
 use ordo_domain::ratelimit::RateLimiter;
+use ordo_domain::reports::ReportService;
 use ordo_postgres::PgPool;
 
 use crate::app::Services;
@@ -30,6 +31,8 @@ pub struct AppState {
     pub rate_limits: RateLimiter,
     /// API clients and their keys.
     pub clients: ClientService,
+    /// Sales and stock reports.
+    pub reports: ReportService,
     /// The currency of products created without one.
     pub default_currency: Currency,
     /// The pool, for readiness checks.
@@ -59,6 +62,7 @@ impl AppState {
             auth,
             rate_limits,
             clients,
+            reports,
             default_currency,
         } = services;
         Self {
@@ -69,6 +73,7 @@ impl AppState {
             auth,
             rate_limits,
             clients,
+            reports,
             default_currency,
             pool,
             metrics,

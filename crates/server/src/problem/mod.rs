@@ -17,6 +17,7 @@ mod clients;
 mod code;
 mod domain;
 mod rate_limits;
+mod reports;
 
 pub use clients::client_not_found;
 pub use code::ProblemCode;

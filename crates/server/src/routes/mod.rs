@@ -7,6 +7,7 @@ pub mod customers;
 pub mod health;
 pub mod orders;
 pub mod products;
+pub mod reports;
 pub mod users;
 
 use serde::Serialize;
@@ -27,7 +28,8 @@ pub fn v1(config: &mut ServiceConfig) {
             .configure(products::routes)
             .configure(customers::routes)
             .configure(orders::routes)
-            .configure(baskets::routes),
+            .configure(baskets::routes)
+            .configure(reports::routes),
     );
 }
 
