@@ -352,6 +352,10 @@ async fn the_openapi_document_offers_each_report_as_json_and_csv() {
 
     let spec = app.get("/openapi.json").await;
 
+    assert_eq!(
+        spec.body["components"]["schemas"]["RankingName"]["enum"],
+        json!(["spend", "orders"])
+    );
     for report in ["top-customers", "sales-by-city", "stock", "monthly-sales"] {
         let content = &spec.body["paths"][format!("/v1/reports/{report}")]["get"]["responses"]["200"]
             ["content"];

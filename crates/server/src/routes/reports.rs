@@ -74,16 +74,13 @@ pub struct RankingQuery {
     pub by: Option<String>,
 }
 
-/// What customers are ranked by.
+/// What the top-customers report ranks by.
 #[derive(Debug, ToSchema)]
-#[schema(as = RankingName)]
-#[allow(dead_code)] // only its schema is used
+#[schema(rename_all = "snake_case")]
 pub enum RankingName {
     /// Money spent.
-    #[schema(rename = "spend")]
     Spend,
     /// Number of orders.
-    #[schema(rename = "orders")]
     Orders,
 }
 
