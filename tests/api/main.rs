@@ -15,6 +15,7 @@ mod operations;
 mod orders;
 mod products;
 mod rate_limits;
+mod reports;
 mod sample_data;
 mod scheduler;
 mod shared_rate_limits;

@@ -9,6 +9,7 @@
 mod hits;
 mod load;
 mod reference;
+mod reports;
 mod scenarios;
 mod seed;
 mod store_round_trip;
@@ -87,11 +88,18 @@ struct Cli {
     #[arg(long)]
     json: Option<PathBuf>,
     #[command(subcommand)]
-    internal: Option<Internal>,
+    command: Option<BenchCommand>,
 }
 
 #[derive(Debug, Subcommand)]
-enum Internal {
+enum BenchCommand {
+    /// The reports scenario: generates synthetic sales in the database (1 000 000
+    /// orders unless told otherwise), then times each report over HTTP beside a
+    /// plain `SELECT count(*) FROM orders` on the same data.
+    Reports(reports::ReportsArgs),
+    /// Generates synthetic sales into the database at --database-url (which must
+    /// be migrated, as `ordo migrate` does), to try the reports on, and exits.
+    SeedSales(reports::SeedArgs),
     /// Runs Ordo itself (the bench starts its server as a child process so that the
     /// server's memory can be measured apart from the load generator's).
     #[command(name = "__serve", hide = true)]
@@ -134,12 +142,21 @@ struct Report {
 
 fn main() -> anyhow::Result<()> {
     let mut cli = Cli::parse();
-    if let Some(Internal::Serve {
-        database_url,
-        pool_size,
-    }) = cli.internal.take()
-    {
-        return serve_child(database_url, pool_size);
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    };
+    match cli.command.take() {
+        Some(BenchCommand::Serve {
+            database_url,
+            pool_size,
+        }) => return serve_child(database_url, pool_size),
+        Some(BenchCommand::Reports(args)) => {
+            return runtime()?.block_on(reports::run(args, cli.database_url));
+        }
+        Some(BenchCommand::SeedSales(args)) => return runtime()?.block_on(reports::seed(args)),
+        None => {}
     }
     if cli.quick {
         cli.duration = 2.0;
@@ -147,10 +164,7 @@ fn main() -> anyhow::Result<()> {
         cli.customers = cli.customers.min(200);
         cli.orders = cli.orders.min(1000);
     }
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(run(cli))
+    runtime()?.block_on(run(cli))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -166,22 +180,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         cli.scenarios.clone()
     };
 
-    let (cluster, database_url) = match &cli.database_url {
-        Some(url) => (None, url.clone()),
-        None => {
-            let data_dir =
-                std::env::temp_dir().join(format!("ordo-bench-{}", uuid::Uuid::new_v4().simple()));
-            let cluster = LocalCluster::start(LocalClusterConfig {
-                data_dir,
-                durability: Durability::Ephemeral,
-            })
-            .await?;
-            cluster.ensure_database("bench").await?;
-            let url = cluster.database_url("bench");
-            (Some(cluster), url)
-        }
-    };
-    run_migrations(&database_url).await?;
+    let (cluster, database_url) = bench_database(cli.database_url.as_deref()).await?;
     let pool = connect_pool(
         &database_url,
         &PoolConfig {
@@ -190,11 +189,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         },
     )?;
     let data_key = bench_data_key();
-    let data_keys = DataKeyring::new(&data_key.clone().into(), None).context("ORDO_DATA_KEY")?;
-    let services = Services::assemble(
-        &Adapters::postgres(&pool, Arc::new(data_keys)),
-        &Settings::default(),
-    )?;
+    let services = bench_services(&pool, &data_key)?;
     eprintln!(
         "seeding {} customers and {} orders …",
         cli.customers, cli.orders
@@ -208,15 +203,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     )
     .await?;
 
-    // The user every scenario's requests are made as (kept when it exists).
-    match services
-        .auth
-        .create_user(BENCH_EMAIL, BENCH_PASSWORD, Role::Staff)
-        .await
-    {
-        Ok(_) | Err(CreateUserError::EmailTaken) => {}
-        Err(e) => return Err(anyhow::anyhow!("creating the bench user: {e}")),
-    }
+    create_bench_user(&services).await?;
     // The API clients of `me-key`, each at the highest limit a client may have
     // (10 000 requests a second): the load is spread over enough of them that the
     // scenario measures resolving a key and checking its limit, not being refused.
@@ -444,6 +431,49 @@ fn print_table(report: &Report) {
         "rate-limit decision, one at a time: {}",
         round_trips.join(" · ")
     );
+}
+
+/// The database to run against: `url`, or a new database in a throw-away local
+/// cluster (returned, to be stopped at the end); migrated either way.
+async fn bench_database(url: Option<&str>) -> anyhow::Result<(Option<LocalCluster>, String)> {
+    let (cluster, database_url) = match url {
+        Some(url) => (None, url.to_owned()),
+        None => {
+            let data_dir =
+                std::env::temp_dir().join(format!("ordo-bench-{}", uuid::Uuid::new_v4().simple()));
+            let cluster = LocalCluster::start(LocalClusterConfig {
+                data_dir,
+                durability: Durability::Ephemeral,
+            })
+            .await?;
+            cluster.ensure_database("bench").await?;
+            let url = cluster.database_url("bench");
+            (Some(cluster), url)
+        }
+    };
+    run_migrations(&database_url).await?;
+    Ok((cluster, database_url))
+}
+
+/// Ordo's services over `pool`, sealing with `data_key` as the server will.
+fn bench_services(pool: &ordo_postgres::PgPool, data_key: &str) -> anyhow::Result<Services> {
+    let data_keys = DataKeyring::new(&data_key.to_owned().into(), None).context("ORDO_DATA_KEY")?;
+    Services::assemble(
+        &Adapters::postgres(pool, Arc::new(data_keys)),
+        &Settings::default(),
+    )
+}
+
+/// The user every scenario's requests are made as (kept when it exists).
+async fn create_bench_user(services: &Services) -> anyhow::Result<()> {
+    match services
+        .auth
+        .create_user(BENCH_EMAIL, BENCH_PASSWORD, Role::Staff)
+        .await
+    {
+        Ok(_) | Err(CreateUserError::EmailTaken) => Ok(()),
+        Err(e) => Err(anyhow::anyhow!("creating the bench user: {e}")),
+    }
 }
 
 /// API clients the `me-key` load is spread over.

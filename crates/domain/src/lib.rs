@@ -1,6 +1,6 @@
 //! Ordo's business rules, free of any web framework, database driver or HTTP client.
 //!
-//! Each area (`catalog`, `customers`, `orders`, `baskets`, `checkout`, ...) has the same shape: models that parse
+//! Each area (`catalog`, `customers`, `orders`, `baskets`, `checkout`, `reports`, ...) has the same shape: models that parse
 //! raw input into values that stay valid, the ports (traits) it needs from the
 //! outside world, a service with the use cases, and one error enum per use case.
 //! Adapters in other crates implement the ports; mocks of every port are available
@@ -23,6 +23,7 @@ pub mod orders;
 pub mod page;
 pub mod ratelimit;
 pub mod scheduling;
+pub mod reports;
 pub mod sealing;
 pub mod unavailable;
 pub mod upstream;

@@ -17,9 +17,11 @@ mod orders;
 mod pool;
 mod prebuilt;
 mod products;
+mod reports;
 mod schema;
 pub mod sealing;
 mod stock;
+pub mod synthetic;
 pub mod testing;
 
 pub use activity::PgActivityStore;
@@ -36,6 +38,7 @@ pub use migrate::run_migrations;
 pub use orders::{INSERT_NUMBERED_ORDER, PgOrderRepository};
 pub use pool::{PgPool, PoolConfig, connect_pool, ping};
 pub use products::PgProductRepository;
+pub use reports::{MONTHLY_SALES, PgReportQueries, SALES_BY_CITY, STOCK, TOP_CUSTOMERS};
 
 mod refresh_tokens;
 mod users;

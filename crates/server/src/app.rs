@@ -33,6 +33,7 @@ use ordo_domain::ratelimit::{RateLimitStore, RateLimiter, RatePolicies};
 use ordo_domain::scheduling::{
     ClaimPolicy, Job, JobStore, Lease, SchedulingPolicy, SchedulingService,
 };
+use ordo_domain::reports::{ReportQueries, ReportService};
 use ordo_domain::sealing::FieldCipher;
 use ordo_domain::upstream::{CatalogSource, PaymentGateway, UpstreamMonitor, UpstreamOrders};
 use ordo_domain::{Clock, Currency, IdSource, SystemClock, UuidV7Ids};
@@ -40,7 +41,7 @@ use ordo_postgres::sealing::Pass;
 use ordo_postgres::{
     PgActivityStore, PgBasketRepository, PgCheckoutStore, PgClientRepository,
     PgCustomerRepository, PgIdempotencyStore, PgJobStore, PgOrderRepository, PgPool,
-    PgProductRepository, PgRefreshTokenStore, PgUserRepository, connect_pool,
+    PgProductRepository, PgRefreshTokenStore, PgReportQueries, PgUserRepository, connect_pool,
 };
 use ordo_redis::{Redis, RedisConfig, RedisRateLimits};
 use ordo_upstream::{UpstreamClient, UpstreamConfig};
@@ -110,6 +111,8 @@ pub struct Adapters {
     pub activity_sink: Arc<dyn ActivitySink>,
     /// The hourly counts, for the usage figures.
     pub usage_store: Arc<dyn UsageStore>,
+    /// The reports' queries.
+    pub reports: Arc<dyn ReportQueries>,
     /// The external order, payment and catalog API.
     pub upstream: UpstreamPorts,
 }
@@ -200,6 +203,7 @@ impl Adapters {
             hit_store: activity.clone(),
             activity_sink: Arc::new(DirectActivitySink::new(activity.clone())),
             usage_store: activity,
+            reports: Arc::new(PgReportQueries::new(pool.clone())),
         }
     }
 }
@@ -390,6 +394,8 @@ pub struct Services {
     pub clients: ClientService,
     /// Scheduled jobs.
     pub scheduling: SchedulingService,
+    /// Sales and stock reports.
+    pub reports: ReportService,
     /// The currency of products created without one.
     pub default_currency: Currency,
     /// Recording hits.
@@ -436,6 +442,7 @@ impl Services {
             hit_store,
             activity_sink,
             usage_store,
+            reports,
         } = adapters.clone();
         let activity_policy = ActivityPolicy {
             retention: RetentionDays::new(settings.activity.retention_days)
@@ -520,6 +527,7 @@ impl Services {
                 ids.clone(),
                 policy,
             ),
+            reports: ReportService::new(reports, clock.clone(), default_currency),
             catalog: CatalogService::new(products.clone(), clock.clone(), ids.clone()),
             customers: CustomerService::new(customers.clone(), clock.clone(), ids.clone()),
             baskets: BasketService::new(

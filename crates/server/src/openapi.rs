@@ -20,7 +20,7 @@ use crate::routes::{self, Problem};
         title = "Ordo",
         description = "Order management: catalog, customers, orders with a spacing rule, gapless numbers and stock that never goes negative. Errors are RFC 9457 problem documents (`application/problem+json`). Every response carries `X-Request-Id`. Every `/v1` route is rate-limited: its answers carry `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`, and a request over the caller's allowance is 429 `rate_limited` with `Retry-After`. A path below with a method it does not list answers 405 `method_not_allowed` with `Allow` naming the methods it takes; any other path answers 404 `not_found`."
     ),
-    components(schemas(Problem, FieldError, OrderStatusName, ProductKindName, BasketStatusName)),
+    components(schemas(Problem, FieldError, OrderStatusName, ProductKindName, BasketStatusName, routes::reports::RankingName)),
     modifiers(&BearerScheme),
     tags(
         (name = "operations", description = "Health, readiness, metrics"),
@@ -33,6 +33,7 @@ use crate::routes::{self, Problem};
         (name = "baskets", description = "Baskets: persisted, priced from the catalog"),
         (name = "jobs", description = "Scheduled jobs and their runs (administrators only)"),
         (name = "activity", description = "Hits reported by API clients, and usage figures"),
+        (name = "reports", description = "Sales and stock reports (staff): JSON, or CSV with `Accept: text/csv`"),
     )
 )]
 struct ApiDoc;

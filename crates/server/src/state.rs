@@ -14,6 +14,7 @@ use ordo_domain::idempotency::IdempotencyService;
 use ordo_domain::orders::OrderService;
 use ordo_domain::ratelimit::RateLimiter;
 use ordo_domain::scheduling::SchedulingService;
+use ordo_domain::reports::ReportService;
 use ordo_postgres::PgPool;
 
 use crate::app::Services;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub scheduling: SchedulingService,
     /// Wakes this instance's scheduler when a run is requested.
     pub run_now: RunNow,
+    /// Sales and stock reports.
+    pub reports: ReportService,
     /// The currency of products created without one.
     pub default_currency: Currency,
     /// Recording hits.
@@ -83,6 +86,7 @@ impl AppState {
             rate_limits,
             clients,
             scheduling,
+            reports,
             default_currency,
             activity,
             usage,
@@ -100,6 +104,7 @@ impl AppState {
             clients,
             scheduling,
             run_now: RunNow::default(),
+            reports,
             default_currency,
             activity,
             usage,

@@ -96,6 +96,19 @@ impl OrderStatus {
     pub fn counts_for_spacing(self) -> bool {
         !matches!(self, Self::Cancelled | Self::PaymentFailed)
     }
+
+    /// Whether the order is a sale in the reports: paid, or placed through
+    /// `/v1/orders` (sold on account). Checkout's orders count once paid; a
+    /// cancelled or unpaid one never does.
+    pub fn counts_as_sale(self) -> bool {
+        matches!(self, Self::Placed | Self::Paid)
+    }
+
+    /// Whether the order's units are reserved: taken from stock, but not (yet) a
+    /// sale, so they may still come back.
+    pub fn reserves_unsold_stock(self) -> bool {
+        self.holds_stock() && !self.counts_as_sale()
+    }
 }
 
 impl std::fmt::Display for OrderStatus {
@@ -162,6 +175,20 @@ mod tests {
         assert!(Paid.counts_for_spacing());
         assert!(!Cancelled.counts_for_spacing());
         assert!(!PaymentFailed.counts_for_spacing());
+    }
+
+    #[test]
+    fn only_paid_and_placed_orders_are_sales_and_only_pending_payments_reserve() {
+        let sales: Vec<_> = OrderStatus::ALL
+            .into_iter()
+            .filter(|s| s.counts_as_sale())
+            .collect();
+        let reserving: Vec<_> = OrderStatus::ALL
+            .into_iter()
+            .filter(|s| s.reserves_unsold_stock())
+            .collect();
+        assert_eq!(sales, [Placed, Paid]);
+        assert_eq!(reserving, [PendingPayment]);
     }
 
     #[test]

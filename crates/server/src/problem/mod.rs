@@ -19,6 +19,7 @@ mod code;
 mod domain;
 mod jobs;
 mod rate_limits;
+mod reports;
 
 pub use clients::client_not_found;
 pub use code::ProblemCode;

@@ -11,6 +11,7 @@ pub mod logs;
 pub mod orders;
 pub mod products;
 pub mod usage;
+pub mod reports;
 pub mod users;
 
 use serde::Serialize;
@@ -35,7 +36,8 @@ pub fn v1(config: &mut ServiceConfig) {
             .configure(jobs::routes)
             .configure(logs::routes)
             .configure(usage::routes)
-            .configure(checkout::routes),
+            .configure(checkout::routes)
+            .configure(reports::routes),
     );
 }
 

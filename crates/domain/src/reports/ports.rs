@@ -1,0 +1,60 @@
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::{
+    CitySales, CustomerRanking, CustomerSales, MonthlySales, ReportLimit, ReportPeriod, StockLine,
+};
+use crate::money::Currency;
+
+/// The queries behind the reports. Every figure of sales counts only orders that
+/// [count as a sale](crate::orders::OrderStatus::counts_as_sale), scheduled within
+/// the period and in `currency`; each order and each line is counted once.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait ReportQueries: Send + Sync {
+    /// The `limit` customers with the most purchases by `ranking`; ties go to the
+    /// other figure, then to the lower customer id.
+    ///
+    /// # Errors
+    /// When storage fails.
+    async fn top_customers(
+        &self,
+        period: ReportPeriod,
+        currency: Currency,
+        ranking: CustomerRanking,
+        limit: ReportLimit,
+    ) -> anyhow::Result<Vec<CustomerSales>>;
+
+    /// Units and revenue per city (case-insensitive, trimmed) and product, by city
+    /// then most units first, then SKU.
+    ///
+    /// # Errors
+    /// When storage fails.
+    async fn sales_by_city(
+        &self,
+        period: ReportPeriod,
+        currency: Currency,
+    ) -> anyhow::Result<Vec<CitySales>>;
+
+    /// Every product whose stock is tracked, by SKU, with the units sold from
+    /// `sold_since` up to `as_of`.
+    ///
+    /// # Errors
+    /// When storage fails.
+    async fn stock(
+        &self,
+        sold_since: DateTime<Utc>,
+        as_of: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<StockLine>>;
+
+    /// Units and revenue of every month of `period` (months without a sale
+    /// included, as zeros), and the units of each product sold in it.
+    ///
+    /// # Errors
+    /// When storage fails.
+    async fn monthly_sales(
+        &self,
+        period: ReportPeriod,
+        currency: Currency,
+    ) -> anyhow::Result<MonthlySales>;
+}

@@ -1,0 +1,546 @@
+//! The reports' queries against a real cluster: every figure of a small, fixed
+//! data set computed by hand (the comments of `fixture` show the sums), and the
+//! plan of the largest query on synthetic sales.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use ordo_domain::reports::{
+    CustomerRanking, ReportLimit, ReportPeriod, ReportQueries, ReportRequest, ReportService,
+};
+use ordo_domain::{Clock, Currency};
+use ordo_postgres::synthetic::{self, SyntheticSales};
+use ordo_postgres::testing::fresh_database;
+use ordo_postgres::{PgPool, PgReportQueries};
+
+fn at(raw: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(raw)
+        .expect("an instant")
+        .with_timezone(&Utc)
+}
+
+fn eur() -> Currency {
+    Currency::parse("EUR").expect("a currency")
+}
+
+/// Customer `n`'s id; ids order as their numbers do.
+fn customer(n: u32) -> String {
+    format!("00000000-0000-7000-8000-0000000000c{n}")
+}
+
+fn product(n: u32) -> String {
+    format!("00000000-0000-7000-8000-0000000000a{n}")
+}
+
+/// The first quarter of 2026: January, February (no sales) and March.
+fn quarter() -> ReportPeriod {
+    ReportPeriod::new(at("2026-01-01T00:00:00Z"), at("2026-04-01T00:00:00Z")).expect("a period")
+}
+
+/// Products, customers and orders whose reports are worked out by hand:
+///
+/// | order | customer (city) | scheduled | status | currency | lines (units × price) |
+/// | --- | --- | --- | --- | --- | --- |
+/// | 1 | 1 (`Oslo`) | 2026-01-10 | paid | EUR | A-1 2 × 1000, C-3 1 × 5000 → 7000 |
+/// | 2 | 1 | 2026-03-05 | placed | EUR | B-2 4 × 250 → 1000 |
+/// | 3 | 2 (`  oslo `) | 2026-01-20 | paid | EUR | A-1 1 × 1000 → 1000 |
+/// | 4 | 2 | 2026-03-15 | cancelled | EUR | A-1 10 × 1000 |
+/// | 5 | 3 (`OSLO`) | 2026-03-20 | paid | EUR | C-3 1 × 5000, B-2 12 × 250 → 8000 |
+/// | 6 | 4 (`Bergen`) | 2026-01-05 | payment_failed | EUR | B-2 3 × 250 |
+/// | 7 | 4 | 2026-03-01 | pending_payment | EUR | A-1 5, B-2 2 (reserved) |
+/// | 8 | 5 (`Århus`) | 2026-03-31 23:59:59 | paid | EUR | B-2 4 × 250 → 1000 |
+/// | 9 | 6 (`århus`) | 2026-04-01 00:00:00 | paid | EUR | B-2 100 × 250 (after the quarter) |
+/// | 10 | 6 | 2025-12-31 23:59:59 | paid | EUR | A-1 100 × 1000 (before it) |
+/// | 11 | 4 | 2026-01-15 | paid | USD | B-2 7 × 250 |
+///
+/// Customer 7 is in `Oslo` too and has no orders (so `Oslo` is the spelling most
+/// Oslo customers use). Products: A-1 (`Filter, "large"`, stock 50, low below
+/// 60), B-2 (stock 500, low below 10), C-3 (a service), D-4 (stock 0, no
+/// threshold).
+async fn fixture(pool: &PgPool) {
+    /// A line: product id, units, unit price, whether it took units from stock.
+    type Line<'a> = (&'a str, i32, i64, bool);
+    /// An order: number, customer, scheduled_at, status, currency, lines.
+    type Order<'a> = (u32, u32, &'a str, &'a str, &'a str, &'a [Line<'a>]);
+    let mut conn = pool.get().await.expect("a connection");
+    let conn: &mut AsyncPgConnection = &mut conn;
+    let (a, b, c, d) = (product(1), product(2), product(3), product(4));
+    let order = |n: u32| format!("00000000-0000-7000-8000-0000000000{n:02}");
+    let mut sql = format!(
+        "
+INSERT INTO products (id, sku, name, kind, price_minor, currency, stock, low_stock_threshold, created_at, updated_at) VALUES
+ ('{a}', 'A-1', 'Filter, \"large\"', 'good', 1000, 'EUR', 50, 60, now(), now()),
+ ('{b}', 'B-2', 'Valve', 'good', 250, 'EUR', 500, 10, now(), now()),
+ ('{c}', 'C-3', 'Inspection', 'service', 5000, 'EUR', NULL, NULL, now(), now()),
+ ('{d}', 'D-4', 'Gasket', 'good', 80, 'EUR', 0, NULL, now(), now());
+INSERT INTO customers (id, name, email, email_key, city, created_at, updated_at) VALUES
+ ('{c1}', 'Ada', 'c1@example.com', 'c1@example.com', 'Oslo', now(), now()),
+ ('{c2}', 'Bo', 'c2@example.com', 'c2@example.com', '  oslo ', now(), now()),
+ ('{c3}', 'Cy', 'c3@example.com', 'c3@example.com', 'OSLO', now(), now()),
+ ('{c4}', 'Di', 'c4@example.com', 'c4@example.com', 'Bergen', now(), now()),
+ ('{c5}', 'Ed, \"the\" buyer', 'c5@example.com', 'c5@example.com', 'Århus', now(), now()),
+ ('{c6}', 'Fi', 'c6@example.com', 'c6@example.com', 'århus', now(), now()),
+ ('{c7}', 'Gus', 'c7@example.com', 'c7@example.com', 'Oslo', now(), now());
+",
+        c1 = customer(1),
+        c2 = customer(2),
+        c3 = customer(3),
+        c4 = customer(4),
+        c5 = customer(5),
+        c6 = customer(6),
+        c7 = customer(7),
+    );
+    let orders: [Order; 11] = [
+        (
+            1,
+            1,
+            "2026-01-10T10:00:00Z",
+            "paid",
+            "EUR",
+            &[(&a, 2, 1000, true), (&c, 1, 5000, false)],
+        ),
+        (
+            2,
+            1,
+            "2026-03-05T10:00:00Z",
+            "placed",
+            "EUR",
+            &[(&b, 4, 250, true)],
+        ),
+        (
+            3,
+            2,
+            "2026-01-20T10:00:00Z",
+            "paid",
+            "EUR",
+            &[(&a, 1, 1000, true)],
+        ),
+        (
+            4,
+            2,
+            "2026-03-15T10:00:00Z",
+            "cancelled",
+            "EUR",
+            &[(&a, 10, 1000, false)],
+        ),
+        (
+            5,
+            3,
+            "2026-03-20T10:00:00Z",
+            "paid",
+            "EUR",
+            &[(&c, 1, 5000, false), (&b, 12, 250, true)],
+        ),
+        (
+            6,
+            4,
+            "2026-01-05T10:00:00Z",
+            "payment_failed",
+            "EUR",
+            &[(&b, 3, 250, false)],
+        ),
+        (
+            7,
+            4,
+            "2026-03-01T10:00:00Z",
+            "pending_payment",
+            "EUR",
+            &[(&a, 5, 1000, true), (&b, 2, 250, true)],
+        ),
+        (
+            8,
+            5,
+            "2026-03-31T23:59:59Z",
+            "paid",
+            "EUR",
+            &[(&b, 4, 250, true)],
+        ),
+        (
+            9,
+            6,
+            "2026-04-01T00:00:00Z",
+            "paid",
+            "EUR",
+            &[(&b, 100, 250, true)],
+        ),
+        (
+            10,
+            6,
+            "2025-12-31T23:59:59Z",
+            "paid",
+            "EUR",
+            &[(&a, 100, 1000, true)],
+        ),
+        (
+            11,
+            4,
+            "2026-01-15T10:00:00Z",
+            "paid",
+            "USD",
+            &[(&b, 7, 250, true)],
+        ),
+    ];
+    for (n, who, scheduled, status, currency, lines) in orders {
+        let id = order(n);
+        let total: i64 = lines.iter().map(|(_, q, p, _)| i64::from(*q) * p).sum();
+        sql.push_str(&format!(
+            "INSERT INTO orders (id, number, customer_id, status, scheduled_at, total_minor, currency, created_at, updated_at) \
+             VALUES ('{id}', 'ORD-20260101-{n:06}', '{}', '{status}', '{scheduled}', {total}, '{currency}', now(), now());\n",
+            customer(who)
+        ));
+        for (line_no, (product, quantity, price, reserves)) in lines.iter().enumerate() {
+            sql.push_str(&format!(
+                "INSERT INTO order_lines (order_id, line_no, product_id, sku, name, quantity, unit_price_minor, reserves_stock) \
+                 SELECT '{id}', {}, id, sku, name, {quantity}, {price}, {reserves} FROM products WHERE id = '{product}';\n",
+                line_no + 1
+            ));
+        }
+    }
+    conn.batch_execute(&sql)
+        .await
+        .expect("the fixture is stored");
+}
+
+async fn queries_with_fixture() -> PgReportQueries {
+    queries_and_pool().await.0
+}
+
+async fn queries_and_pool() -> (PgReportQueries, PgPool) {
+    let db = fresh_database().await.expect("a test database");
+    let pool = db.pool(4).expect("a pool");
+    fixture(&pool).await;
+    (PgReportQueries::new(pool.clone()), pool)
+}
+
+#[tokio::test]
+async fn top_customers_count_only_sales_of_the_period_in_its_currency_and_break_ties() {
+    let queries = queries_with_fixture().await;
+
+    let by_spend = queries
+        .top_customers(
+            quarter(),
+            eur(),
+            CustomerRanking::Spend,
+            ReportLimit::default(),
+        )
+        .await
+        .expect("a report");
+    let by_orders = queries
+        .top_customers(
+            quarter(),
+            eur(),
+            CustomerRanking::Orders,
+            ReportLimit::default(),
+        )
+        .await
+        .expect("a report");
+    let top_two = queries
+        .top_customers(
+            quarter(),
+            eur(),
+            CustomerRanking::Spend,
+            ReportLimit::parse(2).expect("2"),
+        )
+        .await
+        .expect("a report");
+
+    let rows = |report: &[ordo_domain::reports::CustomerSales]| -> Vec<(String, String, String, i64, i64)> {
+        report
+            .iter()
+            .map(|r| (r.customer_id.to_string(), r.name.clone(), r.city.clone(), r.orders, r.spend_minor))
+            .collect()
+    };
+    let row = |n, name: &str, city: &str, orders, spend| {
+        (customer(n), name.to_owned(), city.to_owned(), orders, spend)
+    };
+    // 1: orders 1 and 2 (7000 + 1000); 3: order 5; 2: order 3 (its order 4 was
+    // cancelled); 5: order 8, the last second of the quarter. 4 has no sale in
+    // EUR (failed, pending, USD); 6 bought only outside the quarter.
+    // Equal spend: more orders first; equal both: the lower id first.
+    assert_eq!(
+        rows(&by_spend),
+        [
+            row(1, "Ada", "Oslo", 2, 8000),
+            row(3, "Cy", "OSLO", 1, 8000),
+            row(2, "Bo", "oslo", 1, 1000),
+            row(5, "Ed, \"the\" buyer", "Århus", 1, 1000),
+        ]
+    );
+    assert_eq!(
+        rows(&by_orders),
+        [
+            row(1, "Ada", "Oslo", 2, 8000),
+            row(3, "Cy", "OSLO", 1, 8000),
+            row(2, "Bo", "oslo", 1, 1000),
+            row(5, "Ed, \"the\" buyer", "Århus", 1, 1000),
+        ]
+    );
+    assert_eq!(rows(&top_two), rows(&by_spend)[..2]);
+}
+
+#[tokio::test]
+async fn ranking_by_orders_puts_the_most_frequent_buyer_first_even_when_others_spent_more() {
+    let (queries, pool) = queries_and_pool().await;
+    // Up to March 10: customer 1 has orders 1 and 2 (8000), customer 2 order 3
+    // (1000), customer 3 none yet; a paid order of customer 5 in February makes
+    // them the biggest spender, with one order.
+    let period = ReportPeriod::new(at("2026-01-01T00:00:00Z"), at("2026-03-10T00:00:00Z"))
+        .expect("a period");
+    let mut conn = pool.get().await.expect("a connection");
+    let conn: &mut AsyncPgConnection = &mut conn;
+    conn.batch_execute(&format!(
+        "INSERT INTO orders (id, number, customer_id, status, scheduled_at, total_minor, currency, created_at, updated_at) \
+         VALUES ('00000000-0000-7000-8000-0000000000f1', 'ORD-20260101-000099', '{}', 'paid', '2026-02-01T00:00:00Z', 50000, 'EUR', now(), now());",
+        customer(5)
+    ))
+    .await
+    .expect("stored");
+
+    let by_orders = queries
+        .top_customers(
+            period,
+            eur(),
+            CustomerRanking::Orders,
+            ReportLimit::default(),
+        )
+        .await
+        .expect("a report");
+    let by_spend = queries
+        .top_customers(
+            period,
+            eur(),
+            CustomerRanking::Spend,
+            ReportLimit::default(),
+        )
+        .await
+        .expect("a report");
+
+    let ids = |rows: &[ordo_domain::reports::CustomerSales]| -> Vec<(String, i64, i64)> {
+        rows.iter()
+            .map(|r| (r.customer_id.to_string(), r.orders, r.spend_minor))
+            .collect()
+    };
+    assert_eq!(
+        ids(&by_orders),
+        [
+            (customer(1), 2, 8000),
+            (customer(5), 1, 50000),
+            (customer(2), 1, 1000),
+        ]
+    );
+    assert_eq!(
+        ids(&by_spend),
+        [
+            (customer(5), 1, 50000),
+            (customer(1), 2, 8000),
+            (customer(2), 1, 1000),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn sales_per_city_join_spellings_of_a_city_and_count_each_line_once() {
+    let queries = queries_with_fixture().await;
+
+    let report = queries
+        .sales_by_city(quarter(), eur())
+        .await
+        .expect("a report");
+
+    let rows: Vec<(&str, &str, &str, i64, i64)> = report
+        .iter()
+        .map(|r| {
+            (
+                r.city.as_str(),
+                r.sku.as_str(),
+                r.name.as_str(),
+                r.quantity,
+                r.revenue_minor,
+            )
+        })
+        .collect();
+    // Oslo (customers 1, 2, 3 in three spellings): A-1 2 + 1 = 3 units (3000);
+    // B-2 4 + 12 = 16 (4000); C-3 1 + 1 = 2 (10000). Århus (customers 5, 6): B-2 4
+    // (order 9 is after the quarter). Bergen bought nothing in EUR. Spelled as
+    // most customers spell it (Oslo: two of four); a tie goes to the first
+    // spelling in byte order (Århus before århus). Cities in the ICU root order.
+    assert_eq!(
+        rows,
+        [
+            ("Århus", "B-2", "Valve", 4, 1000),
+            ("Oslo", "B-2", "Valve", 16, 4000),
+            ("Oslo", "A-1", "Filter, \"large\"", 3, 3000),
+            ("Oslo", "C-3", "Inspection", 2, 10000),
+        ]
+    );
+    assert_eq!(report[1].product_id.to_string(), product(2));
+}
+
+#[tokio::test]
+async fn stock_adds_sales_and_reservations_up_apart_so_neither_is_multiplied() {
+    let queries = queries_with_fixture().await;
+
+    let report = queries
+        .stock(at("2026-03-02T00:00:00Z"), at("2026-04-01T00:00:00Z"))
+        .await
+        .expect("a report");
+
+    let rows: Vec<(&str, i64, i64, i64, bool)> = report
+        .iter()
+        .map(|r| (r.sku.as_str(), r.stock, r.reserved, r.sold_30d, r.low_stock))
+        .collect();
+    // A-1: 5 reserved by the pending order 7; its sales in the window: none
+    // (order 4 was cancelled). B-2: 4 + 12 + 4 sold (orders 2, 5, 8; order 9 is
+    // at the window's end), 2 reserved by order 7. C-3 is a service: no stock.
+    assert_eq!(
+        rows,
+        [
+            ("A-1", 50, 5, 0, true),
+            ("B-2", 500, 2, 20, false),
+            ("D-4", 0, 0, 0, false),
+        ]
+    );
+}
+
+struct Fixed(DateTime<Utc>);
+
+impl Clock for Fixed {
+    fn now(&self) -> DateTime<Utc> {
+        self.0
+    }
+}
+
+#[tokio::test]
+async fn monthly_sales_include_months_without_sales_in_the_average() {
+    let queries = queries_with_fixture().await;
+    let service = ReportService::new(
+        Arc::new(queries),
+        Arc::new(Fixed(at("2026-06-01T00:00:00Z"))),
+        eur(),
+    );
+
+    let report = service
+        .monthly_sales(ReportRequest {
+            from: Some(quarter().from()),
+            to: Some(quarter().to()),
+            currency: None,
+        })
+        .await
+        .expect("a report")
+        .rows;
+
+    let months: Vec<(String, i64, i64)> = report
+        .months
+        .iter()
+        .map(|m| (m.month.to_string(), m.units, m.revenue_minor))
+        .collect();
+    // January: orders 1 and 3, 2 + 1 + 1 units (8000). February: nothing.
+    // March: orders 2, 5 and 8, 4 + 13 + 4 units (10000). 25 units ÷ 3 months.
+    assert_eq!(
+        months,
+        [
+            ("2026-01".to_owned(), 4, 8000),
+            ("2026-02".to_owned(), 0, 0),
+            ("2026-03".to_owned(), 21, 10000),
+        ]
+    );
+    assert_eq!(report.average_units_per_month, 8.33);
+    let by_product: Vec<(&str, f64)> = report
+        .by_product
+        .iter()
+        .map(|p| (p.sku.as_str(), p.avg_units_per_month))
+        .collect();
+    // B-2: 20 units; A-1: 3; C-3: 2.
+    assert_eq!(by_product, [("B-2", 6.67), ("A-1", 1.0), ("C-3", 0.67)]);
+}
+
+#[tokio::test]
+async fn an_empty_period_has_no_months_and_a_partial_month_counts_whole() {
+    let queries = queries_with_fixture().await;
+    let instant = at("2026-03-20T10:00:00Z");
+
+    let empty = queries
+        .monthly_sales(
+            ReportPeriod::new(instant, instant).expect("a period"),
+            eur(),
+        )
+        .await
+        .expect("a report");
+    let partial = queries
+        .monthly_sales(
+            ReportPeriod::new(at("2026-03-15T00:00:00Z"), at("2026-03-21T00:00:00Z"))
+                .expect("a period"),
+            eur(),
+        )
+        .await
+        .expect("a report");
+
+    assert!(empty.months.is_empty() && empty.products.is_empty());
+    let months: Vec<(String, i64)> = partial
+        .months
+        .iter()
+        .map(|m| (m.month.to_string(), m.units))
+        .collect();
+    // Order 5 only (order 4 of the 15th was cancelled).
+    assert_eq!(months, [("2026-03".to_owned(), 13)]);
+}
+
+#[tokio::test]
+async fn the_reports_read_a_period_of_sales_through_an_index() {
+    #[derive(diesel::QueryableByName)]
+    struct PlanLine {
+        #[diesel(sql_type = diesel::sql_types::Text, column_name = "QUERY PLAN")]
+        line: String,
+    }
+    let db = fresh_database().await.expect("a test database");
+    let pool = db.pool(2).expect("a pool");
+    synthetic::generate(
+        &pool,
+        SyntheticSales {
+            customers: 2_000,
+            products: 100,
+            orders: 50_000,
+            months: 24,
+        },
+    )
+    .await
+    .expect("synthetic sales");
+    let mut conn = pool.get().await.expect("a connection");
+    let conn: &mut AsyncPgConnection = &mut conn;
+    let now = Utc::now();
+    let month_ago = now - chrono::TimeDelta::days(30);
+
+    for (name, sql) in [
+        ("sales per city", ordo_postgres::SALES_BY_CITY),
+        ("monthly sales", ordo_postgres::MONTHLY_SALES),
+        ("top customers", ordo_postgres::TOP_CUSTOMERS),
+    ] {
+        let explain = format!("EXPLAIN {sql}");
+        let query = diesel::sql_query(explain)
+            .bind::<diesel::sql_types::Timestamptz, _>(month_ago)
+            .bind::<diesel::sql_types::Timestamptz, _>(now)
+            .bind::<diesel::sql_types::Text, _>("EUR");
+        let plan: Vec<PlanLine> = if name == "top customers" {
+            query
+                .bind::<diesel::sql_types::BigInt, _>(10_i64)
+                .bind::<diesel::sql_types::Bool, _>(false)
+                .load(conn)
+                .await
+        } else {
+            query.load(conn).await
+        }
+        .expect("a plan");
+        let plan: Vec<String> = plan.into_iter().map(|l| l.line).collect();
+        let plan = plan.join("\n");
+        println!("{name}:\n{plan}");
+        // A month of two years is read through an index on scheduled_at (the
+        // planner picks the partial covering one or the plain one by their
+        // sizes and the heap's order), never by reading every order.
+        let by_index = ["orders_sales_idx", "orders_scheduled_at_idx"]
+            .iter()
+            .any(|index| plan.contains(&format!("using {index} on orders o")));
+        assert!(by_index, "{name}:\n{plan}");
+        assert!(!plan.contains("Seq Scan on orders"), "{name}:\n{plan}");
+    }
+}
