@@ -141,7 +141,7 @@ impl Adapters {
             .expect("the default upstream configuration is valid");
         Self {
             products: Arc::new(PgProductRepository::new(pool.clone())),
-            customers: Arc::new(PgCustomerRepository::new(pool.clone(), data_keys)),
+            customers: Arc::new(PgCustomerRepository::new(pool.clone(), data_keys.clone())),
             orders: Arc::new(PgOrderRepository::new(pool.clone())),
             baskets: Arc::new(PgBasketRepository::new(pool.clone())),
             clock: Arc::new(SystemClock),
@@ -158,8 +158,8 @@ impl Adapters {
             rate_limits: Arc::new(InMemoryRateLimits::new(
                 RateLimitSettings::default().max_keys,
             )),
-            clients: Arc::new(PgClientRepository::new(pool.clone())),
-            client_directory: Arc::new(PgClientRepository::new(pool.clone())),
+            clients: Arc::new(PgClientRepository::new(pool.clone(), data_keys.clone())),
+            client_directory: Arc::new(PgClientRepository::new(pool.clone(), data_keys)),
             api_keys: Arc::new(RandomApiKeys),
         }
     }
