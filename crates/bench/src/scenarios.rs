@@ -32,17 +32,22 @@ pub enum Scenario {
     /// `GET /v1/auth/me` with an API key: the cost of resolving a client's key
     /// (from the key cache) and checking its allow-list; reported ÷ `health`.
     MeKey,
+    /// `POST /v1/auth/login` with the staff user's password: deliberately slow
+    /// (one Argon2id hash per login); its p50 is the figure, with no ratio. Driven
+    /// by one worker per core, as more only queue for the cores that hash.
+    Login,
 }
 
 impl Scenario {
     /// Every scenario, in report order.
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 7] = [
         Self::Health,
         Self::MeJwt,
         Self::MeKey,
         Self::GetOrder,
         Self::ListOrders,
         Self::CreateOrder,
+        Self::Login,
     ];
 
     /// The name used on the command line and in reports.
@@ -54,13 +59,14 @@ impl Scenario {
             Self::CreateOrder => "create-order",
             Self::MeJwt => "me-jwt",
             Self::MeKey => "me-key",
+            Self::Login => "login",
         }
     }
 
     /// The ratio Ordo ÷ reference the scenario aims for.
     pub fn goal(self) -> Option<f64> {
         match self {
-            Self::Health | Self::MeJwt | Self::MeKey => None,
+            Self::Health | Self::MeJwt | Self::MeKey | Self::Login => None,
             Self::GetOrder | Self::ListOrders => Some(0.5),
             Self::CreateOrder => Some(0.6),
         }
@@ -76,6 +82,10 @@ pub struct Target {
     pub client: reqwest::Client,
     /// Keep-alive HTTP clients, each sending another API client's key.
     pub key_clients: Vec<reqwest::Client>,
+    /// A keep-alive HTTP client that sends no credentials.
+    pub anonymous: reqwest::Client,
+    /// The body of a successful `POST /v1/auth/login`.
+    pub login: serde_json::Value,
     /// The reference's connections.
     pub reference: Arc<ReferencePool>,
     /// The seeded data.
@@ -119,6 +129,31 @@ pub async fn run_ordo(scenario: Scenario, target: &Target, shape: LoadShape) -> 
                     t.client.clone()
                 };
                 async move { get_ok(&client, &format!("{}/v1/auth/me", t.base_url)).await }
+            })
+            .await
+        }
+        Scenario::Login => {
+            let shape = LoadShape {
+                concurrency: login_concurrency(),
+                ..shape
+            };
+            drive(shape, move |_, _| {
+                let t = t.clone();
+                async move {
+                    let sent = t
+                        .anonymous
+                        .post(format!("{}/v1/auth/login", t.base_url))
+                        .json(&t.login)
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(response) => {
+                            let ok = response.status() == reqwest::StatusCode::OK;
+                            response.bytes().await.is_ok() && ok
+                        }
+                        Err(_) => false,
+                    }
+                }
             })
             .await
         }
@@ -176,7 +211,7 @@ pub async fn run_reference(
 ) -> Option<Measurement> {
     let t = target.clone();
     let measurement = match scenario {
-        Scenario::Health | Scenario::MeJwt | Scenario::MeKey => return None,
+        Scenario::Health | Scenario::MeJwt | Scenario::MeKey | Scenario::Login => return None,
         Scenario::GetOrder => {
             drive(shape, move |worker, n| {
                 let t = t.clone();
@@ -220,6 +255,14 @@ pub async fn run_reference(
         }
     };
     Some(measurement)
+}
+
+/// Logins in flight at once: one per core, each hashing on its own blocking
+/// thread.
+pub fn login_concurrency() -> usize {
+    std::thread::available_parallelism()
+        .map(usize::from)
+        .unwrap_or(1)
 }
 
 fn rng_for(worker: usize, n: u64) -> StdRng {
