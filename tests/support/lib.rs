@@ -10,6 +10,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use ordo_crypto::Argon2Hasher;
 use ordo_domain::Clock;
 use ordo_domain::auth::{CreateUserError, Role};
+use ordo_domain::catalog::CatalogSync;
 use ordo_domain::ratelimit::RateLimitStore;
 use ordo_postgres::PgPool;
 use ordo_postgres::testing::{TestDatabase, fresh_database};
@@ -49,6 +50,8 @@ pub struct TestApp {
     /// The simulator started by [`TestAppBuilder::with_upstream_sim`], for its
     /// audit and its configuration.
     pub upstream_sim: Option<RunningSim>,
+    /// The application's catalog sync, to run as the `sync-catalog` job would.
+    pub catalog_sync: CatalogSync,
     stop: StopHandle,
     finished: Option<tokio::sync::oneshot::Receiver<anyhow::Result<()>>>,
 }
@@ -292,6 +295,7 @@ impl TestAppBuilder {
                             app.stop_handle(),
                             app.upstream().clone(),
                             app.upstream_url().to_owned(),
+                            app.state().catalog_sync.clone(),
                         )));
                         let _ = done.send(app.run_until_stopped().await);
                     }
@@ -301,7 +305,7 @@ impl TestAppBuilder {
                 }
             });
         });
-        let (port, stop, upstream, upstream_url) = running
+        let (port, stop, upstream, upstream_url, catalog_sync) = running
             .await
             .expect("the server thread reports back")
             .expect("the application builds");
@@ -358,6 +362,7 @@ impl TestAppBuilder {
             upstream,
             upstream_url,
             upstream_sim,
+            catalog_sync,
             stop,
             finished: Some(finished),
         }

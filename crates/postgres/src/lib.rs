@@ -3,6 +3,7 @@
 //! cluster used by `ordo serve` without `DATABASE_URL` and by the tests.
 
 mod baskets;
+mod catalog_mirror;
 mod clients;
 pub mod cluster;
 mod customers;
@@ -18,6 +19,7 @@ mod stock;
 pub mod testing;
 
 pub use baskets::PgBasketRepository;
+pub use catalog_mirror::PgCatalogMirror;
 pub use clients::PgClientRepository;
 pub use cluster::{
     ClusterError, ClusterHealth, Durability, LocalCluster, LocalClusterConfig, Supervisor,

@@ -17,7 +17,7 @@ use ordo_domain::auth::{
     UserRepository,
 };
 use ordo_domain::baskets::{BasketPolicy, BasketRepository, BasketService, BasketTtl};
-use ordo_domain::catalog::{CatalogService, ProductRepository};
+use ordo_domain::catalog::{CatalogMirror, CatalogService, CatalogSync, ProductRepository};
 use ordo_domain::clients::{ApiKeys, ClientDirectory, ClientRepository, ClientService};
 use ordo_domain::customers::{CustomerRepository, CustomerService};
 use ordo_domain::orders::{OrderPolicy, OrderRepository, OrderService, SpacingWindow};
@@ -27,8 +27,9 @@ use ordo_domain::upstream::{CatalogSource, PaymentGateway, UpstreamMonitor, Upst
 use ordo_domain::{Clock, Currency, IdSource, SystemClock, UuidV7Ids};
 use ordo_postgres::sealing::Pass;
 use ordo_postgres::{
-    PgBasketRepository, PgClientRepository, PgCustomerRepository, PgOrderRepository, PgPool,
-    PgProductRepository, PgRefreshTokenStore, PgUserRepository, connect_pool,
+    PgBasketRepository, PgCatalogMirror, PgClientRepository, PgCustomerRepository,
+    PgOrderRepository, PgPool, PgProductRepository, PgRefreshTokenStore, PgUserRepository,
+    connect_pool,
 };
 use ordo_upstream::{UpstreamClient, UpstreamConfig};
 use ordo_upstream_sim::{RunningSim, SimConfig, UpstreamSim};
@@ -50,6 +51,8 @@ use crate::tasks::BackgroundTasks;
 pub struct Adapters {
     /// Products and stock.
     pub products: Arc<dyn ProductRepository>,
+    /// The products mirrored from the upstream catalog.
+    pub catalog_mirror: Arc<dyn CatalogMirror>,
     /// Customers.
     pub customers: Arc<dyn CustomerRepository>,
     /// Orders, with their numbers and stock moves.
@@ -141,6 +144,7 @@ impl Adapters {
             .expect("the default upstream configuration is valid");
         Self {
             products: Arc::new(PgProductRepository::new(pool.clone())),
+            catalog_mirror: Arc::new(PgCatalogMirror::new(pool.clone())),
             customers: Arc::new(PgCustomerRepository::new(pool.clone(), data_keys.clone())),
             orders: Arc::new(PgOrderRepository::new(pool.clone())),
             baskets: Arc::new(PgBasketRepository::new(pool.clone())),
@@ -345,6 +349,9 @@ pub struct Services {
     pub rate_limits: RateLimiter,
     /// API clients and their keys.
     pub clients: ClientService,
+    /// The local catalog kept in step with the upstream's (the `sync-catalog`
+    /// job's work).
+    pub catalog_sync: CatalogSync,
     /// The currency of products created without one.
     pub default_currency: Currency,
 }
@@ -363,6 +370,7 @@ impl Services {
             .map_err(|e| anyhow::anyhow!("baskets.ttl_secs: {e}"))?;
         let Adapters {
             products,
+            catalog_mirror,
             customers,
             orders,
             baskets,
@@ -373,7 +381,7 @@ impl Services {
             password_hasher,
             access_tokens,
             token_secrets,
-            upstream: _,
+            upstream,
             rate_limits,
             clients,
             client_directory,
@@ -400,6 +408,12 @@ impl Services {
         .context("auth.api_key_cache_ttl_ms")?;
         Ok(Self {
             rate_limits,
+            catalog_sync: CatalogSync::new(
+                upstream.catalog,
+                catalog_mirror,
+                clock.clone(),
+                ids.clone(),
+            ),
             clients: ClientService::new(
                 clients,
                 Arc::new(client_directory),
@@ -572,6 +586,7 @@ impl ApplicationBuilder {
         let services = Services::assemble(&adapters, &settings)?;
         bootstrap_admin(&settings, &services.auth).await?;
         let mut tasks = BackgroundTasks::new();
+        let sandbox_started = sandbox_upstream.is_some();
         if let Some(sim) = sandbox_upstream {
             tasks.spawn("sandbox-upstream", move |cancel| async move {
                 cancel.cancelled().await;
@@ -600,6 +615,9 @@ impl ApplicationBuilder {
         state.database_health = database_health;
         if database.cluster.is_some() && settings.sample_data {
             load_sample_data_once(&state).await?;
+            if sandbox_started {
+                sync_sandbox_catalog(&state).await;
+            }
         }
         let listener = TcpListener::bind(settings.http.listen)
             .with_context(|| format!("binding {}", settings.http.listen))?;
@@ -650,6 +668,27 @@ async fn seal_plaintext_rows(pool: &PgPool, data_keys: &dyn FieldCipher) -> anyh
         );
     }
     Ok(())
+}
+
+/// Gives the sandbox catalog the simulator's products, after the sample data (whose
+/// loading looks for an empty catalog). The sandbox upstream is sometimes slow or
+/// failing, so a sync that fails is logged and the start goes on: the catalog keeps
+/// what it had, and the next sync catches up.
+async fn sync_sandbox_catalog(state: &AppState) {
+    match state.catalog_sync.sync_once().await {
+        Ok(report) => tracing::info!(
+            created = report.created,
+            updated = report.updated,
+            deactivated = report.deactivated,
+            unchanged = report.unchanged,
+            skipped = report.skipped,
+            "sandbox: synced the catalog from the upstream simulator"
+        ),
+        Err(e) => tracing::warn!(
+            error = %e,
+            "sandbox: the catalog could not be synced from the upstream simulator; it keeps what it had"
+        ),
+    }
 }
 
 async fn load_sample_data_once(state: &AppState) -> anyhow::Result<()> {

@@ -3,7 +3,7 @@
 use ordo_domain::Currency;
 use ordo_domain::auth::AuthService;
 use ordo_domain::baskets::BasketService;
-use ordo_domain::catalog::CatalogService;
+use ordo_domain::catalog::{CatalogService, CatalogSync};
 use ordo_domain::clients::ClientService;
 use ordo_domain::customers::CustomerService;
 use ordo_domain::orders::OrderService;
@@ -30,6 +30,8 @@ pub struct AppState {
     pub rate_limits: RateLimiter,
     /// API clients and their keys.
     pub clients: ClientService,
+    /// The local catalog kept in step with the upstream's.
+    pub catalog_sync: CatalogSync,
     /// The currency of products created without one.
     pub default_currency: Currency,
     /// The pool, for readiness checks.
@@ -59,6 +61,7 @@ impl AppState {
             auth,
             rate_limits,
             clients,
+            catalog_sync,
             default_currency,
         } = services;
         Self {
@@ -69,6 +72,7 @@ impl AppState {
             auth,
             rate_limits,
             clients,
+            catalog_sync,
             default_currency,
             pool,
             metrics,
