@@ -352,6 +352,8 @@ pub struct Services {
     /// The local catalog kept in step with the upstream's (the `sync-catalog`
     /// job's work).
     pub catalog_sync: CatalogSync,
+    /// The external API's ports (its monitor tells its recent health).
+    pub upstream: UpstreamPorts,
     /// The currency of products created without one.
     pub default_currency: Currency,
 }
@@ -409,11 +411,12 @@ impl Services {
         Ok(Self {
             rate_limits,
             catalog_sync: CatalogSync::new(
-                upstream.catalog,
+                upstream.catalog.clone(),
                 catalog_mirror,
                 clock.clone(),
                 ids.clone(),
             ),
+            upstream,
             clients: ClientService::new(
                 clients,
                 Arc::new(client_directory),

@@ -31,6 +31,7 @@ use crate::routes::{self, Problem};
         (name = "customers", description = "Customers"),
         (name = "orders", description = "Orders"),
         (name = "baskets", description = "Baskets: persisted, priced from the catalog"),
+        (name = "integrations", description = "The external APIs Ordo depends on (administrators only)"),
     )
 )]
 struct ApiDoc;

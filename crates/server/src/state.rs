@@ -10,7 +10,7 @@ use ordo_domain::orders::OrderService;
 use ordo_domain::ratelimit::RateLimiter;
 use ordo_postgres::PgPool;
 
-use crate::app::Services;
+use crate::app::{Services, UpstreamPorts};
 use crate::tasks::TaskHealth;
 
 /// The services and resources shared by all workers.
@@ -32,6 +32,8 @@ pub struct AppState {
     pub clients: ClientService,
     /// The local catalog kept in step with the upstream's.
     pub catalog_sync: CatalogSync,
+    /// The external API's ports (its monitor tells its recent health).
+    pub upstream: UpstreamPorts,
     /// The currency of products created without one.
     pub default_currency: Currency,
     /// The pool, for readiness checks.
@@ -62,6 +64,7 @@ impl AppState {
             rate_limits,
             clients,
             catalog_sync,
+            upstream,
             default_currency,
         } = services;
         Self {
@@ -73,6 +76,7 @@ impl AppState {
             rate_limits,
             clients,
             catalog_sync,
+            upstream,
             default_currency,
             pool,
             metrics,

@@ -5,6 +5,7 @@ pub mod baskets;
 pub mod clients;
 pub mod customers;
 pub mod health;
+pub mod integrations;
 pub mod orders;
 pub mod products;
 pub mod users;
@@ -27,7 +28,8 @@ pub fn v1(config: &mut ServiceConfig) {
             .configure(products::routes)
             .configure(customers::routes)
             .configure(orders::routes)
-            .configure(baskets::routes),
+            .configure(baskets::routes)
+            .configure(integrations::routes),
     );
 }
 
