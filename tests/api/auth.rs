@@ -4,8 +4,11 @@ use std::sync::Arc;
 
 use chrono::{TimeDelta, TimeZone, Utc};
 use ordo_api_tests::{
-    ADMIN_EMAIL, ManualClock, Reply, STAFF_EMAIL, TEST_PASSWORD, TestApp, spawn_app,
+    ADMIN_EMAIL, ManualClock, Reply, STAFF_EMAIL, TEST_JWT_SECRET, TEST_PASSWORD, TestApp,
+    spawn_app,
 };
+use ordo_crypto::{JwtConfig, JwtTokens};
+use ordo_domain::auth::{AccessClaims, AccessTokens, Principal, Role, UserId};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -315,4 +318,76 @@ async fn without_a_jwt_secret_an_external_database_refuses_to_start() {
         .await
         .expect_err("no secret, no start");
     assert!(error.to_string().contains("ORDO_JWT_SECRET"), "{error:#}");
+}
+
+/// `claims` signed with the test application's own secret, as a token of
+/// `issuer` for `audience`: only what the test changes is wrong with it.
+fn signed_with_our_secret(claims: &AccessClaims, issuer: &str, audience: &str) -> String {
+    let tokens = JwtTokens::new(JwtConfig {
+        secret: TEST_JWT_SECRET.as_bytes().to_vec(),
+        issuer: issuer.to_owned(),
+        audience: audience.to_owned(),
+        leeway: TimeDelta::seconds(30),
+    })
+    .expect("a signer");
+    tokens.issue(claims).expect("a token")
+}
+
+#[tokio::test]
+async fn tokens_with_another_algorithm_audience_or_issuer_or_from_the_future_are_refused() {
+    let app = spawn_app().anonymous().await;
+    let genuine = login(&app, ADMIN_EMAIL, TEST_PASSWORD).await.body["access_token"]
+        .as_str()
+        .expect("a token")
+        .to_owned();
+    let me = send_as(&app, Some(&genuine), Method::GET, "/v1/auth/me", None).await;
+    let admin = Principal::User {
+        id: UserId::from_uuid(
+            me.body["id"]
+                .as_str()
+                .expect("an id")
+                .parse()
+                .expect("a uuid"),
+        ),
+        role: Role::Admin,
+    };
+    let auth = ordo_server::Settings::default().auth;
+    let now = Utc::now();
+    let claims = |issued_at| AccessClaims {
+        principal: admin,
+        issued_at,
+        expires_at: issued_at + TimeDelta::minutes(15),
+    };
+    // The control: signed alike with nothing wrong, it is accepted.
+    let sound = signed_with_our_secret(&claims(now), &auth.issuer, &auth.audience);
+    assert_eq!(
+        send_as(&app, Some(&sound), Method::GET, "/v1/users", None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let [_, payload, signature] =
+        <[&str; 3]>::try_from(sound.split('.').collect::<Vec<_>>()).expect("three parts");
+    // {"alg":"none","typ":"JWT"} and {"alg":"RS256","typ":"JWT"}, base64url.
+    let alg_none = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{payload}.");
+    let rs256 = format!("eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.{payload}.{signature}");
+    let other_audience = signed_with_our_secret(&claims(now), &auth.issuer, "someone-else");
+    let other_issuer = signed_with_our_secret(&claims(now), "someone-else", &auth.audience);
+    let from_the_future = signed_with_our_secret(
+        &claims(now + TimeDelta::minutes(5)),
+        &auth.issuer,
+        &auth.audience,
+    );
+
+    for (what, token) in [
+        ("alg none", alg_none),
+        ("RS256 header", rs256),
+        ("another audience", other_audience),
+        ("another issuer", other_issuer),
+        ("issued in 5 minutes (leeway 30 s)", from_the_future),
+    ] {
+        let reply = send_as(&app, Some(&token), Method::GET, "/v1/users", None).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{what}: {reply:?}");
+        assert_eq!(reply.problem_code(), "unauthenticated", "{what}");
+    }
 }

@@ -457,3 +457,43 @@ async fn baskets_are_for_logged_in_staff() {
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_eq!(reply.problem_code(), "unauthenticated");
 }
+
+#[tokio::test]
+async fn a_product_synced_from_the_upstream_is_sold_in_a_basket_at_the_upstream_price() {
+    let app = spawn_app()
+        .with_upstream_sim(ordo_upstream_sim::SimConfig::healthy())
+        .await;
+    let local = app.create_product("LOCAL", 300, None).await;
+
+    let first = app.catalog_sync.sync_once().await.expect("synced");
+    let second = app.catalog_sync.sync_once().await.expect("synced again");
+
+    assert_eq!((first.created, first.skipped), (10, 0), "{first:?}");
+    assert_eq!(
+        (second.created, second.updated, second.unchanged),
+        (0, 0, 10)
+    );
+    let listed = app.get("/v1/products?limit=100").await;
+    let products = listed.body["items"].as_array().expect("items");
+    assert_eq!(
+        products.len(),
+        11,
+        "the local product and the upstream's ten"
+    );
+    let coffee = products
+        .iter()
+        .find(|p| p["sku"] == "UP-prod_coffee")
+        .expect("the simulator's coffee")
+        .clone();
+    assert_eq!(coffee["name"], "Coffee");
+    assert_eq!(coffee["price_minor"], 2_500);
+    assert_eq!(coffee["active"], true);
+    assert!(products.iter().any(|p| p["id"] == local["id"]));
+
+    let basket = open_basket(&app).await;
+    let filled = put_quantity(&app, &basket, &coffee, json!(2)).await;
+    assert_eq!(filled.status, StatusCode::OK, "{filled:?}");
+    assert_eq!(filled.body["total_minor"], 5_000);
+    assert_eq!(filled.body["items"][0]["sku"], "UP-prod_coffee");
+    assert_eq!(filled.body["items"][0]["unit_price_minor"], 2_500);
+}

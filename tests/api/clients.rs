@@ -498,3 +498,51 @@ async fn another_instance_on_the_same_database_refuses_a_rotated_key_within_the_
     let new_key = rotated.body["api_key"].as_str().expect("a key");
     assert_eq!(me(&second, new_key).await.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_client_address_is_sealed_at_rest_and_a_plaintext_row_is_sealed_at_the_next_start() {
+    let first = spawn_app().as_admin().await;
+    let (client, key) = register(
+        &first,
+        json!({"name": "Robot", "email": "Robot@Secret-Corp.example"}),
+    )
+    .await;
+    let path = format!("/v1/clients/{}", id_of(&client));
+    // The whole row as PostgreSQL prints it (bytea in hex), and the raw bytes.
+    const SHOWING_THE_ADDRESS: &str = "SELECT count(*) AS n FROM api_clients c \
+         WHERE lower(c::text) LIKE '%secret-corp%' \
+            OR position('Secret-Corp'::bytea IN email_sealed) > 0";
+    assert_eq!(first.count(SHOWING_THE_ADDRESS).await, 0);
+    assert_eq!(
+        first
+            .count("SELECT count(*) AS n FROM api_clients WHERE email_sealed IS NOT NULL")
+            .await,
+        1
+    );
+    assert_eq!(
+        first.get(&path).await.body["email"],
+        "Robot@Secret-Corp.example"
+    );
+
+    // The row as the version before sealing wrote it.
+    assert_eq!(
+        first
+            .count(
+                "WITH reverted AS (UPDATE api_clients SET email_plaintext = 'Robot@Secret-Corp.example', \
+                 email_sealed = NULL, data_key_id = NULL RETURNING 1) SELECT count(*) AS n FROM reverted"
+            )
+            .await,
+        1
+    );
+    assert_eq!(first.count(SHOWING_THE_ADDRESS).await, 1);
+    // An instance of the new version starts on that database.
+    let second = spawn_app().as_admin().sharing_database_of(&first).await;
+    assert_eq!(second.count(SHOWING_THE_ADDRESS).await, 0);
+    let read = second.get(&path).await;
+    assert_eq!(read.body["email"], "Robot@Secret-Corp.example");
+    assert_eq!(
+        read.body["version"], client["version"],
+        "sealing is not a change"
+    );
+    assert_eq!(me(&second, &key).await.status, StatusCode::OK);
+}

@@ -1,6 +1,7 @@
 //! The upstream as the composition root wires it: in sandbox mode the
 //! application starts the simulator itself and owns it; otherwise it calls the
-//! upstream it is given. (Checkout, which uses it over HTTP, comes next.)
+//! upstream it is given; administrators see its recent health. (Checkout, which
+//! uses it over HTTP, comes next.)
 
 use std::time::Duration;
 
@@ -71,4 +72,46 @@ async fn a_configured_upstream_is_called_instead_of_a_sandbox_simulator() {
     assert_eq!(app.upstream_url, sim.url());
     assert_eq!(created.id.as_str(), order_id.to_string());
     assert!(sim.audit_order(&order_id.to_string()).is_some());
+}
+
+#[tokio::test]
+async fn administrators_see_the_upstreams_recent_health_and_staff_may_not() {
+    let healthy = spawn_app()
+        .as_admin()
+        .with_upstream_sim(SimConfig::healthy())
+        .await;
+    let down = spawn_app()
+        .as_admin()
+        .with_upstream_sim(SimConfig::down())
+        .await;
+    let staff = spawn_app().sharing_database_of(&healthy).await;
+    healthy
+        .upstream
+        .catalog
+        .list_products()
+        .await
+        .expect("products");
+    assert!(down.upstream.catalog.list_products().await.is_err());
+
+    let seen = healthy.get("/v1/integrations/upstream").await;
+    let failing = down.get("/v1/integrations/upstream").await;
+    let refused = staff.get("/v1/integrations/upstream").await;
+
+    assert_eq!(seen.status, StatusCode::OK, "{seen:?}");
+    assert_eq!(seen.body["circuit"], "closed");
+    assert_eq!(seen.body["recent_error_rate"], 0.0);
+    assert!(seen.body["recent_calls"].as_u64().is_some_and(|n| n >= 1));
+    assert!(
+        seen.body["latency_p50_ms"]
+            .as_f64()
+            .is_some_and(|ms| ms > 0.0)
+    );
+    assert!(
+        seen.body["latency_p99_ms"].as_f64() >= seen.body["latency_p50_ms"].as_f64(),
+        "{seen:?}"
+    );
+    assert_eq!(failing.status, StatusCode::OK);
+    assert_eq!(failing.body["recent_error_rate"], 1.0, "{failing:?}");
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(refused.problem_code(), "forbidden");
 }

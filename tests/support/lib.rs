@@ -11,6 +11,7 @@ use ordo_crypto::Argon2Hasher;
 use ordo_domain::Clock;
 use ordo_domain::auth::{CreateUserError, Role};
 use ordo_domain::checkout::CheckoutService;
+use ordo_domain::catalog::CatalogSync;
 use ordo_domain::ratelimit::RateLimitStore;
 use ordo_postgres::PgPool;
 use ordo_postgres::testing::{TestDatabase, fresh_database};
@@ -54,6 +55,8 @@ pub struct TestApp {
     /// The application's checkout service, to run reconciliation and the outbox
     /// dispatcher when a test says so.
     pub checkout: CheckoutService,
+    /// The application's catalog sync, to run as the `sync-catalog` job would.
+    pub catalog_sync: CatalogSync,
     stop: StopHandle,
     finished: Option<tokio::sync::oneshot::Receiver<anyhow::Result<()>>>,
 }
@@ -339,6 +342,7 @@ impl TestAppBuilder {
                             app.upstream().clone(),
                             app.upstream_url().to_owned(),
                             app.state().checkout.clone(),
+                            app.state().catalog_sync.clone(),
                         )));
                         let _ = done.send(app.run_until_stopped().await);
                     }
@@ -348,7 +352,7 @@ impl TestAppBuilder {
                 }
             });
         });
-        let (port, stop, upstream, upstream_url, checkout) = running
+        let (port, stop, upstream, upstream_url, checkout, catalog_sync) = running
             .await
             .expect("the server thread reports back")
             .expect("the application builds");
@@ -406,6 +410,7 @@ impl TestAppBuilder {
             upstream_url,
             upstream_sim,
             checkout,
+            catalog_sync,
             stop,
             finished: Some(finished),
         }

@@ -42,11 +42,15 @@ pub enum Scenario {
     UsageTop,
     /// `GET /v1/usage/daily` of every client (administrator), the cache off.
     UsageDaily,
+    /// `POST /v1/auth/login` with the staff user's password: deliberately slow
+    /// (one Argon2id hash per login); its p50 is the figure, with no ratio. Driven
+    /// by one worker per core, as more only queue for the cores that hash.
+    Login,
 }
 
 impl Scenario {
     /// Every scenario, in report order.
-    pub const ALL: [Scenario; 10] = [
+    pub const ALL: [Scenario; 11] = [
         Self::Health,
         Self::MeJwt,
         Self::MeKey,
@@ -57,6 +61,7 @@ impl Scenario {
         Self::LogBatch,
         Self::UsageTop,
         Self::UsageDaily,
+        Self::Login,
     ];
 
     /// The name used on the command line and in reports.
@@ -72,6 +77,7 @@ impl Scenario {
             Self::LogBatch => "log-batch",
             Self::UsageTop => "usage-top",
             Self::UsageDaily => "usage-daily",
+            Self::Login => "login",
         }
     }
 
@@ -83,7 +89,8 @@ impl Scenario {
             | Self::MeKey
             | Self::LogBatch
             | Self::UsageTop
-            | Self::UsageDaily => None,
+            | Self::UsageDaily
+            | Self::Login => None,
             Self::GetOrder | Self::ListOrders => Some(0.5),
             Self::CreateOrder | Self::LogOne => Some(0.6),
         }
@@ -101,6 +108,10 @@ pub struct Target {
     pub key_clients: Vec<reqwest::Client>,
     /// A keep-alive HTTP client that sends an administrator's bearer token.
     pub admin: reqwest::Client,
+    /// A keep-alive HTTP client that sends no credentials.
+    pub anonymous: reqwest::Client,
+    /// The body of a successful `POST /v1/auth/login`.
+    pub login: serde_json::Value,
     /// The reference's connections.
     pub reference: Arc<ReferencePool>,
     /// The seeded data.
@@ -144,6 +155,31 @@ pub async fn run_ordo(scenario: Scenario, target: &Target, shape: LoadShape) -> 
                     t.client.clone()
                 };
                 async move { get_ok(&client, &format!("{}/v1/auth/me", t.base_url)).await }
+            })
+            .await
+        }
+        Scenario::Login => {
+            let shape = LoadShape {
+                concurrency: login_concurrency(),
+                ..shape
+            };
+            drive(shape, move |_, _| {
+                let t = t.clone();
+                async move {
+                    let sent = t
+                        .anonymous
+                        .post(format!("{}/v1/auth/login", t.base_url))
+                        .json(&t.login)
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(response) => {
+                            let ok = response.status() == reqwest::StatusCode::OK;
+                            response.bytes().await.is_ok() && ok
+                        }
+                        Err(_) => false,
+                    }
+                }
             })
             .await
         }
@@ -248,7 +284,8 @@ pub async fn run_reference(
         | Scenario::LogOne
         | Scenario::LogBatch
         | Scenario::UsageTop
-        | Scenario::UsageDaily => return None,
+        | Scenario::UsageDaily
+        | Scenario::Login => return None,
         Scenario::GetOrder => {
             drive(shape, move |worker, n| {
                 let t = t.clone();
@@ -292,6 +329,14 @@ pub async fn run_reference(
         }
     };
     Some(measurement)
+}
+
+/// Logins in flight at once: one per core, each hashing on its own blocking
+/// thread.
+pub fn login_concurrency() -> usize {
+    std::thread::available_parallelism()
+        .map(usize::from)
+        .unwrap_or(1)
 }
 
 fn rng_for(worker: usize, n: u64) -> StdRng {

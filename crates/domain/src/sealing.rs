@@ -53,6 +53,8 @@ pub enum SealedField {
     CustomerEmail,
     /// `customers.phone`.
     CustomerPhone,
+    /// `api_clients.email`: an API client's contact address.
+    ClientEmail,
 }
 
 impl SealedField {
@@ -61,6 +63,7 @@ impl SealedField {
         match self {
             Self::CustomerEmail => "customers.email",
             Self::CustomerPhone => "customers.phone",
+            Self::ClientEmail => "api_clients.email",
         }
     }
 }

@@ -1,6 +1,11 @@
 //! API clients in PostgreSQL: their administration ([`ClientRepository`]) and the
 //! look-up of a request's key ([`ClientDirectory`], uncached here: the server puts
-//! a short-lived cache in front of it).
+//! a short-lived cache in front of it). Contact addresses are stored sealed under
+//! the data key (see [`FieldCipher`]); rows written before sealing existed keep
+//! their plaintext column until `crate::sealing` seals them, and both forms read
+//! alike.
+
+use std::sync::Arc;
 
 use anyhow::Context;
 use async_trait::async_trait;
@@ -13,17 +18,20 @@ use ordo_domain::clients::{
     RegisterClientError, RotateKeyError, UpdateClientError,
 };
 use ordo_domain::customers::Email;
+use ordo_domain::sealing::{FieldCipher, SealedField};
 use ordo_domain::{Page, PageRequest, Version};
 use uuid::Uuid;
 
 use crate::errors::Doing;
 use crate::pool::{PgPool, checkout};
 use crate::schema::api_clients;
+use crate::sealing::open_sealed;
 
 /// [`ClientRepository`] and [`ClientDirectory`] over PostgreSQL.
 #[derive(Clone)]
 pub struct PgClientRepository {
     pool: PgPool,
+    cipher: Arc<dyn FieldCipher>,
 }
 
 impl std::fmt::Debug for PgClientRepository {
@@ -33,21 +41,62 @@ impl std::fmt::Debug for PgClientRepository {
 }
 
 impl PgClientRepository {
-    /// A repository using connections from `pool`.
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    /// A repository using connections from `pool`, sealing contact addresses with
+    /// `cipher`.
+    pub fn new(pool: PgPool, cipher: Arc<dyn FieldCipher>) -> Self {
+        Self { pool, cipher }
     }
 }
 
-/// The stored form of a client's address. The one place it is written, so that
-/// encrypting it at rest changes this pair of functions and the column.
-fn stored_email(email: &Email) -> String {
-    email.as_str().to_owned()
+/// A client's contact address as stored: sealed, or in the plaintext of rows not
+/// sealed yet (the table's check constraint allows exactly one of the two forms).
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = api_clients, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct StoredClientEmail {
+    email_plaintext: Option<String>,
+    email_sealed: Option<Vec<u8>>,
+    data_key_id: Option<String>,
 }
 
-/// The address from its stored form (see [`stored_email`]).
-fn email_from_storage(stored: &str) -> anyhow::Result<Email> {
-    Ok(Email::parse(stored)?)
+impl StoredClientEmail {
+    /// The key the address is sealed under, `None` for plaintext.
+    pub(crate) fn key_id(&self) -> Option<&str> {
+        self.data_key_id.as_deref()
+    }
+
+    /// The address of the client `id`, opened when sealed.
+    pub(crate) fn open(self, id: Uuid, cipher: &dyn FieldCipher) -> anyhow::Result<Email> {
+        let email = match (self.email_plaintext, self.email_sealed, self.data_key_id) {
+            (Some(email), None, None) => email,
+            (None, Some(sealed), Some(key_id)) => {
+                open_sealed(cipher, SealedField::ClientEmail, id, &key_id, sealed)?
+            }
+            _ => anyhow::bail!("its e-mail address is neither plaintext nor sealed"),
+        };
+        Ok(Email::parse(&email)?)
+    }
+}
+
+/// A contact address sealed under the current key, ready to be written.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = api_clients)]
+pub(crate) struct SealedClientEmail {
+    pub(crate) email_sealed: Option<Vec<u8>>,
+    pub(crate) data_key_id: Option<String>,
+    /// Always `None`: writing the sealed address clears any plaintext.
+    email_plaintext: Option<String>,
+}
+
+impl SealedClientEmail {
+    /// `email` of the client `id`, sealed under the current key.
+    pub(crate) fn seal(cipher: &dyn FieldCipher, id: Uuid, email: &Email) -> anyhow::Result<Self> {
+        let sealed = cipher.seal(SealedField::ClientEmail, id, email.as_str())?;
+        Ok(Self {
+            email_sealed: Some(sealed.bytes),
+            data_key_id: Some(sealed.key_id.as_str().to_owned()),
+            email_plaintext: None,
+        })
+    }
 }
 
 fn rate_column(value: u32) -> i32 {
@@ -60,7 +109,8 @@ fn rate_column(value: u32) -> i32 {
 struct ClientRow {
     id: Uuid,
     name: String,
-    email_plaintext: String,
+    #[diesel(embed)]
+    email: StoredClientEmail,
     ip_allowlist: Vec<String>,
     rate_limit_per_minute: i32,
     rate_limit_burst: i32,
@@ -72,13 +122,13 @@ struct ClientRow {
 }
 
 impl ClientRow {
-    fn into_domain(self) -> anyhow::Result<Client> {
+    fn into_domain(self, cipher: &dyn FieldCipher) -> anyhow::Result<Client> {
         let id = self.id;
         let parts = (|| {
             anyhow::Ok(ClientParts {
                 id: ClientId::from_uuid(self.id),
                 name: ClientName::parse(&self.name)?,
-                email: email_from_storage(&self.email_plaintext)?,
+                email: self.email.open(id, cipher)?,
                 ip_allowlist: IpAllowList::parse(&self.ip_allowlist)?,
                 rate_limit: ClientRateLimit::new(
                     u32::try_from(self.rate_limit_per_minute)?,
@@ -91,7 +141,7 @@ impl ClientRow {
                 updated_at: self.updated_at,
             })
         })()
-        .with_context(|| format!("client {id} holds values Ordo never writes"))?;
+        .with_context(|| format!("client {id} holds values Ordo cannot read"))?;
         Ok(Client::restore(parts))
     }
 }
@@ -101,7 +151,8 @@ impl ClientRow {
 struct NewClientRow {
     id: Uuid,
     name: String,
-    email_plaintext: String,
+    #[diesel(embed)]
+    email: SealedClientEmail,
     ip_allowlist: Vec<String>,
     rate_limit_per_minute: i32,
     rate_limit_burst: i32,
@@ -137,7 +188,7 @@ impl PgClientRepository {
             .await
             .optional()
             .doing(doing)?
-            .map(ClientRow::into_domain)
+            .map(|row| row.into_domain(&*self.cipher))
             .transpose()
     }
 
@@ -169,7 +220,7 @@ impl ClientRepository for PgClientRepository {
         let row = NewClientRow {
             id: id.as_uuid(),
             name: client.name.as_str().to_owned(),
-            email_plaintext: stored_email(&client.email),
+            email: SealedClientEmail::seal(&*self.cipher, id.as_uuid(), &client.email)?,
             ip_allowlist: client.ip_allowlist.entries(),
             rate_limit_per_minute: rate_column(client.rate_limit.requests_per_minute()),
             rate_limit_burst: rate_column(client.rate_limit.burst()),
@@ -187,7 +238,7 @@ impl ClientRepository for PgClientRepository {
             .get_result(&mut conn)
             .await
             .doing("inserting a client")?;
-        Ok(stored.into_domain()?)
+        Ok(stored.into_domain(&*self.cipher)?)
     }
 
     #[tracing::instrument(skip_all, fields(client_id = %id))]
@@ -212,7 +263,7 @@ impl ClientRepository for PgClientRepository {
         let rows = query.load(&mut conn).await.doing("listing clients")?;
         let clients = rows
             .into_iter()
-            .map(ClientRow::into_domain)
+            .map(|row| row.into_domain(&*self.cipher))
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Page::from_overfetched(clients, page.limit, |c| {
             c.id().as_uuid()
@@ -251,7 +302,7 @@ impl ClientRepository for PgClientRepository {
             .optional()
             .doing("updating a client")?;
         match updated {
-            Some(row) => Ok(row.into_domain()?),
+            Some(row) => Ok(row.into_domain(&*self.cipher)?),
             None if self.exists(&mut conn, id).await? => {
                 Err(UpdateClientError::VersionMismatch(id))
             }
@@ -284,7 +335,7 @@ impl ClientRepository for PgClientRepository {
             .optional()
             .doing("replacing a client's key")?;
         match updated {
-            Some(row) => Ok(row.into_domain()?),
+            Some(row) => Ok(row.into_domain(&*self.cipher)?),
             None => Err(RotateKeyError::NotFound(id)),
         }
     }

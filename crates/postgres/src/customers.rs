@@ -14,13 +14,14 @@ use ordo_domain::customers::{
     City, CreateCustomerError, Customer, CustomerChanges, CustomerId, CustomerName,
     CustomerRepository, DeleteCustomerError, Email, NewCustomer, Phone, UpdateCustomerError,
 };
-use ordo_domain::sealing::{FieldCipher, KeyId, Sealed, SealedField};
+use ordo_domain::sealing::{FieldCipher, SealedField};
 use ordo_domain::{Page, PageRequest, Version};
 use uuid::Uuid;
 
 use crate::errors::{Doing, TxError, foreign_key_violation, unexpected, unique_violation};
 use crate::pool::{PgPool, checkout};
 use crate::schema::{customers, orders};
+use crate::sealing::open_sealed;
 
 /// [`CustomerRepository`] over PostgreSQL.
 #[derive(Clone)]
@@ -111,17 +112,7 @@ impl StoredContacts {
         let (email, phone) = match (email, email_sealed, data_key_id) {
             (Some(email), None, None) => (email, phone),
             (None, Some(email_sealed), Some(key_id)) => {
-                let key_id = KeyId::parse(&key_id)?;
-                let open = |field, bytes| {
-                    cipher.open(
-                        field,
-                        id,
-                        &Sealed {
-                            key_id: key_id.clone(),
-                            bytes,
-                        },
-                    )
-                };
+                let open = |field, bytes| open_sealed(cipher, field, id, &key_id, bytes);
                 (
                     open(SealedField::CustomerEmail, email_sealed)?,
                     phone_sealed

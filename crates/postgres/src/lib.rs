@@ -5,6 +5,7 @@
 mod activity;
 mod baskets;
 mod checkout;
+mod catalog_mirror;
 mod clients;
 pub mod cluster;
 mod customers;
@@ -27,6 +28,7 @@ pub mod testing;
 pub use activity::PgActivityStore;
 pub use baskets::PgBasketRepository;
 pub use checkout::PgCheckoutStore;
+pub use catalog_mirror::PgCatalogMirror;
 pub use clients::PgClientRepository;
 pub use cluster::{
     ClusterError, ClusterHealth, Durability, LocalCluster, LocalClusterConfig, Supervisor,

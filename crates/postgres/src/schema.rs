@@ -159,7 +159,7 @@ diesel::table! {
     api_clients (id) {
         id -> Uuid,
         name -> Text,
-        email_plaintext -> Text,
+        email_plaintext -> Nullable<Text>,
         ip_allowlist -> Array<Text>,
         rate_limit_per_minute -> Int4,
         rate_limit_burst -> Int4,
@@ -169,6 +169,8 @@ diesel::table! {
         version -> Int4,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        email_sealed -> Nullable<Bytea>,
+        data_key_id -> Nullable<Text>,
     }
 }
 

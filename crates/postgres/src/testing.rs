@@ -41,6 +41,24 @@ impl TestDatabase {
             },
         )
     }
+
+    /// `pg_dump --data-only` of `table`, as an operator would take a backup.
+    ///
+    /// # Errors
+    /// When `pg_dump` (PostgreSQL's client tools, installed beside the server)
+    /// cannot run or fails.
+    pub fn dump(&self, table: &str) -> anyhow::Result<String> {
+        let output = std::process::Command::new("pg_dump")
+            .args(["--data-only", &format!("--table={table}"), &self.url])
+            .output()
+            .context("running pg_dump")?;
+        anyhow::ensure!(
+            output.status.success(),
+            "pg_dump: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(String::from_utf8(output.stdout)?)
+    }
 }
 
 async fn cluster() -> anyhow::Result<&'static LocalCluster> {

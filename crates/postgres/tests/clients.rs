@@ -1,24 +1,47 @@
-//! The API-client repository against a real cluster, a fresh database per test.
+//! The API-client repository against a real cluster, a fresh database per test:
+//! what it stores (contact addresses sealed at rest), the upgrade of rows written
+//! in plaintext by the previous version, and re-sealing under a new key.
+
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use ordo_crypto::RandomApiKeys;
+use ordo_crypto::{DataKeyring, RandomApiKeys};
 use ordo_domain::clients::{
     ApiKeys, ClientChanges, ClientDirectory, ClientId, ClientName, ClientRateLimit, ClientRecord,
     ClientRepository, DeleteClientError, IpAllowList, NewClient, RotateKeyError, UpdateClientError,
 };
 use ordo_domain::customers::Email;
+use ordo_domain::sealing::FieldCipher;
 use ordo_domain::{Clock, PageLimit, PageRequest, SystemClock, Version};
-use ordo_postgres::PgClientRepository;
-use ordo_postgres::testing::fresh_database;
+use ordo_postgres::sealing::{Pass, seal_rows};
+use ordo_postgres::testing::{TestDatabase, count, fresh_database};
+use ordo_postgres::{PgClientRepository, PgPool};
 use uuid::Uuid;
 
+const OLD_KEY: &str = "the-old-data-key-for-client-tests-0123456789";
+const NEW_KEY: &str = "the-new-data-key-for-client-tests-0123456789";
+
+fn keyring(current: &str, previous: Option<&str>) -> Arc<DataKeyring> {
+    Arc::new(
+        DataKeyring::new(
+            &current.to_owned().into(),
+            previous.map(|p| p.to_owned().into()).as_ref(),
+        )
+        .expect("keyring"),
+    )
+}
+
 async fn repository() -> PgClientRepository {
-    let pool = fresh_database()
-        .await
-        .expect("test database")
-        .pool(8)
-        .expect("pool");
-    PgClientRepository::new(pool)
+    repository_on(&fresh_database().await.expect("test database"), NEW_KEY).0
+}
+
+/// A repository over `db` sealing under `key`, and its pool.
+fn repository_on(db: &TestDatabase, key: &str) -> (PgClientRepository, PgPool) {
+    let pool = db.pool(8).expect("pool");
+    (
+        PgClientRepository::new(pool.clone(), keyring(key, None)),
+        pool,
+    )
 }
 
 fn now() -> DateTime<Utc> {
@@ -212,4 +235,157 @@ async fn clients_are_listed_newest_first_in_pages() {
         .collect();
     assert_eq!(listed, ids);
     assert_eq!(second.next_after, None);
+}
+
+/// `pg_dump --data-only` of `api_clients`, as an operator would take a backup.
+fn dump(db: &TestDatabase) -> String {
+    db.dump("api_clients").expect("a dump")
+}
+
+#[tokio::test]
+async fn a_client_address_is_stored_sealed_and_read_back_whole() {
+    let db = fresh_database().await.expect("test database");
+    let (clients, pool) = repository_on(&db, NEW_KEY);
+    let (record, _) = record("Billing robot", "Billing.Robot@Secret-Corp.example", &[]);
+    let stored = clients.insert(record.clone()).await.expect("inserted");
+
+    let dumped = dump(&db);
+    assert!(dumped.contains("Billing robot"), "the dump holds the row");
+    assert!(!dumped.to_lowercase().contains("secret-corp"), "{dumped}");
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) AS n FROM api_clients c WHERE lower(c::text) LIKE '%secret-corp%' \
+             OR position('Secret-Corp'::bytea IN email_sealed) > 0 OR email_plaintext IS NOT NULL"
+        )
+        .await
+        .expect("count"),
+        0
+    );
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) AS n FROM api_clients WHERE email_sealed IS NOT NULL"
+        )
+        .await
+        .expect("count"),
+        1
+    );
+    assert_eq!(clients.find(record.id).await.expect("read"), Some(stored));
+}
+
+/// Inserts clients the way the version before sealing did: the address in
+/// `email_plaintext`, no key. Returns their ids and addresses.
+async fn insert_plaintext_clients(pool: &PgPool, count: usize) -> Vec<(ClientId, String)> {
+    let mut written = Vec::new();
+    for i in 0..count {
+        let id = Uuid::now_v7();
+        let email = format!("Legacy.Robot{i}@Example.COM");
+        let mut conn = pool.get().await.expect("connection");
+        diesel_async::RunQueryDsl::execute(
+            diesel::sql_query(
+                "INSERT INTO api_clients (id, name, email_plaintext, rate_limit_per_minute, \
+                 rate_limit_burst, key_digest, key_prefix, key_issued_at, version, created_at, updated_at) \
+                 VALUES ($1, 'Legacy robot', $2, 600, 100, $1::text, 'legacy', now(), 3, now(), now())",
+            )
+            .bind::<diesel::sql_types::Uuid, _>(id)
+            .bind::<diesel::sql_types::Text, _>(&email),
+            &mut conn,
+        )
+        .await
+        .expect("a plaintext row");
+        written.push((ClientId::from_uuid(id), email));
+    }
+    written
+}
+
+const PLAINTEXT_CLIENTS: &str =
+    "SELECT count(*) AS n FROM api_clients WHERE email_plaintext IS NOT NULL";
+
+#[tokio::test]
+async fn client_rows_written_in_plaintext_by_the_previous_version_are_sealed_with_nothing_lost() {
+    let db = fresh_database().await.expect("test database");
+    let (clients, pool) = repository_on(&db, NEW_KEY);
+    let legacy = insert_plaintext_clients(&pool, 7).await;
+    // Before the upgrade pass, plaintext rows read like sealed ones.
+    let before = clients
+        .find(legacy[0].0)
+        .await
+        .expect("read")
+        .expect("found");
+    assert_eq!(before.email().as_str(), legacy[0].1);
+
+    let keys = keyring(NEW_KEY, None);
+    let reports = seal_rows(&pool, &*keys, Pass::Plaintext)
+        .await
+        .expect("sealed");
+
+    let report = reports
+        .iter()
+        .find(|r| r.table == "api_clients")
+        .expect("a report of api_clients");
+    assert_eq!(report.sealed, 7);
+    assert_eq!(
+        report.rows_by_key,
+        vec![(Some(keys.current_key().as_str().to_owned()), 7)]
+    );
+    assert_eq!(count(&pool, PLAINTEXT_CLIENTS).await.expect("count"), 0);
+    assert!(!dump(&db).to_lowercase().contains("legacy.robot"));
+    for (id, email) in &legacy {
+        let client = clients.find(*id).await.expect("read").expect("found");
+        assert_eq!(client.email().as_str(), email);
+        assert_eq!(client.version().get(), 3, "sealing is not a change");
+    }
+    assert_eq!(
+        clients
+            .find(legacy[0].0)
+            .await
+            .expect("read")
+            .expect("found")
+            .updated_at(),
+        before.updated_at(),
+        "sealing is not a change"
+    );
+
+    let again = seal_rows(&pool, &*keys, Pass::Plaintext)
+        .await
+        .expect("sealed");
+    assert!(again.iter().all(|r| r.sealed == 0), "{again:?}");
+}
+
+#[tokio::test]
+async fn rekey_seals_every_client_under_the_new_key_so_the_old_one_can_go() {
+    let db = fresh_database().await.expect("test database");
+    let (before_rotation, pool) = repository_on(&db, OLD_KEY);
+    let mut expected = insert_plaintext_clients(&pool, 2).await;
+    for i in 0..5 {
+        let (record, _) = record("Robot", &format!("Old.Robot{i}@Example.com"), &[]);
+        let client = before_rotation.insert(record).await.expect("inserted");
+        expected.push((client.id(), client.email().to_string()));
+    }
+
+    let rotated = keyring(NEW_KEY, Some(OLD_KEY));
+    let reports = seal_rows(&pool, &*rotated, Pass::Rekey)
+        .await
+        .expect("rekeyed");
+
+    let report = reports
+        .iter()
+        .find(|r| r.table == "api_clients")
+        .expect("a report of api_clients");
+    assert_eq!(report.sealed, 7, "2 plaintext and 5 old-key rows");
+    assert_eq!(
+        report.rows_by_key,
+        vec![(Some(rotated.current_key().as_str().to_owned()), 7)]
+    );
+    // The old key is gone from the configuration; every client still reads.
+    let (after_rotation, _) = repository_on(&db, NEW_KEY);
+    for (id, email) in &expected {
+        let client = after_rotation
+            .find(*id)
+            .await
+            .expect("read")
+            .expect("found");
+        assert_eq!(client.email().as_str(), email);
+    }
 }

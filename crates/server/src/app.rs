@@ -21,7 +21,7 @@ use ordo_domain::auth::{
     UserRepository,
 };
 use ordo_domain::baskets::{BasketPolicy, BasketRepository, BasketService, BasketTtl};
-use ordo_domain::catalog::{CatalogService, ProductRepository};
+use ordo_domain::catalog::{CatalogMirror, CatalogService, CatalogSync, ProductRepository};
 use ordo_domain::checkout::{
     CheckoutPolicy, CheckoutPorts, CheckoutService, CheckoutStore, Outbox,
 };
@@ -42,6 +42,7 @@ use ordo_postgres::{
     PgActivityStore, PgBasketRepository, PgCheckoutStore, PgClientRepository,
     PgCustomerRepository, PgIdempotencyStore, PgJobStore, PgOrderRepository, PgPool,
     PgProductRepository, PgRefreshTokenStore, PgReportQueries, PgUserRepository, connect_pool,
+    PgCatalogMirror,
 };
 use ordo_redis::{Redis, RedisConfig, RedisRateLimits};
 use ordo_upstream::{UpstreamClient, UpstreamConfig};
@@ -67,6 +68,8 @@ use crate::usage_cache::InMemoryUsageCache;
 pub struct Adapters {
     /// Products and stock.
     pub products: Arc<dyn ProductRepository>,
+    /// The products mirrored from the upstream catalog.
+    pub catalog_mirror: Arc<dyn CatalogMirror>,
     /// Customers.
     pub customers: Arc<dyn CustomerRepository>,
     /// Orders, with their numbers and stock moves.
@@ -176,7 +179,8 @@ impl Adapters {
         let activity = Arc::new(PgActivityStore::new(pool.clone()));
         Self {
             products: Arc::new(PgProductRepository::new(pool.clone())),
-            customers: Arc::new(PgCustomerRepository::new(pool.clone(), data_keys)),
+            catalog_mirror: Arc::new(PgCatalogMirror::new(pool.clone())),
+            customers: Arc::new(PgCustomerRepository::new(pool.clone(), data_keys.clone())),
             orders: Arc::new(PgOrderRepository::new(pool.clone())),
             baskets: Arc::new(PgBasketRepository::new(pool.clone())),
             checkout_store: Arc::new(PgCheckoutStore::new(pool.clone())),
@@ -196,8 +200,8 @@ impl Adapters {
             rate_limits: Arc::new(InMemoryRateLimits::new(
                 RateLimitSettings::default().max_keys,
             )),
-            clients: Arc::new(PgClientRepository::new(pool.clone())),
-            client_directory: Arc::new(PgClientRepository::new(pool.clone())),
+            clients: Arc::new(PgClientRepository::new(pool.clone(), data_keys.clone())),
+            client_directory: Arc::new(PgClientRepository::new(pool.clone(), data_keys)),
             api_keys: Arc::new(RandomApiKeys),
             jobs: Arc::new(PgJobStore::new(pool.clone())),
             hit_store: activity.clone(),
@@ -396,6 +400,11 @@ pub struct Services {
     pub scheduling: SchedulingService,
     /// Sales and stock reports.
     pub reports: ReportService,
+    /// The local catalog kept in step with the upstream's (the `sync-catalog`
+    /// job's work).
+    pub catalog_sync: CatalogSync,
+    /// The external API's ports (its monitor tells its recent health).
+    pub upstream: UpstreamPorts,
     /// The currency of products created without one.
     pub default_currency: Currency,
     /// Recording hits.
@@ -420,6 +429,7 @@ impl Services {
             .map_err(|e| anyhow::anyhow!("baskets.ttl_secs: {e}"))?;
         let Adapters {
             products,
+            catalog_mirror,
             customers,
             orders,
             baskets,
@@ -508,6 +518,13 @@ impl Services {
             ),
             idempotency: IdempotencyService::new(idempotency, clock.clone()),
             rate_limits,
+            catalog_sync: CatalogSync::new(
+                upstream.catalog.clone(),
+                catalog_mirror,
+                clock.clone(),
+                ids.clone(),
+            ),
+            upstream,
             clients: ClientService::new(
                 clients,
                 Arc::new(client_directory),
@@ -765,6 +782,7 @@ impl ApplicationBuilder {
         }
         let mut tasks = BackgroundTasks::new();
         tasks.spawn("activity-writer", move |cancel| activity_writer.run(cancel));
+        let sandbox_started = sandbox_upstream.is_some();
         if let Some(sim) = sandbox_upstream {
             tasks.spawn("sandbox-upstream", move |cancel| async move {
                 cancel.cancelled().await;
@@ -817,6 +835,9 @@ impl ApplicationBuilder {
         state.database_health = database_health;
         if database.cluster.is_some() && settings.sample_data {
             load_sample_data_once(&state).await?;
+            if sandbox_started {
+                sync_sandbox_catalog(&state).await;
+            }
         }
         let listener = TcpListener::bind(settings.http.listen)
             .with_context(|| format!("binding {}", settings.http.listen))?;
@@ -881,6 +902,27 @@ async fn seal_plaintext_rows(pool: &PgPool, data_keys: &dyn FieldCipher) -> anyh
         );
     }
     Ok(())
+}
+
+/// Gives the sandbox catalog the simulator's products, after the sample data (whose
+/// loading looks for an empty catalog). The sandbox upstream is sometimes slow or
+/// failing, so a sync that fails is logged and the start goes on: the catalog keeps
+/// what it had, and the next sync catches up.
+async fn sync_sandbox_catalog(state: &AppState) {
+    match state.catalog_sync.sync_once().await {
+        Ok(report) => tracing::info!(
+            created = report.created,
+            updated = report.updated,
+            deactivated = report.deactivated,
+            unchanged = report.unchanged,
+            skipped = report.skipped,
+            "sandbox: synced the catalog from the upstream simulator"
+        ),
+        Err(e) => tracing::warn!(
+            error = %e,
+            "sandbox: the catalog could not be synced from the upstream simulator; it keeps what it had"
+        ),
+    }
 }
 
 async fn load_sample_data_once(state: &AppState) -> anyhow::Result<()> {

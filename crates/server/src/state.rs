@@ -6,7 +6,7 @@ use ordo_domain::Currency;
 use ordo_domain::activity::{ActivityService, UsageService};
 use ordo_domain::auth::AuthService;
 use ordo_domain::baskets::BasketService;
-use ordo_domain::catalog::CatalogService;
+use ordo_domain::catalog::{CatalogService, CatalogSync};
 use ordo_domain::checkout::CheckoutService;
 use ordo_domain::clients::ClientService;
 use ordo_domain::customers::CustomerService;
@@ -17,7 +17,7 @@ use ordo_domain::scheduling::SchedulingService;
 use ordo_domain::reports::ReportService;
 use ordo_postgres::PgPool;
 
-use crate::app::Services;
+use crate::app::{Services, UpstreamPorts};
 use crate::scheduler::RunNow;
 use crate::tasks::TaskHealth;
 
@@ -48,6 +48,10 @@ pub struct AppState {
     pub run_now: RunNow,
     /// Sales and stock reports.
     pub reports: ReportService,
+    /// The local catalog kept in step with the upstream's.
+    pub catalog_sync: CatalogSync,
+    /// The external API's ports (its monitor tells its recent health).
+    pub upstream: UpstreamPorts,
     /// The currency of products created without one.
     pub default_currency: Currency,
     /// Recording hits.
@@ -87,6 +91,8 @@ impl AppState {
             clients,
             scheduling,
             reports,
+            catalog_sync,
+            upstream,
             default_currency,
             activity,
             usage,
@@ -105,6 +111,8 @@ impl AppState {
             scheduling,
             run_now: RunNow::default(),
             reports,
+            catalog_sync,
+            upstream,
             default_currency,
             activity,
             usage,

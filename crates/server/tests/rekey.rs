@@ -1,18 +1,23 @@
 //! `ordo rekey` against a real database: after rotating `ORDO_DATA_KEY`, every
-//! stored personal value is sealed under the new key, and the old key is no longer
-//! needed to read any of them.
+//! stored personal value (customers' contacts, API clients' addresses) is sealed
+//! under the new key, and the old key is no longer needed to read any of them.
 
 use std::sync::Arc;
 
 use chrono::Utc;
 use ordo_crypto::DataKeyring;
+use ordo_crypto::RandomApiKeys;
+use ordo_domain::clients::{
+    ApiKeys, ClientId, ClientName, ClientRateLimit, ClientRecord, ClientRepository, IpAllowList,
+    NewClient,
+};
 use ordo_domain::customers::{
     City, CustomerId, CustomerName, CustomerRepository, Email, NewCustomer, Phone,
 };
 use ordo_domain::sealing::FieldCipher;
 use ordo_domain::{PageLimit, PageRequest};
-use ordo_postgres::PgCustomerRepository;
 use ordo_postgres::testing::{TestDatabase, fresh_database};
+use ordo_postgres::{PgClientRepository, PgCustomerRepository};
 use uuid::Uuid;
 
 const OLD_KEY: &str = "old-key-for-the-rekey-test-0123456789abcdef";
@@ -53,7 +58,7 @@ async fn rekey(db: &TestDatabase) -> String {
 }
 
 #[tokio::test]
-async fn ordo_rekey_seals_every_customer_under_the_new_key_and_the_old_key_can_go() {
+async fn ordo_rekey_seals_every_customer_and_client_under_the_new_key_and_the_old_key_can_go() {
     let db = fresh_database().await.expect("database");
     let pool = db.pool(4).expect("pool");
     let before = PgCustomerRepository::new(pool.clone(), keyring(OLD_KEY, None));
@@ -75,6 +80,27 @@ async fn ordo_rekey_seals_every_customer_under_the_new_key_and_the_old_key_can_g
             .expect("created under the old key");
         created.push(customer);
     }
+    let old_clients = PgClientRepository::new(pool.clone(), keyring(OLD_KEY, None));
+    let mut clients = Vec::new();
+    for i in 0..3 {
+        let key = RandomApiKeys.new_key();
+        let client = old_clients
+            .insert(ClientRecord {
+                id: ClientId::from_uuid(Uuid::now_v7()),
+                client: NewClient {
+                    name: ClientName::parse("Robot").expect("name"),
+                    email: Email::parse(&format!("Robot{i}@Example.com")).expect("email"),
+                    ip_allowlist: IpAllowList::default(),
+                    rate_limit: ClientRateLimit::default(),
+                },
+                key_digest: RandomApiKeys.digest(&key),
+                key_prefix: key.prefix().to_owned(),
+                at: ordo_domain::to_micros(Utc::now()),
+            })
+            .await
+            .expect("client created under the old key");
+        clients.push(client);
+    }
     let new_key_id = keyring(NEW_KEY, None).current_key();
 
     let first = rekey(&db).await;
@@ -91,7 +117,19 @@ async fn ordo_rekey_seals_every_customer_under_the_new_key_and_the_old_key_can_g
         "{first}"
     );
     assert!(
+        first.contains(&format!(
+            "api_clients: sealed 3 rows under key {new_key_id} (0 changed meanwhile, already under it); rows by key now: {new_key_id}: 3"
+        )),
+        "{first}"
+    );
+    assert!(
         second.contains(&format!("customers: sealed 0 rows under key {new_key_id}")),
+        "{second}"
+    );
+    assert!(
+        second.contains(&format!(
+            "api_clients: sealed 0 rows under key {new_key_id}"
+        )),
         "{second}"
     );
     // Only the new key is configured now, and every customer reads back as created.
@@ -106,4 +144,14 @@ async fn ordo_rekey_seals_every_customer_under_the_new_key_and_the_old_key_can_g
     let mut read = page.items;
     read.sort_by_key(|c| c.id().as_uuid());
     assert_eq!(read, created);
+    let new_clients = PgClientRepository::new(pool.clone(), keyring(NEW_KEY, None));
+    for client in clients {
+        assert_eq!(
+            new_clients
+                .find(client.id())
+                .await
+                .expect("opens under the new key alone"),
+            Some(client)
+        );
+    }
 }

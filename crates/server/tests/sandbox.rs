@@ -1,6 +1,7 @@
 //! Sandbox mode (embedded database, no `ORDO_JWT_SECRET`): the secrets and the
 //! administrator are made on the first start and kept; the administrator's
-//! password is printed that once only.
+//! password is printed that once only; the sample catalog and the upstream
+//! simulator's agree.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -11,9 +12,9 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
-/// Starts `ordo serve` on `data_dir`; returns it, its port and its log up to
-/// "serving".
-async fn start_ordo(data_dir: &std::path::Path) -> (Child, u16, String) {
+/// Starts `ordo serve` on `data_dir`, with or without sample data; returns it, its
+/// port and its log up to "serving".
+async fn start_ordo(data_dir: &std::path::Path, sample_data: bool) -> (Child, u16, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -26,7 +27,7 @@ async fn start_ordo(data_dir: &std::path::Path) -> (Child, u16, String) {
         .env_remove("ORDO_JWT_SECRET")
         .env_remove("ORDO_ADMIN_EMAIL")
         .env_remove("ORDO_ADMIN_PASSWORD")
-        .env("ORDO_SAMPLE_DATA", "false")
+        .env("ORDO_SAMPLE_DATA", sample_data.to_string())
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -89,8 +90,8 @@ async fn login(port: u16, password: &str) -> Option<String> {
     session["access_token"].as_str().map(str::to_owned)
 }
 
-#[tokio::test]
-async fn the_sandbox_admin_is_printed_once_and_its_secrets_survive_restarts() {
+/// A new data directory the cluster can use.
+fn data_dir() -> std::path::PathBuf {
     let data_dir =
         std::env::temp_dir().join(format!("ordo-sandbox-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&data_dir).expect("a data directory");
@@ -100,13 +101,22 @@ async fn the_sandbox_admin_is_printed_once_and_its_secrets_survive_restarts() {
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .expect("permissions");
+    data_dir
+}
 
-    let (first, port, log) = start_ordo(&data_dir).await;
-    let password = log
-        .lines()
+fn printed_password(log: &str) -> String {
+    log.lines()
         .find_map(|l| l.trim().strip_prefix("password: "))
         .expect("the sandbox administrator's password is printed")
-        .to_owned();
+        .to_owned()
+}
+
+#[tokio::test]
+async fn the_sandbox_admin_is_printed_once_and_its_secrets_survive_restarts() {
+    let data_dir = data_dir();
+
+    let (first, port, log) = start_ordo(&data_dir, false).await;
+    let password = printed_password(&log);
     assert!(log.contains("admin@ordo.local"), "{log}");
     let token = login(port, &password)
         .await
@@ -118,7 +128,7 @@ async fn the_sandbox_admin_is_printed_once_and_its_secrets_survive_restarts() {
     );
     stop(first).await;
 
-    let (second, port, log) = start_ordo(&data_dir).await;
+    let (second, port, log) = start_ordo(&data_dir, false).await;
     assert!(
         !log.contains(&password),
         "the password is printed once only: {log}"
@@ -128,5 +138,35 @@ async fn the_sandbox_admin_is_printed_once_and_its_secrets_survive_restarts() {
     assert!(me.starts_with("HTTP/1.1 200"), "{me}");
     assert!(login(port, &password).await.is_some());
     stop(second).await;
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+#[tokio::test]
+async fn the_sandbox_catalog_holds_the_sample_products_and_the_simulators() {
+    let data_dir = data_dir();
+
+    let (ordo, port, log) = start_ordo(&data_dir, true).await;
+    let token = login(port, &printed_password(&log))
+        .await
+        .expect("the sandbox admin logs in");
+    let products = request(port, "GET", "/v1/products?limit=100", Some(&token), "").await;
+
+    assert!(
+        log.contains("synced the catalog from the upstream simulator"),
+        "{log}"
+    );
+    assert!(products.starts_with("HTTP/1.1 200"), "{products}");
+    for sku in [
+        "SVC-INSPECTION",
+        "GD-GLOVES",
+        "UP-prod_coffee",
+        "UP-prod_book",
+    ] {
+        assert!(
+            products.contains(&format!(r#""sku":"{sku}""#)),
+            "{sku} is missing: {products}"
+        );
+    }
+    stop(ordo).await;
     let _ = std::fs::remove_dir_all(&data_dir);
 }

@@ -1,5 +1,6 @@
 use async_trait::async_trait;
 
+use super::sync::{SyncReport, SyncedProduct};
 use super::{
     AdjustStockError, CreateProductError, DeleteProductError, NewProduct, Product, ProductChanges,
     ProductId, StockAdjustment, UpdateProductError,
@@ -82,4 +83,25 @@ pub trait ProductRepository: Send + Sync {
         id: ProductId,
         at: chrono::DateTime<chrono::Utc>,
     ) -> Result<ProductDeletion, DeleteProductError>;
+}
+
+/// Storage of the local products that mirror the upstream catalog's (those with an
+/// external id).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait CatalogMirror: Send + Sync {
+    /// Brings the mirrored products in step with `upstream` (every upstream
+    /// product, one per external id): reads them, plans the change with
+    /// [`SyncPlan::new`](super::SyncPlan::new) and writes that plan, stamped `at`,
+    /// in one transaction. Syncs are serialised: two at once apply one after the
+    /// other, and the second finds nothing left to do. A new product whose SKU a
+    /// local product already has is not created; it counts as skipped.
+    ///
+    /// # Errors
+    /// When storage fails; nothing is changed then.
+    async fn apply(
+        &self,
+        upstream: Vec<SyncedProduct>,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> anyhow::Result<SyncReport>;
 }

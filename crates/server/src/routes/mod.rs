@@ -8,6 +8,7 @@ pub mod customers;
 pub mod health;
 pub mod jobs;
 pub mod logs;
+pub mod integrations;
 pub mod orders;
 pub mod products;
 pub mod usage;
@@ -37,7 +38,8 @@ pub fn v1(config: &mut ServiceConfig) {
             .configure(logs::routes)
             .configure(usage::routes)
             .configure(checkout::routes)
-            .configure(reports::routes),
+            .configure(reports::routes)
+            .configure(integrations::routes),
     );
 }
 
