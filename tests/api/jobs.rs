@@ -132,6 +132,78 @@ async fn jobs_are_listed_with_their_default_schedule_for_administrators_only() {
     assert_eq!(expire["version"], 1);
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     assert_eq!(refused.problem_code(), "forbidden");
+    let listed = app.get("/v1/jobs").await.body;
+    let mut schedules: Vec<(String, String)> = listed
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|j| {
+            (
+                j["name"].as_str().unwrap_or_default().to_owned(),
+                j["schedule"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    schedules.sort();
+    let expected = [
+        ("dispatch-outbox", "*/10 * * * * *"),
+        ("expire-baskets", "* * * * *"),
+        ("prune-activity", "0 3 * * *"),
+        ("reconcile-payments", "* * * * *"),
+        ("sync-catalog", "0 * * * *"),
+    ]
+    .map(|(name, schedule)| (name.to_owned(), schedule.to_owned()));
+    assert_eq!(schedules, expected);
+}
+
+#[tokio::test]
+async fn every_job_does_its_capability_s_work_when_run_by_hand() {
+    let app = spawn_app()
+        .as_admin()
+        .with_upstream_sim(ordo_upstream_sim::SimConfig::healthy())
+        .with_scheduler(POLL, 60)
+        .await;
+    let mirrored_before = app
+        .count("SELECT count(*) AS n FROM products WHERE external_id IS NOT NULL")
+        .await;
+
+    for name in [
+        "sync-catalog",
+        "dispatch-outbox",
+        "reconcile-payments",
+        "prune-activity",
+    ] {
+        let requested = run_now(&app, name).await;
+        assert_eq!(
+            requested.status,
+            StatusCode::ACCEPTED,
+            "{name}: {requested:?}"
+        );
+        let run_id = requested.body["run_id"]
+            .as_str()
+            .expect("a run id")
+            .to_owned();
+        let runs = wait_for_runs(&app, name, |runs| {
+            runs.iter().any(|r| {
+                r["id"] == run_id.as_str() && r["status"] != "pending" && r["status"] != "running"
+            })
+        })
+        .await;
+        let run = runs
+            .iter()
+            .find(|r| r["id"] == run_id.as_str())
+            .expect("the run");
+        assert_eq!(run["status"], "succeeded", "{name}: {run:?}");
+    }
+
+    let mirrored_after = app
+        .count("SELECT count(*) AS n FROM products WHERE external_id IS NOT NULL")
+        .await;
+    assert_eq!(mirrored_before, 0, "nothing is synced before the job runs");
+    assert!(
+        mirrored_after > 0,
+        "sync-catalog mirrored the simulator's products"
+    );
 }
 
 #[tokio::test]

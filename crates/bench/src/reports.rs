@@ -13,7 +13,8 @@ use ordo_postgres::{PoolConfig, connect_pool};
 use tokio_postgres::NoTls;
 
 use crate::{
-    bench_data_key, bench_database, bench_services, create_bench_user, login, spawn_server,
+    BENCH_EMAIL, bench_data_key, bench_database, bench_services, create_bench_user, login,
+    spawn_server,
 };
 
 /// The scale of the synthetic sales.
@@ -137,7 +138,7 @@ async fn measure(
     database_url: &str,
     base_url: &str,
 ) -> anyhow::Result<Vec<Timing>> {
-    let token = login(base_url).await?;
+    let token = login(base_url, BENCH_EMAIL).await?;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(120))
         .build()?;

@@ -4,8 +4,8 @@
 
 mod activity;
 mod baskets;
-mod checkout;
 mod catalog_mirror;
+mod checkout;
 mod clients;
 pub mod cluster;
 mod customers;
@@ -27,15 +27,15 @@ pub mod testing;
 
 pub use activity::PgActivityStore;
 pub use baskets::PgBasketRepository;
-pub use checkout::PgCheckoutStore;
 pub use catalog_mirror::PgCatalogMirror;
+pub use checkout::PgCheckoutStore;
 pub use clients::PgClientRepository;
 pub use cluster::{
     ClusterError, ClusterHealth, Durability, LocalCluster, LocalClusterConfig, Supervisor,
 };
 pub use customers::PgCustomerRepository;
-pub use jobs::PgJobStore;
 pub use idempotency::PgIdempotencyStore;
+pub use jobs::PgJobStore;
 pub use migrate::run_migrations;
 pub use orders::{INSERT_NUMBERED_ORDER, PgOrderRepository};
 pub use pool::{PgPool, PoolConfig, connect_pool, ping};

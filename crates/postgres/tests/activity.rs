@@ -23,7 +23,16 @@ async fn store() -> (PgActivityStore, PgClientRepository, PgPool) {
         .expect("pool");
     (
         PgActivityStore::new(pool.clone()),
-        PgClientRepository::new(pool.clone()),
+        PgClientRepository::new(
+            pool.clone(),
+            std::sync::Arc::new(
+                ordo_crypto::DataKeyring::new(
+                    &"activity-test-data-key-0123456789".to_owned().into(),
+                    None,
+                )
+                .expect("keyring"),
+            ),
+        ),
         pool,
     )
 }

@@ -30,19 +30,18 @@ use ordo_domain::customers::{CustomerRepository, CustomerService};
 use ordo_domain::idempotency::{IdempotencyService, IdempotencyStore};
 use ordo_domain::orders::{OrderPolicy, OrderRepository, OrderService, SpacingWindow};
 use ordo_domain::ratelimit::{RateLimitStore, RateLimiter, RatePolicies};
+use ordo_domain::reports::{ReportQueries, ReportService};
 use ordo_domain::scheduling::{
     ClaimPolicy, Job, JobStore, Lease, SchedulingPolicy, SchedulingService,
 };
-use ordo_domain::reports::{ReportQueries, ReportService};
 use ordo_domain::sealing::FieldCipher;
 use ordo_domain::upstream::{CatalogSource, PaymentGateway, UpstreamMonitor, UpstreamOrders};
 use ordo_domain::{Clock, Currency, IdSource, SystemClock, UuidV7Ids};
 use ordo_postgres::sealing::Pass;
 use ordo_postgres::{
-    PgActivityStore, PgBasketRepository, PgCheckoutStore, PgClientRepository,
+    PgActivityStore, PgBasketRepository, PgCatalogMirror, PgCheckoutStore, PgClientRepository,
     PgCustomerRepository, PgIdempotencyStore, PgJobStore, PgOrderRepository, PgPool,
     PgProductRepository, PgRefreshTokenStore, PgReportQueries, PgUserRepository, connect_pool,
-    PgCatalogMirror,
 };
 use ordo_redis::{Redis, RedisConfig, RedisRateLimits};
 use ordo_upstream::{UpstreamClient, UpstreamConfig};
@@ -508,9 +507,9 @@ impl Services {
                 CheckoutPorts {
                     store: checkout_store,
                     outbox,
-                    upstream_orders: upstream.orders,
-                    payments: upstream.payments,
-                    monitor: upstream.monitor,
+                    upstream_orders: upstream.orders.clone(),
+                    payments: upstream.payments.clone(),
+                    monitor: upstream.monitor.clone(),
                     clock: clock.clone(),
                     ids: ids.clone(),
                 },
@@ -592,9 +591,8 @@ fn scheduling_policy(settings: &SchedulerSettings) -> anyhow::Result<SchedulingP
     })
 }
 
-/// The jobs this build runs, each with its default schedule (UTC). A job is
-/// registered once its capability exists: `dispatch-outbox`, `reconcile-payments`,
-/// `sync-catalog` and `prune-activity` join here as their areas land.
+/// The jobs this build runs, each with its default schedule (UTC; a leading
+/// sixth field is seconds).
 ///
 /// # Errors
 /// When a name or schedule is invalid, or a name is taken.
@@ -604,6 +602,26 @@ pub fn job_registry(services: &Services) -> anyhow::Result<JobRegistry> {
         "expire-baskets",
         "* * * * *",
         Arc::new(crate::jobs::ExpireBaskets(services.baskets.clone())),
+    )?;
+    jobs.register(
+        "dispatch-outbox",
+        "*/10 * * * * *",
+        Arc::new(crate::jobs::DispatchOutbox(services.checkout.clone())),
+    )?;
+    jobs.register(
+        "reconcile-payments",
+        "* * * * *",
+        Arc::new(crate::jobs::ReconcilePayments(services.checkout.clone())),
+    )?;
+    jobs.register(
+        "sync-catalog",
+        "0 * * * *",
+        Arc::new(crate::jobs::SyncCatalog(services.catalog_sync.clone())),
+    )?;
+    jobs.register(
+        "prune-activity",
+        "0 3 * * *",
+        Arc::new(crate::jobs::PruneActivity(services.activity.clone())),
     )?;
     Ok(jobs)
 }

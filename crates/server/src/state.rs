@@ -13,8 +13,8 @@ use ordo_domain::customers::CustomerService;
 use ordo_domain::idempotency::IdempotencyService;
 use ordo_domain::orders::OrderService;
 use ordo_domain::ratelimit::RateLimiter;
-use ordo_domain::scheduling::SchedulingService;
 use ordo_domain::reports::ReportService;
+use ordo_domain::scheduling::SchedulingService;
 use ordo_postgres::PgPool;
 
 use crate::app::{Services, UpstreamPorts};

@@ -6,13 +6,13 @@ pub mod checkout;
 pub mod clients;
 pub mod customers;
 pub mod health;
+pub mod integrations;
 pub mod jobs;
 pub mod logs;
-pub mod integrations;
 pub mod orders;
 pub mod products;
-pub mod usage;
 pub mod reports;
+pub mod usage;
 pub mod users;
 
 use serde::Serialize;
