@@ -110,7 +110,7 @@ async fn one_hit_or_an_array_is_accepted_and_stored_with_the_request_that_carrie
         2
     );
     assert_eq!(
-        app.count("SELECT sum(requests)::int8 AS n FROM activity_hourly")
+        app.count("SELECT coalesce(sum(requests), 0)::int8 AS n FROM activity_hourly")
             .await,
         app.count("SELECT count(*) AS n FROM activity_hits").await,
         "every stored hit is counted once in the hourly counts"
@@ -403,7 +403,7 @@ async fn usage_figures_zero_fill_days_count_whole_buckets_order_ties_by_id_and_s
     );
     until_counted(
         &app,
-        "SELECT sum(requests)::int8 AS n FROM activity_hourly WHERE principal_kind = 'client'",
+        "SELECT coalesce(sum(requests), 0)::int8 AS n FROM activity_hourly WHERE principal_kind = 'client'",
         8,
     )
     .await;

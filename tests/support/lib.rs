@@ -460,6 +460,11 @@ async fn register_client_at(anonymous: &reqwest::Client, address: &str, body: &V
 fn client(headers: reqwest::header::HeaderMap) -> reqwest::Client {
     reqwest::Client::builder()
         .pool_max_idle_per_host(256)
+        // Shorter than the server's keep-alive (actix's 5 s): a connection the
+        // server is closing for idleness is never picked for the next request,
+        // which would then fail with "connection closed before message completed"
+        // when a slow machine stretches a test's setup past the keep-alive.
+        .pool_idle_timeout(std::time::Duration::from_secs(2))
         .default_headers(headers)
         .build()
         .expect("an HTTP client")
