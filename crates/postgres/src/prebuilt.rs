@@ -21,7 +21,7 @@ use diesel::sql_types::HasSqlType;
 /// pieces.
 #[derive(Debug)]
 pub(crate) struct SqlTemplate {
-    pieces: Vec<String>,
+    pub(crate) pieces: Vec<String>,
 }
 
 impl SqlTemplate {
@@ -173,7 +173,16 @@ macro_rules! statement {
 
             fn template() -> &'static std::sync::LazyLock<$crate::prebuilt::SqlTemplate> {
                 static TEMPLATE: std::sync::LazyLock<$crate::prebuilt::SqlTemplate> =
-                    std::sync::LazyLock::new(|| $crate::prebuilt::SqlTemplate::of(&$query));
+                    std::sync::LazyLock::new(|| {
+                        let template = $crate::prebuilt::SqlTemplate::of(&$query);
+                        assert_eq!(
+                            template.pieces.len(),
+                            <$binds as $crate::prebuilt::Binds>::COUNT + 1,
+                            "the binds of {} match its placeholders",
+                            stringify!($name)
+                        );
+                        template
+                    });
                 &TEMPLATE
             }
         }

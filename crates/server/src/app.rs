@@ -604,11 +604,6 @@ pub fn job_registry(services: &Services) -> anyhow::Result<JobRegistry> {
         Arc::new(crate::jobs::ExpireBaskets(services.baskets.clone())),
     )?;
     jobs.register(
-        "dispatch-outbox",
-        "*/10 * * * * *",
-        Arc::new(crate::jobs::DispatchOutbox(services.checkout.clone())),
-    )?;
-    jobs.register(
         "reconcile-payments",
         "* * * * *",
         Arc::new(crate::jobs::ReconcilePayments(services.checkout.clone())),
@@ -844,10 +839,6 @@ impl ApplicationBuilder {
             crate::scheduler::instance_id(),
         );
         let run_now = scheduler.run_now();
-        if settings.scheduler.enabled {
-            let poll = settings.scheduler.poll_interval();
-            tasks.spawn("scheduler", move |cancel| scheduler.run(poll, cancel));
-        }
         let mut state = AppState::new(services, pool, metrics, tasks.health());
         state.run_now = run_now;
         state.database_health = database_health;
@@ -856,6 +847,12 @@ impl ApplicationBuilder {
             if sandbox_started {
                 sync_sandbox_catalog(&state).await;
             }
+        }
+        // After the sample data: a `sync-catalog` run before it would leave the
+        // catalog non-empty and the sample data never loaded.
+        if settings.scheduler.enabled {
+            let poll = settings.scheduler.poll_interval();
+            tasks.spawn("scheduler", move |cancel| scheduler.run(poll, cancel));
         }
         let listener = TcpListener::bind(settings.http.listen)
             .with_context(|| format!("binding {}", settings.http.listen))?;

@@ -26,22 +26,6 @@ impl Job for ExpireBaskets {
 /// the rest.
 const CHECKOUT_BATCH: usize = 500;
 
-/// `dispatch-outbox`: delivers the due upstream completions. The application's
-/// own dispatcher task does this every second; the job is the schedule an operator
-/// can see, pause and trigger, and it delivers the same rows at most once each
-/// (they are claimed with `SKIP LOCKED`).
-#[derive(Debug, Clone)]
-pub struct DispatchOutbox(pub CheckoutService);
-
-#[async_trait]
-impl Job for DispatchOutbox {
-    async fn run(&self) -> anyhow::Result<()> {
-        let report = self.0.dispatch_outbox_once(CHECKOUT_BATCH).await?;
-        tracing::info!(?report, "dispatched the due outbox items");
-        Ok(())
-    }
-}
-
 /// `reconcile-payments`: settles the checkouts whose payment outcome is unknown
 /// by asking the upstream, with the same idempotency keys.
 #[derive(Debug, Clone)]
