@@ -59,7 +59,7 @@ fn order_created(mut builder: actix_web::HttpResponseBuilder, order: &Order) -> 
 /// (`Idempotent-Replayed: true`), never a second charge.
 #[utoipa::path(tag = "baskets", params(
     ("id" = Uuid, Path, description = "The basket's id"),
-    ("Idempotency-Key" = String, Header, description = "1 to 255 printable ASCII characters, e.g. a UUID; the same key with the same body within 24 h replays the first response"),
+    ("Idempotency-Key" = String, Header, description = "1 to 255 printable ASCII characters, e.g. a UUID; the same key with the same body within 24 h replays the first response", pattern = "^[!-~]{1,255}$"),
 ), request_body = CheckoutInput, responses(
     (status = 201, body = super::orders::OrderView, description = "Paid: the order is `paid`", headers(("Location" = String, description = "The order's URL"), ("ETag" = String, description = "The order's version"), ("Idempotent-Replayed" = String, description = "`true` on a replayed response"))),
     (status = 202, body = super::orders::OrderView, description = "The payment's outcome is not known yet: the order is `pending_payment` and is settled by reconciliation", headers(("Location" = String, description = "The order's URL"), ("ETag" = String, description = "The order's version"))),

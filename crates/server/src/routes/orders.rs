@@ -229,7 +229,7 @@ fn check_schedule(name: &str, at: DateTime<Utc>) -> Checked<ScheduledAt> {
 /// `Idempotency-Key`, a repetition answers with the first response
 /// (`Idempotent-Replayed: true`) instead of placing a second order.
 #[utoipa::path(tag = "orders", params(
-    ("Idempotency-Key" = Option<String>, Header, description = "Optional: 1 to 255 printable ASCII characters, e.g. a UUID; the same key with the same body within 24 h replays the first response"),
+    ("Idempotency-Key" = Option<String>, Header, description = "Optional: 1 to 255 printable ASCII characters, e.g. a UUID; the same key with the same body within 24 h replays the first response", pattern = "^[!-~]{1,255}$"),
 ), request_body = OrderInput, responses(
     (status = 201, body = OrderView, headers(("Location" = String, description = "The new order's URL"), ("ETag" = String, description = "The order's version"), ("Idempotent-Replayed" = String, description = "`true` on a replayed response"))),
     (status = 404, body = super::Problem, content_type = "application/problem+json", description = "`customer_not_found`"),
