@@ -1,5 +1,6 @@
-//! The reports scenario: a million synthetic orders generated in the database,
-//! then each report requested over HTTP one at a time, its median latency printed
+//! The reports scenario: a million synthetic orders and two years of hourly
+//! request counts generated in the database, then each report requested over
+//! HTTP one at a time, its median latency printed
 //! beside that of a plain `SELECT count(*) FROM orders` measured in the same run
 //! (the cheapest question one can ask of every order: what reading them costs on
 //! this machine now).
@@ -8,7 +9,7 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use ordo_postgres::synthetic::{self, SyntheticSales};
+use ordo_postgres::synthetic::{self, SyntheticActivity, SyntheticSales};
 use ordo_postgres::{PoolConfig, connect_pool};
 use tokio_postgres::NoTls;
 
@@ -29,9 +30,26 @@ pub struct Scale {
     /// Products they buy.
     #[arg(long, default_value_t = 500)]
     pub products: u32,
-    /// Months up to now they are scheduled in.
+    /// Months up to now they are scheduled in (and the hourly request counts
+    /// cover).
     #[arg(long, default_value_t = 24)]
     pub months: u32,
+    /// Users with hourly request counts.
+    #[arg(long, default_value_t = 50)]
+    pub users: u32,
+    /// API clients with hourly request counts.
+    #[arg(long, default_value_t = 150)]
+    pub clients: u32,
+}
+
+impl From<Scale> for SyntheticActivity {
+    fn from(s: Scale) -> Self {
+        Self {
+            users: s.users,
+            clients: s.clients,
+            months: s.months,
+        }
+    }
 }
 
 impl From<Scale> for SyntheticSales {
@@ -67,11 +85,15 @@ pub struct SeedArgs {
 
 /// What each report is asked for: its default period (the last 30 days; monthly
 /// sales: twelve months), as a dashboard asks.
-const REPORTS: [(&str, &str); 4] = [
+const REPORTS: [(&str, &str); 5] = [
     ("top-customers", "/v1/reports/top-customers?limit=10"),
     ("sales-by-city", "/v1/reports/sales-by-city"),
     ("stock", "/v1/reports/stock"),
     ("monthly-sales", "/v1/reports/monthly-sales"),
+    (
+        "requests-per-hour",
+        "/v1/reports/requests-per-hour?limit=10",
+    ),
 ];
 
 /// Generates the sales into `args.database_url`.
@@ -90,6 +112,14 @@ async fn generate(pool: &ordo_postgres::PgPool, scale: Scale) -> anyhow::Result<
     );
     let started = Instant::now();
     synthetic::generate(pool, scale.into()).await?;
+    eprintln!(
+        "generated in {:.1} s (vacuumed and analysed); now the hourly request counts of {} users and {} clients …",
+        started.elapsed().as_secs_f64(),
+        scale.users,
+        scale.clients
+    );
+    let started = Instant::now();
+    synthetic::generate_activity(pool, scale.into()).await?;
     eprintln!(
         "generated in {:.1} s (vacuumed and analysed)",
         started.elapsed().as_secs_f64()
@@ -172,10 +202,13 @@ async fn measure(
                 "{path}: {}",
                 response.status()
             );
-            let body: serde_json::Value = response.json().await.context(path)?;
+            // Timed until the whole answer arrived; reading its JSON is the
+            // client's work, not the server's.
+            let bytes = response.bytes().await.context(path)?;
             if round >= 2 {
                 samples.push(started.elapsed());
             }
+            let body: serde_json::Value = serde_json::from_slice(&bytes).context(path)?;
             rows = ["items", "months"]
                 .iter()
                 .find_map(|key| body[*key].as_array().map(Vec::len))
@@ -199,15 +232,17 @@ fn timing(name: &'static str, mut samples: Vec<Duration>, rows: usize) -> Timing
 fn print(args: &ReportsArgs, timings: &[Timing]) {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
-        "ordo-bench reports · {} orders, {} customers, {} products over {} months · {} samples each, one at a time",
+        "ordo-bench reports · {} orders, {} customers, {} products over {} months · hourly request counts of {} users and {} clients · {} samples each, one at a time",
         args.scale.orders,
         args.scale.customers,
         args.scale.products,
         args.scale.months,
+        args.scale.users,
+        args.scale.clients,
         args.samples
     );
     println!(
-        "{:<16} {:>9} {:>9} {:>6} {:>14}",
+        "{:<18} {:>9} {:>9} {:>6} {:>14}",
         "report", "p50 ms", "max ms", "rows", "÷ count(*)"
     );
     let reference = timings.first().map(|t| ms(t.p50)).filter(|p| *p > 0.0);
@@ -216,7 +251,7 @@ fn print(args: &ReportsArgs, timings: &[Timing]) {
             .map(|r| format!("{:.2}", ms(t.p50) / r))
             .unwrap_or_else(|| "-".into());
         println!(
-            "{:<16} {:>9.2} {:>9.2} {:>6} {:>14}",
+            "{:<18} {:>9.2} {:>9.2} {:>6} {:>14}",
             t.name,
             ms(t.p50),
             ms(t.max),
