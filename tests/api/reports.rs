@@ -1,9 +1,14 @@
-//! `/v1/reports`: figures worked out by hand from orders placed over HTTP, the
-//! same reports as CSV, and parameters refused with 422.
+//! `/v1/reports`: figures worked out by hand from orders placed over HTTP and
+//! from requests made through the API, the same reports as CSV, and parameters
+//! refused with 422.
 
-use chrono::{TimeDelta, Utc};
+use std::sync::Arc;
+
+use chrono::{TimeDelta, TimeZone, Utc};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use ordo_api_tests::{TestApp, id_of, spawn_app};
+use ordo_api_tests::{
+    ManualClock, STAFF_EMAIL, TEST_PASSWORD, TestApp, api_key_client, id_of, spawn_app,
+};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -304,8 +309,11 @@ async fn bad_report_parameters_are_422_naming_every_field() {
         .get("/v1/reports/monthly-sales?from=2000-01-01&to=2026-01-01")
         .await;
     let too_many = app.get("/v1/reports/top-customers?limit=201").await;
+    let hours = app
+        .get("/v1/reports/requests-per-hour?from=2026-03-02&to=2026-03-01&limit=0")
+        .await;
 
-    for reply in [&reversed, &malformed, &too_long, &too_many] {
+    for reply in [&reversed, &malformed, &too_long, &too_many, &hours] {
         assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{reply:?}");
         assert_eq!(reply.problem_code(), "validation_failed");
         assert_eq!(
@@ -328,6 +336,8 @@ async fn bad_report_parameters_are_422_naming_every_field() {
     );
     assert_eq!(fields(&too_long), ["from"]);
     assert_eq!(fields(&too_many), ["limit"]);
+    // The limit is refused before the period is looked at.
+    assert_eq!(fields(&hours), ["limit"]);
 }
 
 #[tokio::test]
@@ -335,6 +345,7 @@ async fn reports_are_for_staff_only() {
     let app = spawn_app().as_client().await;
 
     let as_client = app.get("/v1/reports/stock").await;
+    let hours_as_client = app.get("/v1/reports/requests-per-hour").await;
     let anonymous = app
         .anonymous
         .get(format!("{}/v1/reports/stock", app.address))
@@ -343,6 +354,7 @@ async fn reports_are_for_staff_only() {
         .expect("sent");
 
     assert_eq!(as_client.status, StatusCode::FORBIDDEN, "{as_client:?}");
+    assert_eq!(hours_as_client.status, StatusCode::FORBIDDEN);
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -356,7 +368,13 @@ async fn the_openapi_document_offers_each_report_as_json_and_csv() {
         spec.body["components"]["schemas"]["RankingName"]["enum"],
         json!(["spend", "orders"])
     );
-    for report in ["top-customers", "sales-by-city", "stock", "monthly-sales"] {
+    for report in [
+        "top-customers",
+        "sales-by-city",
+        "stock",
+        "monthly-sales",
+        "requests-per-hour",
+    ] {
         let content = &spec.body["paths"][format!("/v1/reports/{report}")]["get"]["responses"]["200"]
             ["content"];
         assert!(
@@ -365,4 +383,196 @@ async fn the_openapi_document_offers_each_report_as_json_and_csv() {
         );
         assert!(content["text/csv"].is_object(), "{report}: {content}");
     }
+}
+
+/// A fresh access token of the harness's staff user, valid at the app's clock now.
+async fn staff_token(app: &TestApp) -> String {
+    let session: Value = app
+        .anonymous
+        .post(format!("{}/v1/auth/login", app.address))
+        .json(&json!({"email": STAFF_EMAIL, "password": TEST_PASSWORD}))
+        .send()
+        .await
+        .expect("sent")
+        .error_for_status()
+        .expect("the staff user logs in")
+        .json()
+        .await
+        .expect("a session");
+    session["access_token"]
+        .as_str()
+        .expect("an access token")
+        .to_owned()
+}
+
+/// A GET with `token`, asking for `accept`: the status, the content type and the body.
+async fn get_as(
+    app: &TestApp,
+    token: &str,
+    path: &str,
+    accept: &str,
+) -> (StatusCode, Option<String>, String) {
+    let response = app
+        .anonymous
+        .get(format!("{}{path}", app.address))
+        .bearer_auth(token)
+        .header("accept", accept)
+        .send()
+        .await
+        .expect("sent");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    (
+        response.status(),
+        content_type,
+        response.text().await.expect("a body"),
+    )
+}
+
+/// Registers an API client; returns its id and a client sending its key.
+async fn api_client(app: &TestApp, name: &str) -> (String, reqwest::Client) {
+    let reply = app
+        .register_client(&json!({"name": name, "email": "robot@example.com"}))
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
+    let key = reply.body["api_key"].as_str().expect("a key");
+    (id_of(&reply.body).to_owned(), api_key_client(key))
+}
+
+async fn report_hits(client: &reqwest::Client, app: &TestApp, hits: &Value) {
+    let reply = client
+        .post(format!("{}/v1/logs", app.address))
+        .json(hits)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(reply.status(), StatusCode::ACCEPTED);
+}
+
+/// Waits until the hourly counts of `hour` add up to `expected`: the activity
+/// writer stores hits a flush interval after they were made.
+async fn until_hour_counts(app: &TestApp, hour: &str, expected: i64) {
+    let sql = format!(
+        "SELECT coalesce(sum(requests), 0)::int8 AS n FROM activity_hourly WHERE hour = '{hour}'"
+    );
+    let mut seen = 0;
+    for _ in 0..200 {
+        seen = app.count(&sql).await;
+        if seen == expected {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("{hour} counted {seen} requests, not {expected}");
+}
+
+#[tokio::test]
+async fn requests_per_hour_count_what_users_and_clients_did_through_the_api() {
+    let clock = ManualClock::at(
+        Utc.with_ymd_and_hms(2026, 3, 10, 9, 50, 0)
+            .single()
+            .expect("an instant"),
+    );
+    let app = spawn_app().with_clock(Arc::new(clock.clone())).await;
+    // All of this is in the hour of 09:00: the staff user asking who it is, and
+    // the administrator registering two clients.
+    let me = app.get("/v1/auth/me").await;
+    let staff_id = me.body["id"].as_str().expect("an id").to_owned();
+    let (a_id, a) = api_client(&app, "A").await;
+    let (b_id, b) = api_client(&app, "Robot, \"B\"").await;
+
+    clock.advance(TimeDelta::minutes(75));
+    // 11:05. The staff user: three requests. A: two hits it reports and the
+    // request carrying them. B: five hits of this hour, one of 10:30, and the
+    // request carrying them.
+    let staff = staff_token(&app).await;
+    for _ in 0..3 {
+        let (status, _, body) = get_as(&app, &staff, "/v1/products", "application/json").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    report_hits(
+        &a,
+        &app,
+        &json!([
+            {"endpoint": "/a", "occurred_at": "2026-03-10T11:01:00Z"},
+            {"endpoint": "/a", "occurred_at": "2026-03-10T11:02:00Z"},
+        ]),
+    )
+    .await;
+    let mut b_hits: Vec<Value> = (0..5)
+        .map(|m| json!({"endpoint": "/b", "occurred_at": format!("2026-03-10T11:0{m}:30Z")}))
+        .collect();
+    b_hits.push(json!({"endpoint": "/b", "occurred_at": "2026-03-10T10:30:00Z"}));
+    report_hits(&b, &app, &Value::Array(b_hits)).await;
+    until_hour_counts(&app, "2026-03-10T11:00:00Z", 12).await;
+    until_hour_counts(&app, "2026-03-10T10:00:00Z", 1).await;
+
+    // 12:05: the report's own requests fall in an hour after the period.
+    clock.advance(TimeDelta::hours(1));
+    let staff = staff_token(&app).await;
+    let path = "/v1/reports/requests-per-hour?from=2026-03-10T10:00:00Z&to=2026-03-10T12:00:00Z";
+    let (status, _, json_body) = get_as(&app, &staff, path, "application/json").await;
+    let (csv_status, csv_type, csv_body) = get_as(&app, &staff, path, "text/csv").await;
+    let (_, _, busiest) =
+        get_as(&app, &staff, &format!("{path}&limit=1"), "application/json").await;
+
+    assert_eq!(status, StatusCode::OK, "{json_body}");
+    let report: Value = serde_json::from_str(&json_body).expect("JSON");
+    let busiest: Value = serde_json::from_str(&busiest).expect("JSON");
+    assert_eq!(report["from"], "2026-03-10T10:00:00Z");
+    assert_eq!(report["to"], "2026-03-10T12:00:00Z");
+    // B: 1 + 6; A: 3; the staff user: 3, after A (equal totals: clients first).
+    // The requests of 09:00 and the report's own of 12:00 are outside the period.
+    let rows = [
+        (&b_id, "client", "Robot, \"B\"", "10", 1),
+        (&b_id, "client", "Robot, \"B\"", "11", 6),
+        (&a_id, "client", "A", "11", 3),
+        (&staff_id, "user", STAFF_EMAIL, "11", 3),
+    ];
+    let expected: Vec<Value> = rows
+        .iter()
+        .map(|(id, kind, name, hour, requests)| {
+            json!({"principal_id": id, "principal_kind": kind, "name": name, "hour": format!("2026-03-10T{hour}:00:00Z"), "requests": requests})
+        })
+        .collect();
+    assert_eq!(report["items"], json!(expected));
+    assert_eq!(busiest["items"], json!(expected[..2]));
+    assert_eq!(csv_status, StatusCode::OK);
+    assert_eq!(csv_type.as_deref(), Some("text/csv; charset=utf-8"));
+    // The name with a comma and quotes is quoted, its quotes doubled.
+    assert!(
+        csv_body.contains(",\"Robot, \"\"B\"\"\",2026-03-10T10:00:00Z,1\n"),
+        "{csv_body}"
+    );
+    let mut reader = csv::Reader::from_reader(csv_body.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .expect("a header row")
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let records: Vec<Vec<String>> = reader
+        .records()
+        .map(|r| r.expect("a CSV record").iter().map(str::to_owned).collect())
+        .collect();
+    assert_eq!(
+        header,
+        ["principal_id", "principal_kind", "name", "hour", "requests"]
+    );
+    let expected_records: Vec<Vec<String>> = rows
+        .iter()
+        .map(|(id, kind, name, hour, requests)| {
+            vec![
+                (*id).clone(),
+                (*kind).to_owned(),
+                (*name).to_owned(),
+                format!("2026-03-10T{hour}:00:00Z"),
+                requests.to_string(),
+            ]
+        })
+        .collect();
+    assert_eq!(records, expected_records);
 }

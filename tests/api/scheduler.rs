@@ -1,7 +1,9 @@
 //! The scheduler across instances: three schedulers on one database, polling
 //! at the same instants over an hour of a hand-moved clock, run each due instant
 //! exactly once; a run whose instance is killed mid-way is taken over once its
-//! lease runs out; old history is pruned.
+//! lease runs out; a run asked for by hand while a scheduled one runs waits for
+//! it, whichever instance polls; a schedule changed through one instance is
+//! followed by the others without a restart; old history is pruned.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,7 +13,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use ordo_api_tests::ManualClock;
 use ordo_domain::Clock;
-use ordo_domain::scheduling::{InstanceId, Job, JobName, RunStatus, SchedulingService};
+use ordo_domain::scheduling::{
+    InstanceId, Job, JobChanges, JobName, RunStatus, RunTrigger, Schedule, SchedulingService,
+};
 use ordo_postgres::PgPool;
 use ordo_postgres::testing::fresh_database;
 use ordo_server::scheduler::{JobRegistry, Scheduler};
@@ -55,6 +59,39 @@ impl Job for Recorder {
         self.seen.lock().expect("the record").push(self.clock.now());
         // Long enough for the other instances' polls to overlap this run.
         tokio::time::sleep(Duration::from_millis(5)).await;
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// Holds every run until a permit is released, counting runs and how many ran
+/// at once.
+#[derive(Debug)]
+struct Gated {
+    gate: tokio::sync::Semaphore,
+    started: AtomicUsize,
+    running: AtomicUsize,
+    most_at_once: AtomicUsize,
+}
+
+impl Gated {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            gate: tokio::sync::Semaphore::new(0),
+            started: AtomicUsize::new(0),
+            running: AtomicUsize::new(0),
+            most_at_once: AtomicUsize::new(0),
+        })
+    }
+}
+
+#[async_trait]
+impl Job for Gated {
+    async fn run(&self) -> anyhow::Result<()> {
+        self.started.fetch_add(1, Ordering::SeqCst);
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_at_once.fetch_max(now, Ordering::SeqCst);
+        self.gate.acquire().await?.forget();
         self.running.fetch_sub(1, Ordering::SeqCst);
         Ok(())
     }
@@ -230,6 +267,130 @@ async fn a_run_whose_instance_was_killed_mid_way_is_taken_over_once_its_lease_ra
     assert_eq!(finished, ("succeeded".to_owned(), "survivor".to_owned(), 2));
     assert_eq!(job.calls.load(Ordering::SeqCst), 2);
     assert_eq!(count(&pool, "SELECT count(*) AS n FROM job_runs").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_asked_for_while_a_scheduled_run_runs_waits_for_it_whichever_instance_polls() {
+    let database = fresh_database().await.expect("a database");
+    let pool = database.pool(8).expect("a pool");
+    let clock = ManualClock::at(start());
+    let job = Gated::new();
+    let mut registry = JobRegistry::default();
+    registry
+        .register("gated", "* * * * *", job.clone())
+        .expect("registered");
+    let a = Arc::new(instance(&pool, &clock, &registry, "a", 60).await);
+    let b = instance(&pool, &clock, &registry, "b", 60).await;
+    let service = scheduling(&pool, &clock, 60).await;
+    clock.advance(TimeDelta::minutes(1));
+
+    // Instance a takes the scheduled run and holds it until the gate opens.
+    let scheduled = tokio::spawn({
+        let a = a.clone();
+        async move { a.tick().await }
+    });
+    for _ in 0..200 {
+        if job.started.load(Ordering::SeqCst) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let manual = service
+        .trigger(JobName::parse("gated").expect("a name"))
+        .await
+        .expect("queued");
+    let while_running = b.tick().await.expect("a poll");
+    let also_while_running = a.tick().await.expect("a poll");
+    job.gate.add_permits(1);
+    let scheduled = scheduled.await.expect("the poll's task").expect("a poll");
+    job.gate.add_permits(1);
+    let after = b.tick().await.expect("a poll");
+
+    assert_eq!(scheduled.len(), 1);
+    assert_eq!(scheduled[0].trigger(), RunTrigger::Schedule);
+    assert!(while_running.is_empty(), "{while_running:?}");
+    assert!(also_while_running.is_empty(), "{also_while_running:?}");
+    assert_eq!(manual.status(), RunStatus::Pending);
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].id(), manual.id(), "the run asked for, once free");
+    assert_eq!(job.started.load(Ordering::SeqCst), 2);
+    assert_eq!(job.most_at_once.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) AS n FROM job_runs WHERE status = 'succeeded'"
+        )
+        .await,
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_schedule_changed_through_one_instance_is_followed_by_another_without_a_restart() {
+    let database = fresh_database().await.expect("a database");
+    let pool = database.pool(8).expect("a pool");
+    let clock = ManualClock::at(start());
+    let recorder = Recorder::new(&clock);
+    let mut registry = JobRegistry::default();
+    registry
+        .register("yearly", "0 0 1 1 *", recorder.clone())
+        .expect("registered");
+    let follower = instance(&pool, &clock, &registry, "follower", 60).await;
+    let name = JobName::parse("yearly").expect("a name");
+    // Another instance (the one that served the PATCH) changes the schedule.
+    let changer = scheduling(&pool, &clock, 60).await;
+
+    clock.advance(TimeDelta::minutes(1));
+    let before_change = follower.tick().await.expect("a poll");
+    let changed = changer
+        .update(
+            name.clone(),
+            JobChanges {
+                schedule: Some(Schedule::parse("*/10 * * * *").expect("a schedule")),
+                enabled: None,
+            },
+            None,
+        )
+        .await
+        .expect("changed");
+    // 12:01:30: next due at 12:10.
+    clock.advance(TimeDelta::minutes(5));
+    let too_early = follower.tick().await.expect("a poll");
+    clock.advance(TimeDelta::minutes(4));
+    let due = follower.tick().await.expect("a poll");
+    changer
+        .update(
+            name,
+            JobChanges {
+                schedule: None,
+                enabled: Some(false),
+            },
+            None,
+        )
+        .await
+        .expect("disabled");
+    clock.advance(TimeDelta::minutes(20));
+    let disabled = follower.tick().await.expect("a poll");
+
+    assert!(before_change.is_empty());
+    assert_eq!(
+        changed.job.next_run_at(),
+        Some(
+            Utc.with_ymd_and_hms(2031, 3, 4, 12, 10, 0)
+                .single()
+                .expect("an instant")
+        )
+    );
+    assert!(too_early.is_empty(), "{too_early:?}");
+    assert_eq!(due.len(), 1);
+    assert_eq!(
+        due[0].requested_at(),
+        Utc.with_ymd_and_hms(2031, 3, 4, 12, 10, 0)
+            .single()
+            .expect("an instant")
+    );
+    assert!(disabled.is_empty(), "{disabled:?}");
+    assert_eq!(recorder.seen().len(), 1);
 }
 
 async fn survivor_service(pool: &PgPool, clock: &ManualClock) -> SchedulingService {

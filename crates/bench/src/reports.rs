@@ -1,16 +1,21 @@
-//! The reports scenario: a million synthetic orders generated in the database,
-//! then each report requested over HTTP one at a time, its median latency printed
+//! The reports scenario: a million synthetic orders and two years of hourly
+//! request counts generated in the database, then each report requested over
+//! HTTP one at a time, its median latency printed
 //! beside that of a plain `SELECT count(*) FROM orders` measured in the same run
 //! (the cheapest question one can ask of every order: what reading them costs on
-//! this machine now).
+//! this machine now), and beside the median of the report's statement run
+//! straight on the database with the same parameters (the rest is Ordo's work:
+//! decoding rows and writing JSON, dear in a debug build for thousands of rows).
 
 use std::process::Child;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use ordo_postgres::synthetic::{self, SyntheticSales};
+use chrono::{DateTime, Datelike, Months, TimeDelta, Utc};
+use ordo_postgres::synthetic::{self, SyntheticActivity, SyntheticSales};
 use ordo_postgres::{PoolConfig, connect_pool};
 use tokio_postgres::NoTls;
+use tokio_postgres::types::ToSql;
 
 use crate::{
     BENCH_EMAIL, bench_data_key, bench_database, bench_services, create_bench_user, login,
@@ -29,9 +34,26 @@ pub struct Scale {
     /// Products they buy.
     #[arg(long, default_value_t = 500)]
     pub products: u32,
-    /// Months up to now they are scheduled in.
+    /// Months up to now they are scheduled in (and the hourly request counts
+    /// cover).
     #[arg(long, default_value_t = 24)]
     pub months: u32,
+    /// Users with hourly request counts.
+    #[arg(long, default_value_t = 50)]
+    pub users: u32,
+    /// API clients with hourly request counts.
+    #[arg(long, default_value_t = 150)]
+    pub clients: u32,
+}
+
+impl From<Scale> for SyntheticActivity {
+    fn from(s: Scale) -> Self {
+        Self {
+            users: s.users,
+            clients: s.clients,
+            months: s.months,
+        }
+    }
 }
 
 impl From<Scale> for SyntheticSales {
@@ -67,12 +89,59 @@ pub struct SeedArgs {
 
 /// What each report is asked for: its default period (the last 30 days; monthly
 /// sales: twelve months), as a dashboard asks.
-const REPORTS: [(&str, &str); 4] = [
+const REPORTS: [(&str, &str); 5] = [
     ("top-customers", "/v1/reports/top-customers?limit=10"),
     ("sales-by-city", "/v1/reports/sales-by-city"),
     ("stock", "/v1/reports/stock"),
     ("monthly-sales", "/v1/reports/monthly-sales"),
+    (
+        "requests-per-hour",
+        "/v1/reports/requests-per-hour?limit=10",
+    ),
 ];
+
+/// The statement behind each report of [`REPORTS`], with the parameters the
+/// server binds for that request at `now`: what the database alone takes.
+fn statement(report: &str, now: DateTime<Utc>) -> (&'static str, Vec<Box<dyn ToSql + Sync>>) {
+    let month_ago = now - TimeDelta::days(30);
+    let eur = || Box::new("EUR".to_owned());
+    match report {
+        "top-customers" => (
+            ordo_postgres::TOP_CUSTOMERS,
+            vec![
+                Box::new(month_ago),
+                Box::new(now),
+                eur(),
+                Box::new(10_i64),
+                Box::new(false),
+            ],
+        ),
+        "sales-by-city" => (
+            ordo_postgres::SALES_BY_CITY,
+            vec![Box::new(month_ago), Box::new(now), eur()],
+        ),
+        "stock" => (
+            ordo_postgres::STOCK,
+            vec![Box::new(month_ago), Box::new(now)],
+        ),
+        "monthly-sales" => {
+            let first_of_month = now
+                .date_naive()
+                .with_day(1)
+                .and_then(|day| day.checked_sub_months(Months::new(11)))
+                .and_then(|day| day.and_hms_opt(0, 0, 0))
+                .map_or(now, |midnight| midnight.and_utc());
+            (
+                ordo_postgres::MONTHLY_SALES,
+                vec![Box::new(first_of_month), Box::new(now), eur()],
+            )
+        }
+        _ => (
+            ordo_postgres::REQUESTS_PER_HOUR,
+            vec![Box::new(month_ago), Box::new(now), Box::new(10_i64)],
+        ),
+    }
+}
 
 /// Generates the sales into `args.database_url`.
 ///
@@ -90,6 +159,14 @@ async fn generate(pool: &ordo_postgres::PgPool, scale: Scale) -> anyhow::Result<
     );
     let started = Instant::now();
     synthetic::generate(pool, scale.into()).await?;
+    eprintln!(
+        "generated in {:.1} s (vacuumed and analysed); now the hourly request counts of {} users and {} clients …",
+        started.elapsed().as_secs_f64(),
+        scale.users,
+        scale.clients
+    );
+    let started = Instant::now();
+    synthetic::generate_activity(pool, scale.into()).await?;
     eprintln!(
         "generated in {:.1} s (vacuumed and analysed)",
         started.elapsed().as_secs_f64()
@@ -131,6 +208,8 @@ struct Timing {
     p50: Duration,
     max: Duration,
     rows: usize,
+    /// The p50 of the report's statement run straight on the database.
+    sql_p50: Option<Duration>,
 }
 
 async fn measure(
@@ -144,6 +223,8 @@ async fn measure(
         .build()?;
     let (db, driver) = tokio_postgres::connect(database_url, NoTls).await?;
     tokio::spawn(driver);
+    // As Ordo's pool has it.
+    db.batch_execute("SET jit = off").await?;
     let count = db.prepare("SELECT count(*) FROM orders").await?;
     let mut timings = Vec::new();
     let mut samples = Vec::with_capacity(args.samples);
@@ -172,56 +253,91 @@ async fn measure(
                 "{path}: {}",
                 response.status()
             );
-            let body: serde_json::Value = response.json().await.context(path)?;
+            // Timed until the whole answer arrived; reading its JSON is the
+            // client's work, not the server's.
+            let bytes = response.bytes().await.context(path)?;
             if round >= 2 {
                 samples.push(started.elapsed());
             }
+            let body: serde_json::Value = serde_json::from_slice(&bytes).context(path)?;
             rows = ["items", "months"]
                 .iter()
                 .find_map(|key| body[*key].as_array().map(Vec::len))
                 .unwrap_or(0);
         }
-        timings.push(timing(name, samples, rows));
+        let (sql, params) = statement(name, Utc::now());
+        let prepared = db.prepare(sql).await?;
+        let params: Vec<&(dyn ToSql + Sync)> = params
+            .iter()
+            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+            .collect();
+        let mut sql_samples = Vec::with_capacity(args.samples);
+        for round in 0..args.samples + 2 {
+            let started = Instant::now();
+            db.query(&prepared, &params).await?;
+            if round >= 2 {
+                sql_samples.push(started.elapsed());
+            }
+        }
+        let mut timing = timing(name, samples, rows);
+        timing.sql_p50 = Some(median_and_max(sql_samples).0);
+        timings.push(timing);
     }
     Ok(timings)
 }
 
-fn timing(name: &'static str, mut samples: Vec<Duration>, rows: usize) -> Timing {
-    samples.sort_unstable();
+fn timing(name: &'static str, samples: Vec<Duration>, rows: usize) -> Timing {
+    let (p50, max) = median_and_max(samples);
     Timing {
         name,
-        p50: samples.get(samples.len() / 2).copied().unwrap_or_default(),
-        max: samples.last().copied().unwrap_or_default(),
+        p50,
+        max,
         rows,
+        sql_p50: None,
     }
+}
+
+fn median_and_max(mut samples: Vec<Duration>) -> (Duration, Duration) {
+    samples.sort_unstable();
+    (
+        samples.get(samples.len() / 2).copied().unwrap_or_default(),
+        samples.last().copied().unwrap_or_default(),
+    )
 }
 
 fn print(args: &ReportsArgs, timings: &[Timing]) {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
-        "ordo-bench reports · {} orders, {} customers, {} products over {} months · {} samples each, one at a time",
+        "ordo-bench reports · {} orders, {} customers, {} products over {} months · hourly request counts of {} users and {} clients · {} samples each, one at a time",
         args.scale.orders,
         args.scale.customers,
         args.scale.products,
         args.scale.months,
+        args.scale.users,
+        args.scale.clients,
         args.samples
     );
     println!(
-        "{:<16} {:>9} {:>9} {:>6} {:>14}",
-        "report", "p50 ms", "max ms", "rows", "÷ count(*)"
+        "{:<18} {:>9} {:>9} {:>6} {:>14} {:>12}",
+        "report", "p50 ms", "max ms", "rows", "÷ count(*)", "SQL p50 ms"
     );
     let reference = timings.first().map(|t| ms(t.p50)).filter(|p| *p > 0.0);
     for t in timings {
         let ratio = reference
             .map(|r| format!("{:.2}", ms(t.p50) / r))
             .unwrap_or_else(|| "-".into());
+        let sql = t
+            .sql_p50
+            .map(|p| format!("{:.2}", ms(p)))
+            .unwrap_or_else(|| "-".into());
         println!(
-            "{:<16} {:>9.2} {:>9.2} {:>6} {:>14}",
+            "{:<18} {:>9.2} {:>9.2} {:>6} {:>14} {:>12}",
             t.name,
             ms(t.p50),
             ms(t.max),
             t.rows,
-            ratio
+            ratio,
+            sql
         );
     }
 }

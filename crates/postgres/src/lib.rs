@@ -40,7 +40,9 @@ pub use migrate::run_migrations;
 pub use orders::{INSERT_NUMBERED_ORDER, PgOrderRepository};
 pub use pool::{PgPool, PoolConfig, connect_pool, ping};
 pub use products::PgProductRepository;
-pub use reports::{MONTHLY_SALES, PgReportQueries, SALES_BY_CITY, STOCK, TOP_CUSTOMERS};
+pub use reports::{
+    MONTHLY_SALES, PgReportQueries, REQUESTS_PER_HOUR, SALES_BY_CITY, STOCK, TOP_CUSTOMERS,
+};
 
 mod refresh_tokens;
 mod users;

@@ -1,7 +1,7 @@
-//! Synthetic sales, generated inside PostgreSQL: a million orders take under a
-//! minute, where creating them through Ordo's services would take an hour. For
-//! the benchmark of the reports and for tests of their query plans; never for a
-//! database that serves anyone.
+//! Synthetic sales and activity, generated inside PostgreSQL: a million orders
+//! take under a minute, where creating them through Ordo's services would take
+//! an hour. For the benchmark of the reports and for tests of their query plans;
+//! never for a database that serves anyone.
 //!
 //! The rows obey the schema, not every rule of the domain: customers are stored
 //! with plaintext contacts (Ordo seals them on its next start), orders of one
@@ -56,6 +56,7 @@ pub async fn generate(pool: &PgPool, scale: SyntheticSales) -> anyhow::Result<()
     // Integers only are formatted into the statements.
     let generate = format!(
         "
+{NO_STATEMENT_TIMEOUT}
 SELECT setseed(0.20261124);
 
 CREATE TEMP TABLE syn_customers ON COMMIT DROP AS
@@ -161,10 +162,106 @@ JOIN syn_orders o ON o.id = l.order_id;
     })
     .await
     .context("generating synthetic sales")?;
-    conn.batch_execute("VACUUM ANALYZE customers, products, orders, order_lines")
+    vacuum_analyze(conn, "customers, products, orders, order_lines").await
+}
+
+/// How much activity to generate: hourly counts of users and API clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyntheticActivity {
+    /// Users (staff), each with a name (its e-mail address) the report shows.
+    pub users: u32,
+    /// API clients.
+    pub clients: u32,
+    /// The months of hours up to now the counts cover. Each principal is active
+    /// in a share of the hours of its own (20 % to 90 %), a few far busier than
+    /// the rest.
+    pub months: u32,
+}
+
+/// Adds synthetic users and API clients and their hourly request counts (as the
+/// activity writer keeps them; no raw hits), then vacuums and analyses
+/// `activity_hourly`. The users cannot log in (their password hash is no hash)
+/// and the clients' keys are unknown; their contacts are stored in plaintext,
+/// sealed by Ordo on its next start.
+///
+/// # Errors
+/// When a statement fails.
+pub async fn generate_activity(pool: &PgPool, scale: SyntheticActivity) -> anyhow::Result<()> {
+    let mut conn = pool
+        .get()
         .await
-        .context("analysing the synthetic sales")?;
-    Ok(())
+        .context("a connection for synthetic activity")?;
+    let conn: &mut AsyncPgConnection = &mut conn;
+    let SyntheticActivity {
+        users,
+        clients,
+        months,
+    } = scale;
+    anyhow::ensure!(months > 0, "synthetic activity needs months");
+    // Integers only are formatted into the statements.
+    let generate = format!(
+        "
+{NO_STATEMENT_TIMEOUT}
+SELECT setseed(0.20261125);
+
+CREATE TEMP TABLE syn_principals ON COMMIT DROP AS
+SELECT kind, n, {v7_now} AS id,
+       power(random(), 3) AS weight, 0.2 + 0.7 * random() AS activity
+FROM (
+    SELECT 'user' AS kind, n FROM generate_series(1, {users}) n
+    UNION ALL
+    SELECT 'client', n FROM generate_series(1, {clients}) n
+) p;
+
+INSERT INTO users (id, email, email_key, role, password_hash, created_at)
+SELECT id, 'synthetic-user-' || n || '@example.com', 'synthetic-user-' || n || '@example.com',
+       'staff', 'synthetic: no password', now()
+FROM syn_principals WHERE kind = 'user';
+
+INSERT INTO api_clients (id, name, email_plaintext, rate_limit_per_minute, rate_limit_burst,
+                         key_digest, key_prefix, key_issued_at, created_at, updated_at)
+SELECT id, 'Synthetic client ' || n, 'synthetic-client-' || n || '@example.com', 600, 100,
+       md5('synthetic key ' || id), substr(md5('synthetic prefix ' || id), 1, 8), now(), now(), now()
+FROM syn_principals WHERE kind = 'client';
+
+INSERT INTO activity_hourly (principal_kind, principal_id, hour, requests)
+SELECT p.kind, p.id, h.hour, 1 + floor(2000 * p.weight * random())::bigint
+FROM syn_principals p
+CROSS JOIN generate_series(
+    date_trunc('hour', now()) - interval '1 hour' * ({months} * 730 - 1),
+    date_trunc('hour', now()),
+    interval '1 hour') AS h(hour)
+WHERE random() < p.activity;
+",
+        v7_now = uuid_v7("clock_timestamp()", "kind || n"),
+    );
+    conn.transaction(async |conn| -> diesel::QueryResult<()> {
+        conn.batch_execute(&generate).await
+    })
+    .await
+    .context("generating synthetic activity")?;
+    vacuum_analyze(conn, "users, api_clients, activity_hourly").await
+}
+
+/// Lifts the pool's `statement_timeout` for the generating transaction: a
+/// million orders take longer than any request may.
+const NO_STATEMENT_TIMEOUT: &str = "SET LOCAL statement_timeout = 0;";
+
+/// `VACUUM ANALYZE` of `tables` without the pool's `statement_timeout` (VACUUM
+/// cannot run in a transaction, where `SET LOCAL` would end with it), which is
+/// restored after.
+async fn vacuum_analyze(conn: &mut AsyncPgConnection, tables: &str) -> anyhow::Result<()> {
+    conn.batch_execute("SET statement_timeout = 0")
+        .await
+        .context("lifting the statement timeout")?;
+    let vacuumed = conn
+        .batch_execute(&format!("VACUUM ANALYZE {tables}"))
+        .await
+        .with_context(|| format!("vacuuming and analysing {tables}"));
+    conn.batch_execute("RESET statement_timeout")
+        .await
+        .context("restoring the statement timeout")?;
+    vacuumed
 }
 
 /// A SQL expression of a UUID v7 for the instant `at`, its random bits drawn from

@@ -1,6 +1,6 @@
 //! The reports' queries against a real cluster: every figure of a small, fixed
-//! data set computed by hand (the comments of `fixture` show the sums), and the
-//! plan of the largest query on synthetic sales.
+//! data set computed by hand (the comments of `fixture` and `activity_fixture`
+//! show the sums), and the plan of every report on synthetic sales and activity.
 
 use std::sync::Arc;
 
@@ -10,7 +10,7 @@ use ordo_domain::reports::{
     CustomerRanking, ReportLimit, ReportPeriod, ReportQueries, ReportRequest, ReportService,
 };
 use ordo_domain::{Clock, Currency};
-use ordo_postgres::synthetic::{self, SyntheticSales};
+use ordo_postgres::synthetic::{self, SyntheticActivity, SyntheticSales};
 use ordo_postgres::testing::fresh_database;
 use ordo_postgres::{PgPool, PgReportQueries};
 
@@ -486,8 +486,21 @@ async fn an_empty_period_has_no_months_and_a_partial_month_counts_whole() {
     assert_eq!(months, [("2026-03".to_owned(), 13)]);
 }
 
+/// `sql` with its parameters `$1`, `$2`, … replaced by `values` (SQL literals), as
+/// a custom plan sees them.
+fn with_values(sql: &str, values: &[&str]) -> String {
+    // From the last, so that `$1` never matches the start of `$10`.
+    values
+        .iter()
+        .enumerate()
+        .rev()
+        .fold(sql.to_owned(), |sql, (i, value)| {
+            sql.replace(&format!("${}", i + 1), value)
+        })
+}
+
 #[tokio::test]
-async fn the_reports_read_a_period_of_sales_through_an_index() {
+async fn every_report_reads_its_period_through_an_index() {
     #[derive(diesel::QueryableByName)]
     struct PlanLine {
         #[diesel(sql_type = diesel::sql_types::Text, column_name = "QUERY PLAN")]
@@ -506,41 +519,209 @@ async fn the_reports_read_a_period_of_sales_through_an_index() {
     )
     .await
     .expect("synthetic sales");
+    synthetic::generate_activity(
+        &pool,
+        SyntheticActivity {
+            users: 10,
+            clients: 40,
+            months: 6,
+        },
+    )
+    .await
+    .expect("synthetic activity");
     let mut conn = pool.get().await.expect("a connection");
     let conn: &mut AsyncPgConnection = &mut conn;
     let now = Utc::now();
-    let month_ago = now - chrono::TimeDelta::days(30);
+    let instant = |at: DateTime<Utc>| format!("'{}'::timestamptz", at.to_rfc3339());
+    let (from, to) = (instant(now - chrono::TimeDelta::days(30)), instant(now));
 
-    for (name, sql) in [
-        ("sales per city", ordo_postgres::SALES_BY_CITY),
-        ("monthly sales", ordo_postgres::MONTHLY_SALES),
-        ("top customers", ordo_postgres::TOP_CUSTOMERS),
+    let sales_period = [from.as_str(), to.as_str(), "'EUR'"];
+    for (name, sql, values, indexes, table) in [
+        (
+            "sales per city",
+            ordo_postgres::SALES_BY_CITY,
+            &sales_period[..],
+            &["orders_sales_idx", "orders_scheduled_at_idx"][..],
+            "orders",
+        ),
+        (
+            "monthly sales",
+            ordo_postgres::MONTHLY_SALES,
+            &sales_period[..],
+            &["orders_sales_idx", "orders_scheduled_at_idx"][..],
+            "orders",
+        ),
+        (
+            "top customers",
+            ordo_postgres::TOP_CUSTOMERS,
+            &[from.as_str(), to.as_str(), "'EUR'", "10", "false"][..],
+            &["orders_sales_idx", "orders_scheduled_at_idx"][..],
+            "orders",
+        ),
+        (
+            "stock",
+            ordo_postgres::STOCK,
+            &[from.as_str(), to.as_str()][..],
+            &["orders_sales_idx", "orders_scheduled_at_idx"][..],
+            "orders",
+        ),
+        (
+            "requests per hour",
+            ordo_postgres::REQUESTS_PER_HOUR,
+            &[from.as_str(), to.as_str(), "10"][..],
+            &["activity_hourly_hour"][..],
+            "activity_hourly",
+        ),
     ] {
-        let explain = format!("EXPLAIN {sql}");
-        let query = diesel::sql_query(explain)
-            .bind::<diesel::sql_types::Timestamptz, _>(month_ago)
-            .bind::<diesel::sql_types::Timestamptz, _>(now)
-            .bind::<diesel::sql_types::Text, _>("EUR");
-        let plan: Vec<PlanLine> = if name == "top customers" {
-            query
-                .bind::<diesel::sql_types::BigInt, _>(10_i64)
-                .bind::<diesel::sql_types::Bool, _>(false)
+        let plan: Vec<PlanLine> =
+            diesel::sql_query(format!("EXPLAIN {}", with_values(sql, values)))
                 .load(conn)
                 .await
-        } else {
-            query.load(conn).await
-        }
-        .expect("a plan");
+                .expect("a plan");
         let plan: Vec<String> = plan.into_iter().map(|l| l.line).collect();
         let plan = plan.join("\n");
         println!("{name}:\n{plan}");
-        // A month of two years is read through an index on scheduled_at (the
-        // planner picks the partial covering one or the plain one by their
-        // sizes and the heap's order), never by reading every order.
-        let by_index = ["orders_sales_idx", "orders_scheduled_at_idx"]
-            .iter()
-            .any(|index| plan.contains(&format!("using {index} on orders o")));
-        assert!(by_index, "{name}:\n{plan}");
-        assert!(!plan.contains("Seq Scan on orders"), "{name}:\n{plan}");
+        // A month of two years (of six months of hours) is read through an index
+        // on the period's column (the planner picks the partial covering one or
+        // the plain one by their sizes and the heap's order), never by reading
+        // every row.
+        assert!(
+            indexes.iter().any(|index| plan.contains(index)),
+            "{name}:\n{plan}"
+        );
+        assert!(
+            !plan.contains(&format!("Seq Scan on {table}")),
+            "{name}:\n{plan}"
+        );
     }
+}
+
+/// A user's, a client's and a principal's id; ids order as their numbers do.
+fn principal(n: u32) -> String {
+    format!("00000000-0000-7000-8000-0000000000e{n}")
+}
+
+/// Hourly counts whose report is worked out by hand, on 2026-03-10 (the period
+/// below is that day):
+///
+/// | principal | kind | name | hours (requests) |
+/// | --- | --- | --- | --- |
+/// | 1 | user | `ada@example.com` | 03-09 23:00 (100, the day before), 09:00 (5), 10:00 (7) |
+/// | 2 | user | `bo@example.com` | 10:00 (20) |
+/// | 3 | client | `Shop, "front"` | 09:00 (3), 11:00 (9) |
+/// | 4 | client | (deleted) | 12:00 (1) |
+/// | 5 | client | `Idle` | 03-11 00:00 (50, the day after) |
+async fn activity_fixture(pool: &PgPool) {
+    let mut conn = pool.get().await.expect("a connection");
+    let conn: &mut AsyncPgConnection = &mut conn;
+    let (p1, p2, p3, p4, p5) = (
+        principal(1),
+        principal(2),
+        principal(3),
+        principal(4),
+        principal(5),
+    );
+    conn.batch_execute(&format!(
+        "
+INSERT INTO users (id, email, email_key, role, password_hash, created_at) VALUES
+ ('{p1}', 'ada@example.com', 'ada@example.com', 'staff', 'no hash', now()),
+ ('{p2}', 'bo@example.com', 'bo@example.com', 'admin', 'no hash', now());
+INSERT INTO api_clients (id, name, email_plaintext, rate_limit_per_minute, rate_limit_burst,
+                         key_digest, key_prefix, key_issued_at, created_at, updated_at) VALUES
+ ('{p3}', 'Shop, \"front\"', 'shop@example.com', 600, 100, 'digest-3', 'prefix3', now(), now(), now()),
+ ('{p5}', 'Idle', 'idle@example.com', 600, 100, 'digest-5', 'prefix5', now(), now(), now());
+INSERT INTO activity_hourly (principal_kind, principal_id, hour, requests) VALUES
+ ('user', '{p1}', '2026-03-09T23:00:00Z', 100),
+ ('user', '{p1}', '2026-03-10T09:00:00Z', 5),
+ ('user', '{p1}', '2026-03-10T10:00:00Z', 7),
+ ('user', '{p2}', '2026-03-10T10:00:00Z', 20),
+ ('client', '{p3}', '2026-03-10T09:00:00Z', 3),
+ ('client', '{p3}', '2026-03-10T11:00:00Z', 9),
+ ('client', '{p4}', '2026-03-10T12:00:00Z', 1),
+ ('client', '{p5}', '2026-03-11T00:00:00Z', 50);
+"
+    ))
+    .await
+    .expect("the activity fixture is stored");
+}
+
+type HourRow = (String, &'static str, Option<String>, String, i64);
+
+fn hour_rows(rows: &[ordo_domain::reports::PrincipalHour]) -> Vec<HourRow> {
+    rows.iter()
+        .map(|r| {
+            (
+                r.principal.id().to_string(),
+                r.principal.kind().as_str(),
+                r.name.clone(),
+                r.hour.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                r.requests,
+            )
+        })
+        .collect()
+}
+
+fn hour_row(n: u32, kind: &'static str, name: Option<&str>, hour: &str, requests: i64) -> HourRow {
+    (
+        principal(n),
+        kind,
+        name.map(str::to_owned),
+        format!("2026-03-10T{hour}:00Z"),
+        requests,
+    )
+}
+
+#[tokio::test]
+async fn requests_per_hour_list_the_busiest_principals_of_the_period_each_with_its_hours() {
+    let db = fresh_database().await.expect("a test database");
+    let pool = db.pool(2).expect("a pool");
+    activity_fixture(&pool).await;
+    let queries = PgReportQueries::new(pool);
+    let day = ReportPeriod::new(at("2026-03-10T00:00:00Z"), at("2026-03-11T00:00:00Z"))
+        .expect("a period");
+
+    let all = queries
+        .requests_per_hour(day, ReportLimit::default())
+        .await
+        .expect("a report");
+    let top_two = queries
+        .requests_per_hour(day, ReportLimit::parse(2).expect("2"))
+        .await
+        .expect("a report");
+    let from_half_past_nine = queries
+        .requests_per_hour(
+            ReportPeriod::new(at("2026-03-10T09:30:00Z"), at("2026-03-10T12:00:00Z"))
+                .expect("a period"),
+            ReportLimit::default(),
+        )
+        .await
+        .expect("a report");
+
+    // In the day: 2 made 20; 1 made 5 + 7 = 12 (its 100 of the day before do not
+    // count); 3 made 3 + 9 = 12, and comes before 1 (equal totals: clients
+    // before users); 4, deleted since, made 1 and has no name; 5 made none in it.
+    let ada = Some("ada@example.com");
+    let shop = Some("Shop, \"front\"");
+    assert_eq!(
+        hour_rows(&all),
+        [
+            hour_row(2, "user", Some("bo@example.com"), "10:00", 20),
+            hour_row(3, "client", shop, "09:00", 3),
+            hour_row(3, "client", shop, "11:00", 9),
+            hour_row(1, "user", ada, "09:00", 5),
+            hour_row(1, "user", ada, "10:00", 7),
+            hour_row(4, "client", None, "12:00", 1),
+        ]
+    );
+    assert_eq!(hour_rows(&top_two), hour_rows(&all)[..3]);
+    // The hours that start within 09:30–12:00 are 10:00 and 11:00: 2 made 20 in
+    // them, 3 made 9, 1 made 7; 4's hour (12:00) starts at the period's end.
+    assert_eq!(
+        hour_rows(&from_half_past_nine),
+        [
+            hour_row(2, "user", Some("bo@example.com"), "10:00", 20),
+            hour_row(3, "client", shop, "11:00", 9),
+            hour_row(1, "user", ada, "10:00", 7),
+        ]
+    );
 }

@@ -33,7 +33,7 @@ use crate::routes::{self, Problem};
         (name = "baskets", description = "Baskets: persisted, priced from the catalog"),
         (name = "jobs", description = "Scheduled jobs and their runs (administrators only)"),
         (name = "activity", description = "Hits reported by API clients, and usage figures"),
-        (name = "reports", description = "Sales and stock reports (staff): JSON, or CSV with `Accept: text/csv`"),
+        (name = "reports", description = "Sales, stock and activity reports (staff): JSON, or CSV with `Accept: text/csv`"),
         (name = "integrations", description = "The external APIs Ordo depends on (administrators only)"),
     )
 )]

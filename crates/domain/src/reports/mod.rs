@@ -4,7 +4,8 @@
 //! (paid, or placed through `/v1/orders`; cancelled ones never), scheduled within a
 //! [`ReportPeriod`] and in one currency, so that money of different currencies is
 //! never added up. The stock report is the catalog's state now, with the units
-//! sold in the last 30 days.
+//! sold in the last 30 days. Requests per hour come from the activity's hourly
+//! counts per principal, never from the raw hits.
 
 mod error;
 mod model;
@@ -14,8 +15,9 @@ mod service;
 pub use error::ReportError;
 pub use model::{
     CitySales, CustomerRanking, CustomerSales, MonthSales, MonthlySales, MonthlySalesReport,
-    ProductAverage, ProductUnits, ReportLimit, ReportPeriod, SalesReport, StockLine, StockReport,
-    YearMonth, average_per_month, parse_period_end, parse_period_start,
+    PrincipalHour, ProductAverage, ProductUnits, ReportLimit, ReportPeriod, RequestsPerHourReport,
+    SalesReport, StockLine, StockReport, YearMonth, average_per_month, parse_period_end,
+    parse_period_start,
 };
 #[cfg(any(test, feature = "mocks"))]
 pub use ports::MockReportQueries;

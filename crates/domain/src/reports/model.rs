@@ -1,5 +1,6 @@
 use chrono::{DateTime, Datelike, Months, NaiveDate, TimeDelta, TimeZone, Utc};
 
+use crate::activity::HitPrincipal;
 use crate::catalog::ProductId;
 use crate::customers::CustomerId;
 use crate::money::Currency;
@@ -173,7 +174,8 @@ pub(crate) fn twelve_months_before(to: DateTime<Utc>) -> DateTime<Utc> {
         .unwrap_or(to)
 }
 
-/// How many customers the top-customers report lists: 1 to 200, 10 unless asked.
+/// How many a ranked report lists (customers, or principals with their hours):
+/// 1 to 200, 10 unless asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReportLimit(u16);
 
@@ -358,6 +360,31 @@ pub struct MonthlySalesReport {
     pub average_units_per_month: f64,
     /// Each product sold, most units first (ties by SKU).
     pub by_product: Vec<ProductAverage>,
+}
+
+/// One principal's requests in one hour, from the hourly activity counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrincipalHour {
+    /// The user or API client.
+    pub principal: HitPrincipal,
+    /// Who that is: an API client's name, a user's e-mail address (users have no
+    /// other name); `None` once the principal was deleted (its counts stay).
+    pub name: Option<String>,
+    /// The start of the hour (UTC).
+    pub hour: DateTime<Utc>,
+    /// Requests made in that hour.
+    pub requests: i64,
+}
+
+/// The requests-per-hour report: the busiest principals of a period, each with
+/// every hour (starting within the period) in which it made requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestsPerHourReport {
+    /// The period covered: the hours that start within it.
+    pub period: ReportPeriod,
+    /// The busiest principal's hours first, in order, then the next one's; hours
+    /// without requests are left out.
+    pub rows: Vec<PrincipalHour>,
 }
 
 /// `units` spread over `months`, to two decimals; 0 over no months.

@@ -2,7 +2,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    CitySales, CustomerRanking, CustomerSales, MonthlySales, ReportLimit, ReportPeriod, StockLine,
+    CitySales, CustomerRanking, CustomerSales, MonthlySales, PrincipalHour, ReportLimit,
+    ReportPeriod, StockLine,
 };
 use crate::money::Currency;
 
@@ -57,4 +58,17 @@ pub trait ReportQueries: Send + Sync {
         period: ReportPeriod,
         currency: Currency,
     ) -> anyhow::Result<MonthlySales>;
+
+    /// The `limit` principals (users and API clients) with the most requests in
+    /// the hours starting within `period` (ties by kind, then id), each with its
+    /// hourly counts there: the busiest principal's hours first, in order. Read
+    /// from the hourly counts, never from the raw hits.
+    ///
+    /// # Errors
+    /// When storage fails.
+    async fn requests_per_hour(
+        &self,
+        period: ReportPeriod,
+        limit: ReportLimit,
+    ) -> anyhow::Result<Vec<PrincipalHour>>;
 }

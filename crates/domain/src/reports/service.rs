@@ -5,7 +5,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use super::model::twelve_months_before;
 use super::{
     CitySales, CustomerRanking, CustomerSales, MonthlySalesReport, ProductAverage, ReportError,
-    ReportLimit, ReportPeriod, ReportQueries, SalesReport, StockReport, average_per_month,
+    ReportLimit, ReportPeriod, ReportQueries, RequestsPerHourReport, SalesReport, StockReport,
+    average_per_month,
 };
 use crate::clock::Clock;
 use crate::money::Currency;
@@ -155,6 +156,23 @@ impl ReportService {
                 by_product,
             },
         })
+    }
+
+    /// Requests per principal (user or API client) per hour: the `limit` busiest
+    /// principals of the period, each with its hours. The period's currency, if
+    /// any, plays no part.
+    ///
+    /// # Errors
+    /// `Invalid` for a reversed or too long period.
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub async fn requests_per_hour(
+        &self,
+        request: ReportRequest,
+        limit: ReportLimit,
+    ) -> Result<RequestsPerHourReport, ReportError> {
+        let (period, _) = self.resolve(request, DefaultStart::RecentDays)?;
+        let rows = self.queries.requests_per_hour(period, limit).await?;
+        Ok(RequestsPerHourReport { period, rows })
     }
 
     fn resolve(

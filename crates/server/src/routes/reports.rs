@@ -4,9 +4,10 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use chrono::{DateTime, Utc};
 use ordo_domain::Currency;
+use ordo_domain::InvalidValue;
 use ordo_domain::reports::{
-    CitySales, CustomerRanking, CustomerSales, MonthSales, ProductAverage, ReportLimit,
-    ReportRequest, SalesReport, StockLine, parse_period_end, parse_period_start,
+    CitySales, CustomerRanking, CustomerSales, MonthSales, PrincipalHour, ProductAverage,
+    ReportLimit, ReportRequest, SalesReport, StockLine, parse_period_end, parse_period_start,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -22,7 +23,8 @@ pub(super) fn routes(config: &mut ServiceConfig) {
         .service(top_customers)
         .service(sales_by_city)
         .service(stock)
-        .service(monthly_sales);
+        .service(monthly_sales)
+        .service(requests_per_hour);
 }
 
 /// The period and currency of a sales report.
@@ -60,6 +62,31 @@ impl PeriodQuery {
                 .collect()),
         }
     }
+}
+
+fn parse_limit(raw: &str) -> Result<ReportLimit, InvalidValue> {
+    raw.parse::<i64>()
+        .map_err(|_| InvalidValue::new("limit must be a whole number"))
+        .and_then(ReportLimit::parse)
+}
+
+/// `?from=&to=&limit=` of the requests-per-hour report.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HoursQuery {
+    /// The first day (`YYYY-MM-DD`, from its midnight UTC) or instant (RFC 3339)
+    /// covered: the hours that start at or after it count. Default: 30 days
+    /// before `to`.
+    #[param(value_type = Option<String>)]
+    pub from: Option<String>,
+    /// The last day covered (`YYYY-MM-DD`, up to its end), or the first instant
+    /// not covered (RFC 3339): the hours that start before it count. Default: now.
+    /// Not before `from`; at most 3660 days after it.
+    #[param(value_type = Option<String>)]
+    pub to: Option<String>,
+    /// Principals listed (the busiest first), 1–200 (default 10).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
+    pub limit: Option<String>,
 }
 
 /// `?limit=&by=` of the top-customers report, beside its period.
@@ -276,6 +303,46 @@ pub struct MonthlySalesReportView {
     by_product: Vec<ProductAverageView>,
 }
 
+/// One principal's requests in one hour.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PrincipalHourView {
+    principal_id: Uuid,
+    /// `user` or `client`.
+    #[schema(pattern = "^(user|client)$")]
+    principal_kind: &'static str,
+    /// An API client's name, a user's e-mail address; null once the principal
+    /// was deleted.
+    name: Option<String>,
+    /// The start of the hour (UTC).
+    hour: DateTime<Utc>,
+    /// Requests made in that hour.
+    requests: i64,
+}
+
+impl From<PrincipalHour> for PrincipalHourView {
+    fn from(r: PrincipalHour) -> Self {
+        Self {
+            principal_id: r.principal.id(),
+            principal_kind: r.principal.kind().as_str(),
+            name: r.name,
+            hour: r.hour,
+            requests: r.requests,
+        }
+    }
+}
+
+/// Requests per principal per hour.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RequestsPerHourView {
+    /// The first instant covered.
+    from: DateTime<Utc>,
+    /// The first instant not covered.
+    to: DateTime<Utc>,
+    /// The busiest principal's hours first, in order, then the next one's; hours
+    /// without requests are left out.
+    items: Vec<PrincipalHourView>,
+}
+
 /// Whether the caller prefers CSV: `text/csv` (or `text/*`) ranked before any
 /// JSON the `Accept` header admits. Anything else gets JSON.
 fn wants_csv(req: &HttpRequest) -> bool {
@@ -340,11 +407,7 @@ async fn top_customers(
 ) -> Result<HttpResponse, ApiError> {
     let (request, limit, by) = (
         period.parse(),
-        optional("limit", ranking.limit.as_deref(), |raw| {
-            raw.parse::<i64>()
-                .map_err(|_| ordo_domain::InvalidValue::new("limit must be a whole number"))
-                .and_then(ReportLimit::parse)
-        }),
+        optional("limit", ranking.limit.as_deref(), parse_limit),
         optional("by", ranking.by.as_deref(), CustomerRanking::parse),
     )
         .check_all()?;
@@ -426,4 +489,47 @@ async fn monthly_sales(
         by_product: report.rows.by_product.into_iter().map(Into::into).collect(),
     };
     respond(&req, &document, &document.months)
+}
+
+/// Requests per user and API client per hour, from the hourly activity counts:
+/// the `limit` principals with the most requests in the hours that start within
+/// the period (ties: clients before users, then by id), each with every hour in
+/// which it made requests. Default period: the last 30 days. CSV: one row per
+/// principal and hour.
+#[utoipa::path(tag = "reports", params(HoursQuery), responses(
+    (status = 200, description = "The report", content(
+        (RequestsPerHourView = "application/json"),
+        (String = "text/csv", example = "principal_id,principal_kind,name,hour,requests\n0190aaaa-0000-7000-8000-000000000004,client,\"Shop, \"\"front\"\"\",2026-03-10T09:00:00Z,42\n"),
+    )),
+))]
+#[get("/reports/requests-per-hour")]
+async fn requests_per_hour(
+    _: Staff,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<HoursQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (from, to, limit) = (
+        optional("from", query.from.as_deref(), parse_period_start),
+        optional("to", query.to.as_deref(), parse_period_end),
+        optional("limit", query.limit.as_deref(), parse_limit),
+    )
+        .check_all()?;
+    let report = state
+        .reports
+        .requests_per_hour(
+            ReportRequest {
+                from,
+                to,
+                currency: None,
+            },
+            limit.unwrap_or_default(),
+        )
+        .await?;
+    let document = RequestsPerHourView {
+        from: report.period.from(),
+        to: report.period.to(),
+        items: report.rows.into_iter().map(Into::into).collect(),
+    };
+    respond(&req, &document, &document.items)
 }

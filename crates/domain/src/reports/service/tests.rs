@@ -4,9 +4,12 @@ use chrono::{DateTime, Utc};
 use mockall::predicate::eq;
 
 use super::*;
+use crate::activity::{HitPrincipal, PrincipalKind};
 use crate::catalog::ProductId;
 use crate::clock::MockClock;
-use crate::reports::{MockReportQueries, MonthSales, MonthlySales, ProductUnits, YearMonth};
+use crate::reports::{
+    MockReportQueries, MonthSales, MonthlySales, PrincipalHour, ProductUnits, YearMonth,
+};
 
 fn at(raw: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(raw)
@@ -180,4 +183,54 @@ async fn a_storage_failure_is_unexpected() {
     let failed = service.sales_by_city(ReportRequest::default()).await;
 
     assert!(matches!(failed, Err(ReportError::Unexpected(_))));
+}
+
+#[tokio::test]
+async fn requests_per_hour_cover_the_last_thirty_days_unless_asked_and_pass_the_limit() {
+    let mut queries = MockReportQueries::new();
+    let expected = ReportPeriod::new(at("2026-04-01T12:00:00Z"), at("2026-05-01T12:00:00Z"))
+        .expect("a period");
+    let limit = ReportLimit::parse(3).expect("a limit");
+    let row = PrincipalHour {
+        principal: HitPrincipal::new(PrincipalKind::User, uuid::Uuid::from_u128(7)),
+        name: Some("ada@example.com".to_owned()),
+        hour: at("2026-04-30T09:00:00Z"),
+        requests: 12,
+    };
+    let returned = row.clone();
+    queries
+        .expect_requests_per_hour()
+        .with(eq(expected), eq(limit))
+        .times(1)
+        .returning(move |_, _| Ok(vec![returned.clone()]));
+    let service = service_at("2026-05-01T12:00:00Z", queries);
+
+    let report = service
+        .requests_per_hour(ReportRequest::default(), limit)
+        .await
+        .expect("a report");
+
+    assert_eq!(report.period, expected);
+    assert_eq!(report.rows, [row]);
+}
+
+#[tokio::test]
+async fn requests_per_hour_of_a_reversed_period_are_refused_without_asking_storage() {
+    let service = service_at("2026-05-01T12:00:00Z", MockReportQueries::new());
+
+    let refused = service
+        .requests_per_hour(
+            ReportRequest {
+                from: Some(at("2026-03-02T00:00:00Z")),
+                to: Some(at("2026-03-01T00:00:00Z")),
+                currency: None,
+            },
+            ReportLimit::default(),
+        )
+        .await;
+
+    assert!(
+        matches!(refused, Err(ReportError::Invalid { field: "from", .. })),
+        "{refused:?}"
+    );
 }
