@@ -1,6 +1,7 @@
 //! `POST /v1/baskets/{id}/checkout` against the upstream simulator: healthy,
 //! slow, flaky, declining and down; concurrent checkouts of one basket;
-//! idempotent replays; reconciliation of a payment in doubt. Every claim about
+//! idempotent replays; a key left running by a crashed process taken over;
+//! reconciliation of a payment in doubt. Every claim about
 //! money is checked in the simulator's audit of charges.
 
 use std::collections::BTreeMap;
@@ -93,6 +94,22 @@ async fn basket_status(app: &TestApp, basket: &Value) -> String {
         .as_str()
         .expect("a status")
         .to_owned()
+}
+
+/// Every payment is made, but its answer never arrives.
+fn lost_payment_answers() -> SimConfig {
+    SimConfig {
+        endpoint_failures: [(
+            Endpoint::CreatePayment,
+            FailureRates {
+                drop_connection: 1.0,
+                ..FailureRates::default()
+            },
+        )]
+        .into(),
+        fail_after_effect_ratio: 1.0,
+        ..SimConfig::healthy()
+    }
 }
 
 /// Runs reconciliation until no checkout is unsettled (it takes a checkout up
@@ -372,20 +389,7 @@ async fn a_repetition_while_the_first_request_runs_is_409_in_use() {
 
 #[tokio::test]
 async fn reconciliation_settles_a_payment_whose_answer_was_lost_without_charging_again() {
-    // Every payment is made, but its answer never arrives.
-    let lost_answers = SimConfig {
-        endpoint_failures: [(
-            Endpoint::CreatePayment,
-            FailureRates {
-                drop_connection: 1.0,
-                ..FailureRates::default()
-            },
-        )]
-        .into(),
-        fail_after_effect_ratio: 1.0,
-        ..SimConfig::healthy()
-    };
-    let app = spawn_app().with_upstream_sim(lost_answers).await;
+    let app = spawn_app().with_upstream_sim(lost_payment_answers()).await;
     let (basket, product) = filled_basket(&app, "lost", 2).await;
 
     let reply = check_out(&app, &basket, "key-lost", "tok_ok").await;
@@ -478,4 +482,114 @@ async fn checkout_input_is_validated_before_anything_happens() {
     assert_eq!(unknown.status, StatusCode::NOT_FOUND, "{unknown:?}");
     assert_eq!(unknown.problem_code(), "basket_not_found");
     assert_eq!(app.count("SELECT count(*) AS n FROM orders").await, 0);
+}
+
+#[tokio::test]
+async fn a_key_left_running_by_a_crashed_process_is_taken_over_after_its_lease_and_charges_once() {
+    // The first request leaves its checkout in doubt, linked to the key.
+    let app = spawn_app().with_upstream_sim(lost_payment_answers()).await;
+    let (basket, product) = filled_basket(&app, "crashed", 2).await;
+    let first = check_out(&app, &basket, "key-crashed", "tok_ok").await;
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{first:?}");
+    let id = id_of(&first.body).to_owned();
+    app.upstream_sim
+        .as_ref()
+        .expect("simulator")
+        .set_config(SimConfig::healthy())
+        .expect("configured");
+    // What a process that died before answering leaves: the key linked to its
+    // order, no response, held for its lease.
+    let crash = |lease: &str| {
+        format!(
+            "UPDATE idempotency_keys SET response_status = NULL, response_header_names = NULL, \
+             response_header_values = NULL, response_body = NULL, lease_until = now() + interval '{lease}' \
+             WHERE key = 'key-crashed' RETURNING 1::bigint AS n"
+        )
+    };
+    assert_eq!(app.count(&crash("30 seconds")).await, 1);
+
+    let within_lease = check_out(&app, &basket, "key-crashed", "tok_ok").await;
+    assert_eq!(app.count(&crash("-1 second")).await, 1);
+    let taken_over = check_out(&app, &basket, "key-crashed", "tok_ok").await;
+    let replayed = check_out(&app, &basket, "key-crashed", "tok_ok").await;
+
+    assert_eq!(
+        within_lease.status,
+        StatusCode::CONFLICT,
+        "{within_lease:?}"
+    );
+    assert_eq!(within_lease.problem_code(), "idempotency_key_in_use");
+    assert_eq!(taken_over.status, StatusCode::CREATED, "{taken_over:?}");
+    assert_eq!(id_of(&taken_over.body), id, "the same order, carried on");
+    assert_eq!(taken_over.body["status"], "paid");
+    assert_eq!(taken_over.header("idempotent-replayed"), None);
+    assert_eq!(replayed.status, StatusCode::CREATED);
+    assert_eq!(replayed.header("idempotent-replayed"), Some("true"));
+    assert_eq!(charges(&app, &id), [2_500], "charged once, never twice");
+    assert_eq!(app.count("SELECT count(*) AS n FROM orders").await, 1);
+    assert_eq!(stock_of(&app, &product).await, 8);
+    assert_eq!(basket_status(&app, &basket).await, "checked_out");
+}
+
+#[tokio::test]
+async fn the_outbox_backlog_shows_completions_the_upstream_has_not_taken_yet() {
+    // Checkouts pay, but every completion (`PATCH /orders/{id}`) is refused for now.
+    let completions_failing = SimConfig {
+        endpoint_failures: [(
+            Endpoint::PatchOrder,
+            FailureRates {
+                error_503: 1.0,
+                ..FailureRates::default()
+            },
+        )]
+        .into(),
+        ..SimConfig::healthy()
+    };
+    let app = spawn_app()
+        .as_admin()
+        .with_upstream_sim(completions_failing)
+        .await;
+    let empty = app.get("/v1/integrations/upstream").await;
+    let (basket, _) = filled_basket(&app, "backlog", 1).await;
+    let paid = check_out(&app, &basket, "key-backlog", "tok_ok").await;
+    assert_eq!(paid.status, StatusCode::CREATED, "{paid:?}");
+
+    let waiting = app.get("/v1/integrations/upstream").await;
+    app.upstream_sim
+        .as_ref()
+        .expect("simulator")
+        .set_config(SimConfig::healthy())
+        .expect("configured");
+    app.count("UPDATE outbox SET next_attempt_at = now() RETURNING 1::bigint AS n")
+        .await;
+    // Delivered by this call or by the application's own dispatcher task.
+    let mut delivered = None;
+    for _ in 0..50 {
+        app.checkout
+            .dispatch_outbox_once(10)
+            .await
+            .expect("dispatched");
+        let seen = app.get("/v1/integrations/upstream").await;
+        if seen.body["outbox_backlog"] == 0 {
+            delivered = Some(seen);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let delivered = delivered.expect("the completion is delivered once the upstream takes it");
+
+    assert_eq!(empty.status, StatusCode::OK, "{empty:?}");
+    assert_eq!(empty.body["outbox_backlog"], 0);
+    assert_eq!(empty.body["oldest_pending_at"], Value::Null);
+    assert_eq!(waiting.body["outbox_backlog"], 1, "{waiting:?}");
+    let since = waiting.body["oldest_pending_at"]
+        .as_str()
+        .expect("a time")
+        .to_owned();
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(&since).is_ok(),
+        "{since}"
+    );
+    assert_eq!(delivered.body["outbox_backlog"], 0, "{delivered:?}");
+    assert_eq!(delivered.body["oldest_pending_at"], Value::Null);
 }

@@ -146,6 +146,7 @@ async fn jobs_are_listed_with_their_default_schedule_for_administrators_only() {
         .collect();
     schedules.sort();
     let expected = [
+        ("dispatch-outbox", "* * * * *"),
         ("expire-baskets", "* * * * *"),
         ("prune-activity", "0 3 * * *"),
         ("reconcile-payments", "* * * * *"),
@@ -166,7 +167,12 @@ async fn every_job_does_its_capability_s_work_when_run_by_hand() {
         .count("SELECT count(*) AS n FROM products WHERE external_id IS NOT NULL")
         .await;
 
-    for name in ["sync-catalog", "reconcile-payments", "prune-activity"] {
+    for name in [
+        "sync-catalog",
+        "dispatch-outbox",
+        "reconcile-payments",
+        "prune-activity",
+    ] {
         let requested = run_now(&app, name).await;
         assert_eq!(
             requested.status,
@@ -322,7 +328,12 @@ async fn expire_baskets_run_by_hand_marks_the_baskets_whose_time_ran_out() {
         .iter()
         .find(|r| r["id"] == run_id.as_str())
         .expect("the manual run");
-    assert_eq!(manual["trigger"], "manual");
+    // The scheduled run that came due with the clock may already be waiting
+    // when the request arrives; the request then shares it (and its run_id).
+    assert!(
+        manual["trigger"] == "manual" || manual["trigger"] == "schedule",
+        "{manual}"
+    );
     assert_eq!(manual["attempts"], 1);
     assert_eq!(manual["error"], Value::Null);
     assert!(manual["instance"].as_str().is_some_and(|i| !i.is_empty()));

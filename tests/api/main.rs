@@ -3,6 +3,7 @@
 mod activity;
 mod auth;
 mod baskets;
+mod chaos;
 mod checkout;
 mod clients;
 mod concurrency;

@@ -6,6 +6,7 @@
 //! figure to compare across machines and commits; absolute numbers depend on the
 //! machine (load generator, server and database share its cores).
 
+mod checkout;
 mod hits;
 mod load;
 mod reference;
@@ -108,6 +109,8 @@ enum BenchCommand {
         database_url: String,
         #[arg(long)]
         pool_size: usize,
+        #[arg(long)]
+        upstream_url: Option<String>,
     },
 }
 
@@ -151,7 +154,8 @@ fn main() -> anyhow::Result<()> {
         Some(BenchCommand::Serve {
             database_url,
             pool_size,
-        }) => return serve_child(database_url, pool_size),
+            upstream_url,
+        }) => return serve_child(database_url, pool_size, upstream_url),
         Some(BenchCommand::Reports(args)) => {
             return runtime()?.block_on(reports::run(args, cli.database_url));
         }
@@ -237,11 +241,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         hits::seed(&database_url, cli.seed_hits).await?;
     }
 
+    // The checkout scenarios need the server to call a simulator this process
+    // configures: only with the server the bench starts.
+    let checkout_bench = if cli.url.is_none()
+        && scenarios
+            .iter()
+            .any(|s| matches!(s, Scenario::Checkout | Scenario::CheckoutFlaky))
+    {
+        Some(checkout::CheckoutBench::start(services.clone(), data.customers.clone()).await?)
+    } else {
+        None
+    };
     let mut child = None;
     let base_url = match &cli.url {
         Some(url) => url.trim_end_matches('/').to_owned(),
         None => {
-            let (process, port) = spawn_server(&database_url, cli.pool_size, &data_key)?;
+            let upstream_url = checkout_bench
+                .as_ref()
+                .map(checkout::CheckoutBench::upstream_url);
+            let (process, port) = spawn_server(
+                &database_url,
+                cli.pool_size,
+                &data_key,
+                upstream_url.as_deref(),
+            )?;
             child = Some(process);
             format!("http://127.0.0.1:{port}")
         }
@@ -291,7 +314,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } else {
             None
         };
-        let ordo = scenarios::run_ordo(scenario, &target, shape).await;
+        let ordo = match (scenario, &checkout_bench) {
+            (Scenario::Checkout | Scenario::CheckoutFlaky, None) => {
+                eprintln!(
+                    "skipped {}: it needs the server the bench starts (no --url)",
+                    scenario.name()
+                );
+                continue;
+            }
+            (Scenario::Checkout, Some(bench)) => bench.run(0.0, &target, shape).await?,
+            (Scenario::CheckoutFlaky, Some(bench)) => bench.run(0.3, &target, shape).await?,
+            _ => scenarios::run_ordo(scenario, &target, shape).await,
+        };
         let persisted_hits_per_second = match batch_start {
             Some((before, started)) => {
                 let (after, settled) = hits::settled(&database_url).await?;
@@ -353,6 +387,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     print_table(&report);
     print_login_note(&report);
+    let measured = |name: Scenario| {
+        report
+            .results
+            .iter()
+            .find(|r| r.scenario == name.name())
+            .map(|r| &r.ordo)
+    };
+    checkout::print_note(
+        measured(Scenario::Checkout),
+        measured(Scenario::CheckoutFlaky),
+        checkout::deadline(),
+    );
     if let Some(path) = &cli.json {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)
             .with_context(|| format!("writing {}", path.display()))?;
@@ -362,6 +408,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         let _ = process.wait();
     }
     drop(services);
+    drop(checkout_bench);
     if let Some(cluster) = cluster {
         tokio::task::spawn_blocking(move || cluster.stop()).await?;
     }
@@ -382,7 +429,7 @@ fn print_table(report: &Report) {
         report.orders
     );
     println!(
-        "{:<13} {:<9} {:>9} {:>8} {:>8} {:>9} {:>7} {:>9} {:>14}",
+        "{:<14} {:<9} {:>9} {:>8} {:>8} {:>9} {:>7} {:>9} {:>14}",
         "scenario",
         "target",
         "req/s",
@@ -395,7 +442,7 @@ fn print_table(report: &Report) {
     );
     let row = |scenario: &str, target: &str, m: &Measurement, rss: String, ratio: String| {
         println!(
-            "{:<13} {:<9} {:>9.0} {:>8.2} {:>8.2} {:>9.2} {:>7} {:>9} {:>14}",
+            "{:<14} {:<9} {:>9.0} {:>8.2} {:>8.2} {:>9.2} {:>7} {:>9} {:>14}",
             scenario,
             target,
             m.requests_per_second,
@@ -419,7 +466,7 @@ fn print_table(report: &Report) {
         };
         row(result.scenario, "ordo", &result.ordo, rss, ratio);
         if let Some(persisted) = result.persisted_hits_per_second {
-            println!("{:<13} persisted {persisted:.0} hits/s (goal ≥ 200000)", "");
+            println!("{:<14} persisted {persisted:.0} hits/s (goal ≥ 200000)", "");
         }
         if let Some(reference) = &result.reference {
             row("", "reference", reference, "-".into(), String::new());
@@ -532,20 +579,27 @@ fn bench_data_key() -> String {
     std::env::var("ORDO_DATA_KEY").unwrap_or_else(|_| ordo_server::app::random_secret())
 }
 
-/// Starts this executable as the Ordo server and waits for the port it reports.
+/// Starts this executable as the Ordo server and waits for the port it reports;
+/// it calls the upstream at `upstream_url` (its own sandbox simulator without).
 fn spawn_server(
     database_url: &str,
     pool_size: usize,
     data_key: &str,
+    upstream_url: Option<&str>,
 ) -> anyhow::Result<(Child, u16)> {
+    let pool_size = pool_size.to_string();
+    let mut args = vec![
+        "__serve",
+        "--database-url",
+        database_url,
+        "--pool-size",
+        &pool_size,
+    ];
+    if let Some(url) = upstream_url {
+        args.extend(["--upstream-url", url]);
+    }
     let mut child = Command::new(std::env::current_exe()?)
-        .args([
-            "__serve",
-            "--database-url",
-            database_url,
-            "--pool-size",
-            &pool_size.to_string(),
-        ])
+        .args(args)
         .env("RUST_LOG", "warn")
         .env("ORDO_DATA_KEY", data_key)
         .stdin(Stdio::piped())
@@ -564,7 +618,11 @@ fn spawn_server(
 }
 
 /// The child's side: serve until the parent closes our stdin (or dies).
-fn serve_child(database_url: String, pool_size: usize) -> anyhow::Result<()> {
+fn serve_child(
+    database_url: String,
+    pool_size: usize,
+    upstream_url: Option<String>,
+) -> anyhow::Result<()> {
     ordo_server::telemetry::init(ordo_server::LogFormat::Text);
     std::thread::spawn(|| {
         let mut sink = [0_u8; 64];
@@ -579,6 +637,7 @@ fn serve_child(database_url: String, pool_size: usize) -> anyhow::Result<()> {
         settings.http.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
         settings.database.url = Some(database_url.into());
         settings.database.pool_size = pool_size;
+        settings.upstream.url = upstream_url;
         // Made up for this run: the bench logs in to the server it started.
         settings.auth.jwt_secret = Some(ordo_server::app::random_secret().into());
         settings.auth.data_key = Some(

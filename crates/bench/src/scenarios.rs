@@ -46,11 +46,17 @@ pub enum Scenario {
     /// (one Argon2id hash per login); its p50 is the figure, with no ratio. Driven
     /// by one worker per core, as more only queue for the cores that hash.
     Login,
+    /// `POST /v1/baskets/{id}/checkout` against the bench's simulator at a fixed
+    /// 20 ms per call, no failures: its p50 beside `2·L + 15 ms`; no reference.
+    Checkout,
+    /// As `checkout` with 30 % of the upstream's calls failing: its p99 beside
+    /// the upstream deadline.
+    CheckoutFlaky,
 }
 
 impl Scenario {
     /// Every scenario, in report order.
-    pub const ALL: [Scenario; 11] = [
+    pub const ALL: [Scenario; 13] = [
         Self::Health,
         Self::MeJwt,
         Self::MeKey,
@@ -62,6 +68,8 @@ impl Scenario {
         Self::UsageTop,
         Self::UsageDaily,
         Self::Login,
+        Self::Checkout,
+        Self::CheckoutFlaky,
     ];
 
     /// The name used on the command line and in reports.
@@ -78,6 +86,8 @@ impl Scenario {
             Self::UsageTop => "usage-top",
             Self::UsageDaily => "usage-daily",
             Self::Login => "login",
+            Self::Checkout => "checkout",
+            Self::CheckoutFlaky => "checkout-flaky",
         }
     }
 
@@ -90,7 +100,9 @@ impl Scenario {
             | Self::LogBatch
             | Self::UsageTop
             | Self::UsageDaily
-            | Self::Login => None,
+            | Self::Login
+            | Self::Checkout
+            | Self::CheckoutFlaky => None,
             Self::GetOrder | Self::ListOrders => Some(0.5),
             Self::CreateOrder | Self::LogOne => Some(0.6),
         }
@@ -130,7 +142,7 @@ impl std::fmt::Debug for Target {
 /// spacing rule; Ordo's run and the reference's start far apart.
 static NEXT_SLOT: AtomicU64 = AtomicU64::new(0);
 
-fn next_slot(base_years: i64) -> DateTime<Utc> {
+pub(crate) fn next_slot(base_years: i64) -> DateTime<Utc> {
     let slot = i64::try_from(NEXT_SLOT.fetch_add(1, Ordering::Relaxed)).unwrap_or(i64::MAX / 8);
     epoch() + Duration::days(365 * base_years) + Duration::hours(4 * slot)
 }
@@ -139,6 +151,9 @@ fn next_slot(base_years: i64) -> DateTime<Utc> {
 pub async fn run_ordo(scenario: Scenario, target: &Target, shape: LoadShape) -> Measurement {
     let t = target.clone();
     match scenario {
+        Scenario::Checkout | Scenario::CheckoutFlaky => {
+            unreachable!("the checkout scenarios need the bench's simulator: `CheckoutBench::run`")
+        }
         Scenario::Health => {
             drive(shape, move |_, _| {
                 let t = t.clone();
@@ -285,7 +300,9 @@ pub async fn run_reference(
         | Scenario::LogBatch
         | Scenario::UsageTop
         | Scenario::UsageDaily
-        | Scenario::Login => return None,
+        | Scenario::Login
+        | Scenario::Checkout
+        | Scenario::CheckoutFlaky => return None,
         Scenario::GetOrder => {
             drive(shape, move |worker, n| {
                 let t = t.clone();

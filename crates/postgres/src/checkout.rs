@@ -8,10 +8,13 @@
 //! reference the order, which is written by the last statement; their foreign
 //! keys are checked at commit.
 //!
-//! Reconciliation and the dispatcher claim rows with `FOR UPDATE SKIP LOCKED`
-//! and lease them by moving `next_attempt_at` past the work, in a short
-//! transaction of their own: no lock is held while the upstream is called, and
-//! several instances never take up the same row at once.
+//! Reconciliation and the dispatchers claim rows with `FOR UPDATE SKIP LOCKED`
+//! in a short transaction of their own, writing the worker's claim token and
+//! how long it holds the row (`claimed_until`): no lock is held while the
+//! upstream is called, no other worker takes a held row up until its lease ran
+//! out, and a result is written only where the row still carries the worker's
+//! token, so a worker that overran its lease cannot overwrite the attempt of
+//! the one that took over.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -19,8 +22,8 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use ordo_domain::baskets::BasketId;
 use ordo_domain::checkout::{
-    Checkout, CheckoutState, CheckoutStore, CheckoutUpdate, NewCheckout, Outbox, OutboxBacklog,
-    OutboxDelivery, StartCheckoutError,
+    Checkout, CheckoutState, CheckoutStore, CheckoutUpdate, ClaimToken, NewCheckout, Outbox,
+    OutboxBacklog, OutboxDelivery, StartCheckoutError,
 };
 use ordo_domain::orders::{Order, OrderId, OrderStatus, SpacingWindow, StockMoves};
 use ordo_domain::upstream::{PaymentToken, UpstreamOrderStatus, UpstreamPaymentId};
@@ -71,11 +74,15 @@ struct CheckoutRow {
     next_attempt_at: DateTime<Utc>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    claim_token: Option<Uuid>,
+    claimed_until: Option<DateTime<Utc>>,
 }
 
 impl CheckoutRow {
-    /// The checkout, with its order's total.
-    fn into_domain(self, order: &Order) -> anyhow::Result<Checkout> {
+    /// The checkout, with its order's total, held under `claim` if the row
+    /// carries that claim.
+    fn into_domain(self, order: &Order, claim: Option<ClaimToken>) -> anyhow::Result<Checkout> {
+        let held = claim.filter(|c| self.claim_token == Some(c.as_uuid()));
         Ok(Checkout {
             order_id: OrderId::from_uuid(self.order_id),
             basket_id: BasketId::from_uuid(self.basket_id),
@@ -89,6 +96,7 @@ impl CheckoutRow {
                 .transpose()?,
             attempts: u32::try_from(self.attempts)?,
             created_at: self.created_at,
+            claim: held,
         })
     }
 }
@@ -138,6 +146,8 @@ impl CheckoutStore for PgCheckoutStore {
                         next_attempt_at: new.lease_until,
                         created_at: new.at,
                         updated_at: new.at,
+                        claim_token: Some(new.claim.as_uuid()),
+                        claimed_until: Some(new.lease_until),
                     };
                     diesel::insert_into(checkouts::table)
                         .values(&row)
@@ -160,7 +170,7 @@ impl CheckoutStore for PgCheckoutStore {
                         insert_numbered_order(conn, &plan.order, OrderStatus::PendingPayment)
                             .await?;
                     let checkout = row
-                        .into_domain(&order)
+                        .into_domain(&order, Some(new.claim))
                         .map_err(|e| TxError::Rule(e.into()))?;
                     Ok((checkout, order))
                 },
@@ -201,10 +211,12 @@ impl CheckoutStore for PgCheckoutStore {
                     };
                     let progressed = update.from != update.to;
                     let (keep_count, add_attempt) = if progressed { (0, 0) } else { (1, 1) };
+                    let claim = update.claim.as_uuid();
                     let row: Option<CheckoutRow> = diesel::update(
                         checkouts::table
                             .filter(checkouts::order_id.eq(id.as_uuid()))
-                            .filter(checkouts::state.eq(update.from.as_str())),
+                            .filter(checkouts::state.eq(update.from.as_str()))
+                            .filter(checkouts::claim_token.eq(claim)),
                     )
                     .set((
                         checkouts::state.eq(update.to.as_str()),
@@ -224,6 +236,17 @@ impl CheckoutStore for PgCheckoutStore {
                     if let Some(payment_id) = &update.payment_id {
                         row = diesel::update(checkouts::table.find(id.as_uuid()))
                             .set(checkouts::payment_id.eq(payment_id.as_str()))
+                            .returning(CheckoutRow::as_returning())
+                            .get_result(conn)
+                            .await?;
+                    }
+                    // A worker driving on keeps its claim (and its lease as taken).
+                    if update.release {
+                        row = diesel::update(checkouts::table.find(id.as_uuid()))
+                            .set((
+                                checkouts::claim_token.eq(None::<Uuid>),
+                                checkouts::claimed_until.eq(None::<DateTime<Utc>>),
+                            ))
                             .returning(CheckoutRow::as_returning())
                             .get_result(conn)
                             .await?;
@@ -298,7 +321,9 @@ impl CheckoutStore for PgCheckoutStore {
                         .execute(conn)
                         .await?;
                     }
-                    let checkout = row.into_domain(&order).map_err(TxError::Rule)?;
+                    let checkout = row
+                        .into_domain(&order, Some(update.claim))
+                        .map_err(TxError::Rule)?;
                     Ok(Some((checkout, order)))
                 },
             )
@@ -312,17 +337,20 @@ impl CheckoutStore for PgCheckoutStore {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: usize,
+        claim: ClaimToken,
     ) -> anyhow::Result<Vec<(Checkout, Order)>> {
         let mut conn = checkout(&self.pool).await?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = conn
             .transaction(async |conn| -> QueryResult<Vec<CheckoutRow>> {
                 let due: Vec<Uuid> = checkouts::table
-                    .filter(checkouts::state.ne_all([
-                        CheckoutState::Paid.as_str(),
-                        CheckoutState::PaymentFailed.as_str(),
-                    ]))
+                    .filter(checkouts::state.ne_all(settled()))
                     .filter(checkouts::next_attempt_at.le(now))
+                    .filter(
+                        checkouts::claimed_until
+                            .is_null()
+                            .or(checkouts::claimed_until.le(now)),
+                    )
                     .order(checkouts::next_attempt_at)
                     .limit(limit)
                     .select(checkouts::order_id)
@@ -331,32 +359,99 @@ impl CheckoutStore for PgCheckoutStore {
                     .load(conn)
                     .await?;
                 diesel::update(checkouts::table.filter(checkouts::order_id.eq_any(&due)))
-                    .set(checkouts::next_attempt_at.eq(lease_until))
+                    .set((
+                        checkouts::claim_token.eq(claim.as_uuid()),
+                        checkouts::claimed_until.eq(lease_until),
+                    ))
                     .returning(CheckoutRow::as_returning())
                     .get_results(conn)
                     .await
             })
             .await
             .doing("claiming due checkouts")?;
-        let ids: Vec<Uuid> = rows.iter().map(|r| r.order_id).collect();
-        let order_rows: Vec<OrderRow> = orders::table
-            .filter(orders::id.eq_any(&ids))
-            .select(OrderRow::as_select())
-            .load(&mut conn)
-            .await
-            .doing("loading the orders of due checkouts")?;
-        let orders = with_lines(&mut conn, order_rows).await?;
-        rows.into_iter()
-            .map(|row| {
-                let order = orders
-                    .iter()
-                    .find(|o| o.id().as_uuid() == row.order_id)
-                    .cloned()
-                    .ok_or_else(|| anyhow::anyhow!("checkout {} has no order", row.order_id))?;
-                Ok((row.into_domain(&order)?, order))
-            })
-            .collect()
+        with_orders(&mut conn, rows, Some(claim)).await
     }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn claim_one(
+        &self,
+        order_id: OrderId,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        claim: ClaimToken,
+    ) -> anyhow::Result<Option<(Checkout, Order)>> {
+        let mut conn = checkout(&self.pool).await?;
+        let id = order_id.as_uuid();
+        let row = conn
+            .transaction(async |conn| -> QueryResult<Option<CheckoutRow>> {
+                let claimed = diesel::update(
+                    checkouts::table
+                        .filter(checkouts::order_id.eq(id))
+                        .filter(checkouts::state.ne_all(settled()))
+                        .filter(
+                            checkouts::claimed_until
+                                .is_null()
+                                .or(checkouts::claimed_until.le(now)),
+                        ),
+                )
+                .set((
+                    checkouts::claim_token.eq(claim.as_uuid()),
+                    checkouts::claimed_until.eq(lease_until),
+                ))
+                .returning(CheckoutRow::as_returning())
+                .get_result(conn)
+                .await
+                .optional()?;
+                match claimed {
+                    Some(row) => Ok(Some(row)),
+                    None => checkouts::table
+                        .find(id)
+                        .select(CheckoutRow::as_select())
+                        .first(conn)
+                        .await
+                        .optional(),
+                }
+            })
+            .await
+            .doing("claiming a checkout")?;
+        let found = with_orders(&mut conn, row.into_iter().collect(), Some(claim)).await?;
+        Ok(found.into_iter().next())
+    }
+}
+
+/// The states of settled checkouts: no worker takes them up.
+fn settled() -> [&'static str; 2] {
+    [
+        CheckoutState::Paid.as_str(),
+        CheckoutState::PaymentFailed.as_str(),
+    ]
+}
+
+/// The checkouts of `rows` with their orders, held under `claim` where they
+/// carry it.
+async fn with_orders(
+    conn: &mut diesel_async::AsyncPgConnection,
+    rows: Vec<CheckoutRow>,
+    claim: Option<ClaimToken>,
+) -> anyhow::Result<Vec<(Checkout, Order)>> {
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.order_id).collect();
+    let order_rows: Vec<OrderRow> = orders::table
+        .filter(orders::id.eq_any(&ids))
+        .select(OrderRow::as_select())
+        .load(conn)
+        .await
+        .doing("loading the orders of checkouts")?;
+    let orders = with_lines(conn, order_rows).await?;
+    rows.into_iter()
+        .map(|row| {
+            let order = orders
+                .iter()
+                .find(|o| o.id().as_uuid() == row.order_id)
+                .cloned()
+                .ok_or_else(|| anyhow::anyhow!("checkout {} has no order", row.order_id))?;
+            Ok((row.into_domain(&order, claim)?, order))
+        })
+        .collect()
 }
 
 #[async_trait]
@@ -367,6 +462,7 @@ impl Outbox for PgCheckoutStore {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: usize,
+        claim: ClaimToken,
     ) -> anyhow::Result<Vec<OutboxDelivery>> {
         let mut conn = checkout(&self.pool).await?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -376,6 +472,11 @@ impl Outbox for PgCheckoutStore {
                     let due: Vec<Uuid> = outbox::table
                         .filter(outbox::status.eq("ready"))
                         .filter(outbox::next_attempt_at.le(now))
+                        .filter(
+                            outbox::claimed_until
+                                .is_null()
+                                .or(outbox::claimed_until.le(now)),
+                        )
                         .order(outbox::next_attempt_at)
                         .limit(limit)
                         .select(outbox::id)
@@ -384,7 +485,10 @@ impl Outbox for PgCheckoutStore {
                         .load(conn)
                         .await?;
                     diesel::update(outbox::table.filter(outbox::id.eq_any(&due)))
-                        .set(outbox::next_attempt_at.eq(lease_until))
+                        .set((
+                            outbox::claim_token.eq(claim.as_uuid()),
+                            outbox::claimed_until.eq(lease_until),
+                        ))
                         .returning((
                             outbox::id,
                             outbox::order_id,
@@ -409,23 +513,31 @@ impl Outbox for PgCheckoutStore {
                     order_id: OrderId::from_uuid(order_id),
                     status,
                     attempts: u32::try_from(attempts)?,
+                    claim,
                 })
             })
             .collect()
     }
 
-    async fn delivered(&self, id: Uuid, at: DateTime<Utc>) -> anyhow::Result<()> {
-        self.after_attempt(id, Attempt::Delivered(at)).await
+    async fn delivered(
+        &self,
+        id: Uuid,
+        claim: ClaimToken,
+        at: DateTime<Utc>,
+    ) -> anyhow::Result<bool> {
+        self.after_attempt(id, claim, Attempt::Delivered(at)).await
     }
 
     async fn retry_later(
         &self,
         id: Uuid,
+        claim: ClaimToken,
         error: String,
         next_attempt_at: DateTime<Utc>,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<bool> {
         self.after_attempt(
             id,
+            claim,
             Attempt::Failed {
                 error,
                 next_attempt_at,
@@ -434,8 +546,14 @@ impl Outbox for PgCheckoutStore {
         .await
     }
 
-    async fn abandon(&self, id: Uuid, error: String, at: DateTime<Utc>) -> anyhow::Result<()> {
-        self.after_attempt(id, Attempt::Abandoned { error, at })
+    async fn abandon(
+        &self,
+        id: Uuid,
+        claim: ClaimToken,
+        error: String,
+        at: DateTime<Utc>,
+    ) -> anyhow::Result<bool> {
+        self.after_attempt(id, claim, Attempt::Abandoned { error, at })
             .await
     }
 
@@ -471,12 +589,33 @@ enum Attempt {
 }
 
 impl PgCheckoutStore {
-    /// Records a delivery attempt on the outbox row and, in the same transaction,
-    /// on its order's fulfilment (the status once delivered or given up, the
-    /// attempts always), so the order shows how its completion upstream goes.
-    async fn after_attempt(&self, id: Uuid, attempt: Attempt) -> anyhow::Result<()> {
+    /// Records a delivery attempt on the outbox row, if it still carries `claim`
+    /// (giving the claim up), and, in the same transaction, on its order's
+    /// fulfilment (the status once delivered or given up, the attempts always),
+    /// so the order shows how its completion upstream goes. `false` when the
+    /// row no longer carries the claim: nothing is written.
+    async fn after_attempt(
+        &self,
+        id: Uuid,
+        claim: ClaimToken,
+        attempt: Attempt,
+    ) -> anyhow::Result<bool> {
         let mut conn = checkout(&self.pool).await?;
-        conn.transaction(async |conn| -> QueryResult<()> {
+        conn.transaction(async |conn| -> QueryResult<bool> {
+            let released = diesel::update(
+                outbox::table
+                    .filter(outbox::id.eq(id))
+                    .filter(outbox::claim_token.eq(claim.as_uuid())),
+            )
+            .set((
+                outbox::claim_token.eq(None::<Uuid>),
+                outbox::claimed_until.eq(None::<DateTime<Utc>>),
+            ))
+            .execute(conn)
+            .await?;
+            if released == 0 {
+                return Ok(false);
+            }
             let row = outbox::table.find(id);
             let (order_id, attempts, settled): (Uuid, i32, Option<(String, DateTime<Utc>)>) =
                 match attempt {
@@ -550,7 +689,7 @@ impl PgCheckoutStore {
                         .await?
                 }
             };
-            Ok(())
+            Ok(true)
         })
         .await
         .doing("recording a delivery attempt")

@@ -43,6 +43,8 @@ struct KeyRow {
     response_header_names: Option<Vec<String>>,
     response_header_values: Option<Vec<String>>,
     response_body: Option<Vec<u8>>,
+    order_id: Option<uuid::Uuid>,
+    lease_until: DateTime<Utc>,
     expires_at: DateTime<Utc>,
 }
 
@@ -64,6 +66,8 @@ impl KeyRow {
         Ok(IdempotencyRecord {
             fingerprint: RequestFingerprint::parse(&self.request_hash)?,
             response,
+            order_id: self.order_id.map(OrderId::from_uuid),
+            lease_until: self.lease_until,
             expires_at: self.expires_at,
         })
     }
@@ -95,6 +99,7 @@ impl IdempotencyStore for PgIdempotencyStore {
         &self,
         request: &IdempotentRequest,
         now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> anyhow::Result<IdempotencyClaim> {
         let mut conn = checkout(&self.pool).await?;
@@ -112,6 +117,7 @@ impl IdempotencyStore for PgIdempotencyStore {
                             idempotency_keys::key.eq(key),
                             idempotency_keys::request_hash.eq(hash),
                             idempotency_keys::created_at.eq(now),
+                            idempotency_keys::lease_until.eq(lease_until),
                             idempotency_keys::expires_at.eq(expires_at),
                         ))
                         .on_conflict_do_nothing()
@@ -129,25 +135,33 @@ impl IdempotencyStore for PgIdempotencyStore {
                         .await?;
                     let record = found.into_record().map_err(TxError::Rule)?;
                     let claim = record.claim_by(&request.fingerprint, now);
+                    let this_key = idempotency_keys::table
+                        .filter(idempotency_keys::owner.eq(owner))
+                        .filter(idempotency_keys::key.eq(key));
+                    if let IdempotencyClaim::TakeOver { .. } = claim {
+                        // Held by this request now: a further repetition waits
+                        // for it as for any running request.
+                        diesel::update(this_key)
+                            .set(idempotency_keys::lease_until.eq(lease_until))
+                            .execute(conn)
+                            .await?;
+                    }
                     if claim == IdempotencyClaim::Claimed {
                         // The old record expired: the key starts afresh.
-                        diesel::update(
-                            idempotency_keys::table
-                                .filter(idempotency_keys::owner.eq(owner))
-                                .filter(idempotency_keys::key.eq(key)),
-                        )
-                        .set((
-                            idempotency_keys::request_hash.eq(hash),
-                            idempotency_keys::response_status.eq(None::<i32>),
-                            idempotency_keys::response_header_names.eq(None::<Vec<String>>),
-                            idempotency_keys::response_header_values.eq(None::<Vec<String>>),
-                            idempotency_keys::response_body.eq(None::<Vec<u8>>),
-                            idempotency_keys::order_id.eq(None::<uuid::Uuid>),
-                            idempotency_keys::created_at.eq(now),
-                            idempotency_keys::expires_at.eq(expires_at),
-                        ))
-                        .execute(conn)
-                        .await?;
+                        diesel::update(this_key)
+                            .set((
+                                idempotency_keys::request_hash.eq(hash),
+                                idempotency_keys::response_status.eq(None::<i32>),
+                                idempotency_keys::response_header_names.eq(None::<Vec<String>>),
+                                idempotency_keys::response_header_values.eq(None::<Vec<String>>),
+                                idempotency_keys::response_body.eq(None::<Vec<u8>>),
+                                idempotency_keys::order_id.eq(None::<uuid::Uuid>),
+                                idempotency_keys::created_at.eq(now),
+                                idempotency_keys::lease_until.eq(lease_until),
+                                idempotency_keys::expires_at.eq(expires_at),
+                            ))
+                            .execute(conn)
+                            .await?;
                     }
                     Ok(claim)
                 },
@@ -189,7 +203,10 @@ impl IdempotencyStore for PgIdempotencyStore {
             idempotency_keys::table
                 .filter(idempotency_keys::owner.eq(owner.as_str()))
                 .filter(idempotency_keys::key.eq(key.as_str()))
-                .filter(idempotency_keys::response_status.is_null()),
+                .filter(idempotency_keys::response_status.is_null())
+                // A key linked to the order it created stays: a repetition
+                // carries on with that order rather than making another.
+                .filter(idempotency_keys::order_id.is_null()),
         )
         .execute(&mut conn)
         .await

@@ -216,6 +216,7 @@ diesel::table! {
         order_id -> Nullable<Uuid>,
         created_at -> Timestamptz,
         expires_at -> Timestamptz,
+        lease_until -> Timestamptz,
     }
 }
 
@@ -231,6 +232,8 @@ diesel::table! {
         next_attempt_at -> Timestamptz,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        claim_token -> Nullable<Uuid>,
+        claimed_until -> Nullable<Timestamptz>,
     }
 }
 
@@ -246,6 +249,8 @@ diesel::table! {
         next_attempt_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         delivered_at -> Nullable<Timestamptz>,
+        claim_token -> Nullable<Uuid>,
+        claimed_until -> Nullable<Timestamptz>,
     }
 }
 

@@ -1,15 +1,17 @@
 //! The PostgreSQL checkout store against a real cluster, a fresh database per
 //! test: one transaction that writes everything or nothing, one order per basket
 //! however many checkouts race, a failed checkout that gives everything back, and
-//! claims that lease their rows.
+//! per-row claims: two dispatchers at once deliver each outbox row once, a
+//! crashed claim is taken over after its lease, and a late result is refused.
 
 use std::sync::Arc;
 
-use chrono::{TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use ordo_domain::baskets::{Basket, BasketStatus};
 use ordo_domain::catalog::{NewProduct, Product, ProductKind, ProductName, Sku, StockLevel};
 use ordo_domain::checkout::{
-    CheckoutState, CheckoutStore, CheckoutUpdate, NewCheckout, Outbox, StartCheckoutError,
+    Checkout, CheckoutPolicy, CheckoutPorts, CheckoutService, CheckoutState, CheckoutStore,
+    CheckoutUpdate, ClaimToken, NewCheckout, Outbox, StartCheckoutError,
 };
 use ordo_domain::customers::{City, CustomerName, Email, NewCustomer};
 use ordo_domain::orders::{
@@ -105,6 +107,38 @@ fn new_checkout(basket: &Basket, lease: TimeDelta) -> NewCheckout {
         idempotency: None,
         at,
         lease_until: at + lease,
+        claim: new_claim(),
+    }
+}
+
+fn new_claim() -> ClaimToken {
+    ClaimToken::from_uuid(uuid::Uuid::now_v7())
+}
+
+/// A checkout of `basket`, begun and held by its request for `lease`.
+async fn begun(f: &Fixture, basket: &Basket, lease: TimeDelta) -> Checkout {
+    f.store
+        .begin(new_checkout(basket, lease), SpacingWindow::default())
+        .await
+        .expect("begun")
+        .0
+}
+
+/// The request's step of `checkout` from `started` to `to` at `at`, giving its
+/// claim up.
+fn step(checkout: &Checkout, to: CheckoutState, at: DateTime<Utc>) -> CheckoutUpdate {
+    CheckoutUpdate {
+        order_id: checkout.order_id,
+        claim: checkout.claim.expect("held by its request"),
+        release: true,
+        from: CheckoutState::Started,
+        to,
+        payment: None,
+        payment_id: None,
+        error: None,
+        next_attempt_at: at,
+        at,
+        basket_ttl: Default::default(),
     }
 }
 
@@ -232,28 +266,15 @@ async fn a_failed_checkout_gives_the_stock_back_reopens_the_basket_and_readies_t
     let f = fixture().await;
     let product = good(&f, 10).await;
     let basket = basket(&f, &product, 4).await;
-    let (checkout, _) = f
-        .store
-        .begin(
-            new_checkout(&basket, TimeDelta::seconds(60)),
-            SpacingWindow::default(),
-        )
-        .await
-        .expect("begun");
+    let checkout = begun(&f, &basket, TimeDelta::seconds(60)).await;
     let at = ordo_domain::to_micros(Utc::now());
     let update = CheckoutUpdate {
-        order_id: checkout.order_id,
-        from: CheckoutState::Started,
-        to: CheckoutState::PaymentFailed,
         payment: Some(PaymentInfo {
             status: "declined".into(),
             reference: None,
         }),
-        payment_id: None,
         error: Some("declined".into()),
-        next_attempt_at: at,
-        at,
-        basket_ttl: Default::default(),
+        ..step(&checkout, CheckoutState::PaymentFailed, at)
     };
 
     let (failed, order) = f
@@ -277,7 +298,7 @@ async fn a_failed_checkout_gives_the_stock_back_reopens_the_basket_and_readies_t
     assert_eq!(reopened.lines(), basket.lines());
     let due = f
         .store
-        .claim_deliveries(at, at + TimeDelta::seconds(60), 10)
+        .claim_deliveries(at, at + TimeDelta::seconds(60), 10, new_claim())
         .await
         .expect("claimed");
     assert_eq!(due.len(), 1);
@@ -310,13 +331,17 @@ async fn due_checkouts_are_claimed_once_until_their_lease_runs_out() {
     let lease = now + TimeDelta::seconds(30);
 
     let (first, second) = tokio::join!(
-        f.store.claim_due(now, lease, 2),
-        f.store.claim_due(now, lease, 2)
+        f.store.claim_due(now, lease, 2, new_claim()),
+        f.store.claim_due(now, lease, 2, new_claim())
     );
-    let third = f.store.claim_due(now, lease, 10).await.expect("claimed");
+    let third = f
+        .store
+        .claim_due(now, lease, 10, new_claim())
+        .await
+        .expect("claimed");
     let after_lease = f
         .store
-        .claim_due(lease, lease + TimeDelta::seconds(30), 10)
+        .claim_due(lease, lease + TimeDelta::seconds(30), 10, new_claim())
         .await
         .expect("claimed");
 
@@ -324,4 +349,302 @@ async fn due_checkouts_are_claimed_once_until_their_lease_runs_out() {
     assert_eq!(claimed, 3, "no checkout is claimed twice, none is left out");
     assert!(third.is_empty());
     assert_eq!(after_lease.len(), 3);
+}
+
+/// An upstream whose order-status calls are counted per order, each taking a
+/// few milliseconds so that dispatchers running at once really overlap. Any
+/// other call is a test failure.
+#[derive(Default)]
+struct CountingUpstream {
+    deliveries: std::sync::Mutex<std::collections::HashMap<OrderId, u32>>,
+}
+
+#[async_trait::async_trait]
+impl ordo_domain::upstream::UpstreamOrders for CountingUpstream {
+    async fn create_order(
+        &self,
+        _: ordo_domain::upstream::NewUpstreamOrder,
+    ) -> Result<ordo_domain::upstream::UpstreamOrder, ordo_domain::upstream::CreateUpstreamOrderError>
+    {
+        panic!("no checkout is driven here");
+    }
+
+    async fn update_order_status(
+        &self,
+        id: &ordo_domain::upstream::UpstreamOrderId,
+        status: ordo_domain::upstream::UpstreamOrderStatus,
+    ) -> Result<ordo_domain::upstream::UpstreamOrder, ordo_domain::upstream::UpstreamCallError>
+    {
+        let order_id = OrderId::from_uuid(id.as_str().parse().expect("our order id"));
+        *self
+            .deliveries
+            .lock()
+            .expect("lock")
+            .entry(order_id)
+            .or_default() += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        Ok(ordo_domain::upstream::UpstreamOrder {
+            id: id.clone(),
+            total: Money::new(1_250, Currency::parse("EUR").expect("currency")),
+            basket_id: None,
+            status,
+        })
+    }
+
+    async fn get_order(
+        &self,
+        _: &ordo_domain::upstream::UpstreamOrderId,
+    ) -> Result<ordo_domain::upstream::UpstreamOrder, ordo_domain::upstream::UpstreamCallError>
+    {
+        panic!("not asked here");
+    }
+}
+
+struct NoPayments;
+
+#[async_trait::async_trait]
+impl ordo_domain::upstream::PaymentGateway for NoPayments {
+    async fn create_payment(
+        &self,
+        _: ordo_domain::upstream::NewPayment,
+    ) -> Result<ordo_domain::upstream::UpstreamPayment, ordo_domain::upstream::ChargeError> {
+        panic!("nothing is charged here");
+    }
+
+    async fn get_payment(
+        &self,
+        _: &ordo_domain::upstream::UpstreamPaymentId,
+    ) -> Result<ordo_domain::upstream::UpstreamPayment, ordo_domain::upstream::UpstreamCallError>
+    {
+        panic!("nothing is charged here");
+    }
+
+    async fn refund_payment(
+        &self,
+        _: &ordo_domain::upstream::UpstreamPaymentId,
+    ) -> Result<ordo_domain::upstream::UpstreamPayment, ordo_domain::upstream::UpstreamCallError>
+    {
+        panic!("nothing is refunded here");
+    }
+}
+
+struct ClosedCircuit;
+
+impl ordo_domain::upstream::UpstreamMonitor for ClosedCircuit {
+    fn health(&self) -> ordo_domain::upstream::UpstreamHealth {
+        ordo_domain::upstream::UpstreamHealth {
+            circuit: ordo_domain::upstream::CircuitState::Closed,
+            recent_calls: 0,
+            recent_error_rate: 0.0,
+            latency_p50: None,
+            latency_p99: None,
+        }
+    }
+}
+
+/// A dispatcher as one instance has it: its own store over its own pool, the
+/// shared counting upstream.
+fn dispatcher(pool: &PgPool, upstream: &Arc<CountingUpstream>) -> CheckoutService {
+    let store = Arc::new(PgCheckoutStore::new(pool.clone()));
+    CheckoutService::new(
+        CheckoutPorts {
+            store: store.clone(),
+            outbox: store,
+            upstream_orders: upstream.clone(),
+            payments: Arc::new(NoPayments),
+            monitor: Arc::new(ClosedCircuit),
+            clock: Arc::new(ordo_domain::SystemClock),
+            ids: Arc::new(ordo_domain::UuidV7Ids),
+        },
+        CheckoutPolicy::default(),
+    )
+}
+
+/// `count` paid checkouts, each with its outbox row due.
+async fn paid_checkouts(f: &Fixture, count: usize) -> Vec<OrderId> {
+    let product = good(f, 1_000).await;
+    let mut paid = Vec::with_capacity(count);
+    for _ in 0..count {
+        let basket = basket(f, &product, 1).await;
+        let checkout = begun(f, &basket, TimeDelta::seconds(60)).await;
+        let at = ordo_domain::to_micros(Utc::now());
+        f.store
+            .record(CheckoutUpdate {
+                payment: Some(PaymentInfo {
+                    status: "completed".into(),
+                    reference: Some("pay_1".into()),
+                }),
+                ..step(&checkout, CheckoutState::Paid, at)
+            })
+            .await
+            .expect("recorded")
+            .expect("still started");
+        paid.push(checkout.order_id);
+    }
+    paid
+}
+
+#[tokio::test]
+async fn two_dispatchers_at_once_deliver_every_outbox_row_exactly_once() {
+    let f = fixture().await;
+    let paid = paid_checkouts(&f, 60).await;
+    let upstream = Arc::new(CountingUpstream::default());
+    let second_instance = f.pool.clone();
+    let (one, two) = (
+        dispatcher(&f.pool, &upstream),
+        dispatcher(&second_instance, &upstream),
+    );
+
+    let (first, second) = tokio::join!(
+        one.dispatch_outbox_once(1_000),
+        two.dispatch_outbox_once(1_000)
+    );
+
+    let (first, second) = (first.expect("dispatched"), second.expect("dispatched"));
+    let deliveries = upstream.deliveries.lock().expect("lock").clone();
+    assert_eq!(deliveries.len(), paid.len(), "every row was delivered");
+    for order in &paid {
+        assert_eq!(deliveries.get(order), Some(&1), "{order} delivered once");
+    }
+    assert_eq!(first.delivered + second.delivered, paid.len());
+    assert!(
+        first.delivered > 0 && second.delivered > 0,
+        "both dispatchers took part: {first:?} {second:?}"
+    );
+    assert_eq!(first.superseded + second.superseded, 0);
+    assert_eq!(
+        count(
+            &f.pool,
+            "SELECT count(*) AS n FROM outbox WHERE status = 'delivered' AND attempts = 1 AND claim_token IS NULL"
+        )
+        .await,
+        60
+    );
+    assert_eq!(f.store.backlog().await.expect("backlog").pending, 0);
+}
+
+#[tokio::test]
+async fn a_claim_whose_lease_ran_out_is_taken_over_and_its_late_result_is_not_recorded() {
+    let f = fixture().await;
+    let paid = paid_checkouts(&f, 1).await;
+    let now = ordo_domain::to_micros(Utc::now());
+    let (crashed, successor) = (new_claim(), new_claim());
+
+    let first = f
+        .store
+        .claim_deliveries(now, now + TimeDelta::seconds(30), 10, crashed)
+        .await
+        .expect("claimed");
+    let while_held = f
+        .store
+        .claim_deliveries(
+            now + TimeDelta::seconds(29),
+            now + TimeDelta::seconds(60),
+            10,
+            successor,
+        )
+        .await
+        .expect("claimed");
+    let after_lease = f
+        .store
+        .claim_deliveries(
+            now + TimeDelta::seconds(30),
+            now + TimeDelta::seconds(60),
+            10,
+            successor,
+        )
+        .await
+        .expect("claimed");
+    let late = f
+        .store
+        .delivered(first[0].id, crashed, now + TimeDelta::seconds(31))
+        .await
+        .expect("recorded");
+    let newer = f
+        .store
+        .retry_later(
+            after_lease[0].id,
+            successor,
+            "timed out".into(),
+            now + TimeDelta::seconds(40),
+        )
+        .await
+        .expect("recorded");
+
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].order_id, paid[0]);
+    assert!(while_held.is_empty(), "a held row is skipped");
+    assert_eq!(
+        after_lease.len(),
+        1,
+        "a crashed claim is retried after its lease"
+    );
+    assert_eq!(after_lease[0].claim, successor);
+    assert!(!late, "the late finisher's result is refused");
+    assert!(newer, "the successor's result is recorded");
+    assert_eq!(
+        count(
+            &f.pool,
+            "SELECT count(*) AS n FROM outbox WHERE status = 'ready' AND attempts = 1 AND last_error = 'timed out' AND delivered_at IS NULL"
+        )
+        .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_checkout_step_is_recorded_only_under_the_claim_that_holds_it() {
+    let f = fixture().await;
+    let product = good(&f, 10).await;
+    let basket = basket(&f, &product, 1).await;
+    let checkout = begun(&f, &basket, TimeDelta::seconds(30)).await;
+    let now = ordo_domain::to_micros(Utc::now());
+    let later = now + TimeDelta::seconds(31);
+
+    let while_held = f
+        .store
+        .claim_one(
+            checkout.order_id,
+            now,
+            now + TimeDelta::seconds(60),
+            new_claim(),
+        )
+        .await
+        .expect("read")
+        .expect("the checkout");
+    let taken_over = f
+        .store
+        .claim_one(
+            checkout.order_id,
+            later,
+            later + TimeDelta::seconds(60),
+            new_claim(),
+        )
+        .await
+        .expect("read")
+        .expect("the checkout");
+    let placed = |claim| CheckoutUpdate {
+        claim,
+        release: false,
+        ..step(&checkout, CheckoutState::OrderPlacedUpstream, later)
+    };
+    let late = f
+        .store
+        .record(placed(checkout.claim.expect("held by its request")))
+        .await
+        .expect("recorded");
+    let newer = f
+        .store
+        .record(placed(taken_over.0.claim.expect("taken over")))
+        .await
+        .expect("recorded");
+
+    assert_eq!(while_held.0.claim, None, "held by the request: read only");
+    assert!(
+        late.is_none(),
+        "the request's lease ran out: its step is refused"
+    );
+    let (moved, _) = newer.expect("the successor's step is recorded");
+    assert_eq!(moved.state, CheckoutState::OrderPlacedUpstream);
+    assert_eq!(moved.claim, taken_over.0.claim, "still held: it drives on");
 }

@@ -603,6 +603,13 @@ pub fn job_registry(services: &Services) -> anyhow::Result<JobRegistry> {
         "* * * * *",
         Arc::new(crate::jobs::ExpireBaskets(services.baskets.clone())),
     )?;
+    // Beside the `outbox-dispatcher` task (every second): per-row claims let
+    // both run at once, and the job is what an operator sees and triggers.
+    jobs.register(
+        "dispatch-outbox",
+        "* * * * *",
+        Arc::new(crate::jobs::DispatchOutbox(services.checkout.clone())),
+    )?;
     jobs.register(
         "reconcile-payments",
         "* * * * *",

@@ -1,8 +1,10 @@
 //! The outbox dispatcher: a background task of the application that delivers
 //! due outbox rows (the upstream order's final status after a checkout) off the
-//! request path. Each pass claims its rows with `FOR UPDATE SKIP LOCKED`, so
-//! several instances share the work without delivering a row twice at once;
-//! delivery is at least once, and setting a status again changes nothing upstream.
+//! request path. Each pass claims its rows a small batch at a time, per row, with
+//! `FOR UPDATE SKIP LOCKED` and a lease, so several instances (and the
+//! `dispatch-outbox` job beside this task) share the work without delivering a
+//! row twice at once; delivery is at least once, and setting a status again
+//! changes nothing upstream.
 
 use std::time::Duration;
 
@@ -27,7 +29,7 @@ pub async fn run(checkout: CheckoutService, cancel: CancellationToken) -> anyhow
         }
         loop {
             match checkout.dispatch_outbox_once(BATCH).await {
-                Ok(report) if report.delivered + report.retried + report.abandoned == BATCH => {}
+                Ok(report) if report.handled() == BATCH => {}
                 Ok(report) => {
                     if report != Default::default() {
                         tracing::debug!(?report, "dispatched the outbox");

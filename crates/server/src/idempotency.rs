@@ -14,6 +14,7 @@ use ordo_domain::auth::Principal;
 use ordo_domain::idempotency::{
     IdempotencyClaim, IdempotentRequest, KeyOwner, RequestFingerprint, StoredResponse,
 };
+use ordo_domain::orders::OrderId;
 use ordo_domain::upstream::IdempotencyKey;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
@@ -103,6 +104,9 @@ impl<T: DeserializeOwned + 'static> FromRequest for IdempotentJson<T> {
 /// 409 `idempotency_key_in_use`, and the key with another request with 422
 /// `idempotency_key_reused`. A first request answered 500 or 503 had no effect
 /// (nothing was written), so its key is released and a retry is performed.
+/// A first request that never answered (its process died) holds the key only
+/// for its lease; a repetition after that takes the key over and `handle` is
+/// told the order the first one created, if any, to carry on from there.
 ///
 /// # Errors
 /// When the key cannot be claimed (the database is unavailable); the handler's
@@ -115,19 +119,26 @@ pub async fn respond_once<F, Fut>(
     handle: F,
 ) -> Result<HttpResponse, ApiError>
 where
-    F: FnOnce(Option<IdempotentRequest>) -> Fut,
+    F: FnOnce(Option<IdempotentRequest>, Option<OrderId>) -> Fut,
     Fut: Future<Output = Result<HttpResponse, ApiError>>,
 {
     let Some(key) = key else {
-        return handle(None).await;
+        return handle(None, None).await;
     };
     let request = IdempotentRequest {
         owner: KeyOwner::new(principal.kind(), principal.id()),
         key,
         fingerprint,
     };
-    match state.idempotency.claim(&request).await? {
-        IdempotencyClaim::Claimed => {}
+    let resumes = match state.idempotency.claim(&request).await? {
+        IdempotencyClaim::Claimed => None,
+        IdempotencyClaim::TakeOver { order_id } => {
+            tracing::info!(
+                order_id = ?order_id,
+                "taking over an idempotency key whose first request never answered"
+            );
+            order_id
+        }
         IdempotencyClaim::Replay(stored) => return Ok(replay(stored)),
         IdempotencyClaim::InUse => {
             return Err(ApiError::new(
@@ -141,8 +152,8 @@ where
                 "This Idempotency-Key was used for a different request; use a new key for a new request",
             ));
         }
-    }
-    let response = match handle(Some(request.clone())).await {
+    };
+    let response = match handle(Some(request.clone()), resumes).await {
         Ok(response) => response,
         Err(error) => error.error_response(),
     };

@@ -26,6 +26,22 @@ impl Job for ExpireBaskets {
 /// the rest.
 const CHECKOUT_BATCH: usize = 500;
 
+/// `dispatch-outbox`: delivers the due upstream completions of settled
+/// checkouts. The application's own dispatcher task does the same every second;
+/// both claim rows one small batch at a time (per-row claims), so they share the
+/// work and never deliver one row twice at once.
+#[derive(Debug, Clone)]
+pub struct DispatchOutbox(pub CheckoutService);
+
+#[async_trait]
+impl Job for DispatchOutbox {
+    async fn run(&self) -> anyhow::Result<()> {
+        let report = self.0.dispatch_outbox_once(CHECKOUT_BATCH).await?;
+        tracing::info!(?report, "dispatched the due outbox items");
+        Ok(())
+    }
+}
+
 /// `reconcile-payments`: settles the checkouts whose payment outcome is unknown
 /// by asking the upstream, with the same idempotency keys.
 #[derive(Debug, Clone)]

@@ -19,6 +19,14 @@
 //! The upstream order's completion (`PATCH /orders/{id}`) is delivered off the
 //! request path by [`CheckoutService::dispatch_outbox_once`], at least once, with
 //! growing pauses between attempts.
+//!
+//! Reconciliation and the dispatchers take rows up by per-row claims
+//! ([`ClaimToken`]): a small batch at a time, each row leased for the policy's
+//! `lease` (longer than the upstream calls of one row take), skipped by every
+//! other worker meanwhile, and written back only under the same claim. Any
+//! number of workers — the dispatcher task, the `dispatch-outbox` job, other
+//! instances — may run at once without delivering or charging one row twice
+//! at once; a row whose worker died is taken up again once its lease ran out.
 
 mod error;
 mod model;
@@ -28,8 +36,8 @@ mod state;
 
 pub use error::StartCheckoutError;
 pub use model::{
-    Checkout, CheckoutOutcome, CheckoutPlan, CheckoutUpdate, DispatchReport, NewCheckout,
-    OutboxBacklog, OutboxDelivery, ReconcileReport, StartCheckout,
+    Checkout, CheckoutOutcome, CheckoutPlan, CheckoutUpdate, ClaimToken, DispatchReport,
+    NewCheckout, OutboxBacklog, OutboxDelivery, ReconcileReport, StartCheckout,
 };
 pub use ports::{CheckoutStore, Outbox};
 #[cfg(any(test, feature = "mocks"))]

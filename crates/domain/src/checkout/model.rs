@@ -43,6 +43,9 @@ pub struct NewCheckout {
     /// Until when the request itself drives the checkout: reconciliation leaves
     /// it alone until then.
     pub lease_until: DateTime<Utc>,
+    /// The request's claim on the checkout: its steps are recorded only while
+    /// the checkout still carries it.
+    pub claim: ClaimToken,
 }
 
 /// What checking a basket out writes locally: the basket, checked out, and the
@@ -119,6 +122,10 @@ pub struct Checkout {
     pub attempts: u32,
     /// When it started.
     pub created_at: DateTime<Utc>,
+    /// The claim this copy was read under: `Some` when the reader holds the
+    /// checkout and may drive it, `None` when another worker holds it (or it
+    /// was only read).
+    pub claim: Option<ClaimToken>,
 }
 
 impl Checkout {
@@ -136,12 +143,18 @@ impl Checkout {
 }
 
 /// One recorded step of a checkout: from `from` (a compare-and-set: nothing
-/// happens when the checkout is no longer there) to `to`, which may equal `from`
-/// when the step made no progress (an attempt is counted).
+/// happens when the checkout is no longer there, or no longer held under
+/// `claim`) to `to`, which may equal `from` when the step made no progress (an
+/// attempt is counted).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckoutUpdate {
     /// The checkout.
     pub order_id: OrderId,
+    /// The claim the step was taken under.
+    pub claim: ClaimToken,
+    /// Whether the worker stops driving the checkout after this step: its claim
+    /// is given up, and the checkout is due again at `next_attempt_at`.
+    pub release: bool,
     /// The state it was read in.
     pub from: CheckoutState,
     /// The state it moves to.
@@ -205,7 +218,7 @@ pub struct ReconcileReport {
     pub paid: usize,
     /// Now failed (declined, refused, or given up), stock released.
     pub failed: usize,
-    /// Still waiting for the upstream.
+    /// Still waiting for the upstream (or taken over by another worker).
     pub pending: usize,
 }
 
@@ -221,6 +234,9 @@ pub struct OutboxDelivery {
     pub status: UpstreamOrderStatus,
     /// Deliveries tried before.
     pub attempts: u32,
+    /// The claim the row was taken under: its result is recorded only while the
+    /// row still carries it.
+    pub claim: ClaimToken,
 }
 
 /// What one outbox dispatch pass did.
@@ -232,6 +248,44 @@ pub struct DispatchReport {
     pub retried: usize,
     /// Given up: refused by the upstream, or out of attempts.
     pub abandoned: usize,
+    /// Tried, but the claim had run out and another dispatcher had taken the
+    /// row up meanwhile: its result, not this one, is recorded.
+    pub superseded: usize,
+}
+
+impl DispatchReport {
+    /// Rows this pass took up.
+    pub fn handled(&self) -> usize {
+        self.delivered + self.retried + self.abandoned + self.superseded
+    }
+}
+
+impl std::ops::AddAssign for DispatchReport {
+    fn add_assign(&mut self, other: Self) {
+        self.delivered += other.delivered;
+        self.retried += other.retried;
+        self.abandoned += other.abandoned;
+        self.superseded += other.superseded;
+    }
+}
+
+/// A worker's claim on the rows it took up (checkouts, outbox rows): a fresh
+/// token per claim, which the row carries while the worker holds it. A result
+/// is recorded only where the row still carries the token, so a worker whose
+/// lease ran out cannot overwrite the attempt of the worker that took over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClaimToken(uuid::Uuid);
+
+impl ClaimToken {
+    /// The token `id` (a fresh id per claim).
+    pub fn from_uuid(id: uuid::Uuid) -> Self {
+        Self(id)
+    }
+
+    /// The token as stored.
+    pub fn as_uuid(self) -> uuid::Uuid {
+        self.0
+    }
 }
 
 /// What waits in the outbox.

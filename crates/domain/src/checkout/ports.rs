@@ -2,9 +2,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    Checkout, CheckoutUpdate, NewCheckout, OutboxBacklog, OutboxDelivery, StartCheckoutError,
+    Checkout, CheckoutUpdate, ClaimToken, NewCheckout, OutboxBacklog, OutboxDelivery,
+    StartCheckoutError,
 };
-use crate::orders::{Order, SpacingWindow};
+use crate::orders::{Order, OrderId, SpacingWindow};
 
 /// The checkout's unit of work: what must be written together, written together.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
@@ -14,8 +15,8 @@ pub trait CheckoutStore: Send + Sync {
     /// places the order in `pending_payment` by the rules of
     /// [`OrderRepository::insert`](crate::orders::OrderRepository::insert) (spacing
     /// under the customer's lock, stock reserved, the day's next number), stores
-    /// the basket checked out, writes the checkout record (leased to the request
-    /// until `lease_until`), links the idempotency key to the order and writes the
+    /// the basket checked out, writes the checkout record (claimed by the request
+    /// under `claim` until `lease_until`), links the idempotency key to the order and writes the
     /// outbox row of the upstream completion (waiting until the checkout settles).
     /// Of concurrent checkouts of one basket exactly one succeeds.
     ///
@@ -28,19 +29,22 @@ pub trait CheckoutStore: Send + Sync {
         window: SpacingWindow,
     ) -> Result<(Checkout, Order), StartCheckoutError>;
 
-    /// Records a step, if the checkout is still in `update.from`; in one
+    /// Records a step, if the checkout is still in `update.from` and still
+    /// carries `update.claim` (with `update.release`, the claim is given up); in one
     /// transaction with it, the order takes the state's status and payment, and
     /// when the step is final: a failed checkout releases the order's stock and
     /// reopens the basket, and either way the outbox row becomes due. `None` when
-    /// the checkout was no longer in `update.from` (another process moved it).
+    /// the checkout was no longer in `update.from` or no longer held under the
+    /// claim (its lease ran out and another worker took it up).
     ///
     /// # Errors
     /// When storage fails.
     async fn record(&self, update: CheckoutUpdate) -> anyhow::Result<Option<(Checkout, Order)>>;
 
-    /// Up to `limit` unsettled checkouts that are due at `now`, each leased until
-    /// `lease_until` so that no other process takes it up meanwhile (rows held by
-    /// another claimer are skipped, not waited for).
+    /// Up to `limit` unsettled checkouts that are due at `now` and held by
+    /// nobody (or whose holder's lease ran out), each claimed under `claim` until
+    /// `lease_until` so that no other worker takes it up meanwhile (rows another
+    /// claimer is locking are skipped, not waited for).
     ///
     /// # Errors
     /// When storage fails.
@@ -49,7 +53,23 @@ pub trait CheckoutStore: Send + Sync {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: usize,
+        claim: ClaimToken,
     ) -> anyhow::Result<Vec<(Checkout, Order)>>;
+
+    /// The checkout of `order_id`, claimed under `claim` until `lease_until` when
+    /// it is unsettled and held by nobody at `now` (due or not: its client asks
+    /// again); read without a claim (`Checkout::claim` is `None`) when it is
+    /// settled or another worker holds it. `None` when there is no such checkout.
+    ///
+    /// # Errors
+    /// When storage fails.
+    async fn claim_one(
+        &self,
+        order_id: OrderId,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        claim: ClaimToken,
+    ) -> anyhow::Result<Option<(Checkout, Order)>>;
 }
 
 /// The outbox: deliveries to the upstream, written with the local change they
@@ -57,8 +77,9 @@ pub trait CheckoutStore: Send + Sync {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait Outbox: Send + Sync {
-    /// Up to `limit` deliveries due at `now`, each leased until `lease_until`
-    /// (rows held by another dispatcher are skipped, not waited for).
+    /// Up to `limit` deliveries due at `now` and held by nobody (or whose
+    /// holder's lease ran out), each claimed under `claim` until `lease_until`
+    /// (rows another dispatcher is locking are skipped, not waited for).
     ///
     /// # Errors
     /// When storage fails.
@@ -67,13 +88,21 @@ pub trait Outbox: Send + Sync {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: usize,
+        claim: ClaimToken,
     ) -> anyhow::Result<Vec<OutboxDelivery>>;
 
-    /// The delivery was made.
+    /// The delivery was made; the claim is given up. `false` (nothing recorded)
+    /// when the row no longer carries `claim`. The same holds for
+    /// [`retry_later`](Self::retry_later) and [`abandon`](Self::abandon).
     ///
     /// # Errors
     /// When storage fails.
-    async fn delivered(&self, id: uuid::Uuid, at: DateTime<Utc>) -> anyhow::Result<()>;
+    async fn delivered(
+        &self,
+        id: uuid::Uuid,
+        claim: ClaimToken,
+        at: DateTime<Utc>,
+    ) -> anyhow::Result<bool>;
 
     /// The delivery failed; counts the attempt and tries again at `next_attempt_at`.
     ///
@@ -82,16 +111,22 @@ pub trait Outbox: Send + Sync {
     async fn retry_later(
         &self,
         id: uuid::Uuid,
+        claim: ClaimToken,
         error: String,
         next_attempt_at: DateTime<Utc>,
-    ) -> anyhow::Result<()>;
+    ) -> anyhow::Result<bool>;
 
     /// The delivery is given up (kept, with the reason, for operators).
     ///
     /// # Errors
     /// When storage fails.
-    async fn abandon(&self, id: uuid::Uuid, error: String, at: DateTime<Utc>)
-    -> anyhow::Result<()>;
+    async fn abandon(
+        &self,
+        id: uuid::Uuid,
+        claim: ClaimToken,
+        error: String,
+        at: DateTime<Utc>,
+    ) -> anyhow::Result<bool>;
 
     /// How many deliveries are not yet made, and since when the oldest waits.
     ///

@@ -2,10 +2,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use futures::future::join_all;
 
 use super::{
-    Checkout, CheckoutOutcome, CheckoutState, CheckoutStore, CheckoutUpdate, DispatchReport,
-    NewCheckout, Outbox, OutboxBacklog, ReconcileReport, StartCheckout, StartCheckoutError,
+    Checkout, CheckoutOutcome, CheckoutState, CheckoutStore, CheckoutUpdate, ClaimToken,
+    DispatchReport, NewCheckout, Outbox, OutboxBacklog, OutboxDelivery, ReconcileReport,
+    StartCheckout, StartCheckoutError,
 };
 use crate::baskets::BasketTtl;
 use crate::clock::Clock;
@@ -26,9 +28,13 @@ pub struct CheckoutPolicy {
     /// How long a basket reopened by a failed checkout lives.
     pub basket_ttl: BasketTtl,
     /// How long a request (or a reconciliation pass, or a dispatcher) holds a
-    /// checkout or delivery it works on before another process may take it up:
-    /// longer than the upstream calls of one pass take.
+    /// checkout or delivery it claimed before another worker may take it up:
+    /// longer than the upstream calls of one row take (the rows of a batch are
+    /// worked on at once).
     pub lease: TimeDelta,
+    /// How many rows a worker claims at a time: small, so that what one worker
+    /// holds is soon done and the rest stays free for the others.
+    pub claim_batch: usize,
     /// The pause before a checkout or delivery that made no progress is tried
     /// again; it doubles with every further attempt ...
     pub retry_base: TimeDelta,
@@ -49,6 +55,7 @@ impl Default for CheckoutPolicy {
             spacing: SpacingWindow::default(),
             basket_ttl: BasketTtl::default(),
             lease: TimeDelta::seconds(60),
+            claim_batch: 10,
             retry_base: TimeDelta::seconds(1),
             retry_max: TimeDelta::minutes(5),
             give_up_after: TimeDelta::hours(1),
@@ -204,6 +211,7 @@ impl CheckoutService {
             idempotency: request.idempotency.map(|r| (r.owner, r.key)),
             at,
             lease_until: at + self.policy.lease,
+            claim: self.new_claim(),
         };
         let (checkout, order) = self.ports.store.begin(new, self.policy.spacing).await?;
         Ok(self.drive(checkout, order).await)
@@ -220,96 +228,170 @@ impl CheckoutService {
     /// When storage fails while claiming.
     #[tracing::instrument(level = "debug", skip(self))]
     pub async fn reconcile_due(&self, limit: usize) -> anyhow::Result<ReconcileReport> {
-        let now = self.ports.clock.now();
-        let claimed = self
-            .ports
-            .store
-            .claim_due(now, now + self.policy.lease, limit)
-            .await?;
         let mut report = ReconcileReport::default();
-        for (checkout, order) in claimed {
-            report.examined += 1;
-            let abandoned = !checkout.state.may_have_charged()
-                && now - checkout.created_at >= self.policy.give_up_after;
-            let outcome = if abandoned {
-                let step = Step::failed(
-                    "failed",
-                    format!(
-                        "given up: the upstream did not take the order within {} minutes",
-                        self.policy.give_up_after.num_minutes()
-                    ),
-                );
-                self.settle(checkout, order, step).await
-            } else {
-                self.drive(checkout, order).await
-            };
-            match outcome {
-                CheckoutOutcome::Paid(_) => report.paid += 1,
-                CheckoutOutcome::Declined { .. } | CheckoutOutcome::Refused { .. } => {
-                    report.failed += 1;
+        while report.examined < limit {
+            let now = self.ports.clock.now();
+            let batch = self.policy.claim_batch.min(limit - report.examined);
+            let claimed = self
+                .ports
+                .store
+                .claim_due(now, now + self.policy.lease, batch, self.new_claim())
+                .await?;
+            let exhausted = claimed.len() < batch;
+            let outcomes = join_all(
+                claimed
+                    .into_iter()
+                    .map(|(checkout, order)| self.reconcile_one(checkout, order, now)),
+            )
+            .await;
+            for outcome in outcomes {
+                report.examined += 1;
+                match outcome {
+                    CheckoutOutcome::Paid(_) => report.paid += 1,
+                    CheckoutOutcome::Declined { .. } | CheckoutOutcome::Refused { .. } => {
+                        report.failed += 1;
+                    }
+                    CheckoutOutcome::Pending(_) => report.pending += 1,
                 }
-                CheckoutOutcome::Pending(_) => report.pending += 1,
+            }
+            if exhausted {
+                break;
             }
         }
         Ok(report)
     }
 
-    /// Delivers up to `limit` due outbox rows (the upstream order's final status)
-    /// and records each result: delivered, tried again later after a growing
-    /// pause, or given up when refused or out of attempts.
+    async fn reconcile_one(
+        &self,
+        checkout: Checkout,
+        order: Order,
+        now: DateTime<Utc>,
+    ) -> CheckoutOutcome {
+        let abandoned = !checkout.state.may_have_charged()
+            && now - checkout.created_at >= self.policy.give_up_after;
+        if abandoned {
+            let step = Step::failed(
+                "failed",
+                format!(
+                    "given up: the upstream did not take the order within {} minutes",
+                    self.policy.give_up_after.num_minutes()
+                ),
+            );
+            self.settle(checkout, order, step).await
+        } else {
+            self.drive(checkout, order).await
+        }
+    }
+
+    /// Takes the checkout of `order_id` up again for its client, who repeated a
+    /// request whose first attempt died with its process: drives it on from
+    /// where it stopped, with the same keys (never a second charge), or answers
+    /// with where it is when it is settled or another worker holds it. `None`
+    /// when there is no such checkout.
+    ///
+    /// # Errors
+    /// When storage fails.
+    #[tracing::instrument(level = "debug", skip(self))]
+    pub async fn resume(&self, order_id: OrderId) -> anyhow::Result<Option<CheckoutOutcome>> {
+        let now = self.ports.clock.now();
+        let found = self
+            .ports
+            .store
+            .claim_one(order_id, now, now + self.policy.lease, self.new_claim())
+            .await?;
+        let Some((checkout, order)) = found else {
+            return Ok(None);
+        };
+        let declined = order
+            .payment()
+            .is_some_and(|payment| payment.status == "declined");
+        if checkout.state.is_final() {
+            return Ok(Some(final_outcome(
+                checkout.state,
+                order,
+                declined,
+                "settled before".to_owned(),
+            )));
+        }
+        Ok(Some(self.drive(checkout, order).await))
+    }
+
+    /// Delivers up to `limit` due outbox rows (the upstream order's final status),
+    /// claiming a small batch at a time and delivering its rows at once, and
+    /// records each result under the claim: delivered, tried again later after a
+    /// growing pause, or given up when refused or out of attempts.
     ///
     /// # Errors
     /// When storage fails.
     #[tracing::instrument(level = "debug", skip(self))]
     pub async fn dispatch_outbox_once(&self, limit: usize) -> anyhow::Result<DispatchReport> {
-        let now = self.ports.clock.now();
-        let due = self
-            .ports
-            .outbox
-            .claim_deliveries(now, now + self.policy.lease, limit)
-            .await?;
         let mut report = DispatchReport::default();
-        for delivery in due {
-            let result = self
+        while report.handled() < limit {
+            let now = self.ports.clock.now();
+            let batch = self.policy.claim_batch.min(limit - report.handled());
+            let due = self
                 .ports
-                .upstream_orders
-                .update_order_status(&UpstreamOrderId::of(delivery.order_id), delivery.status)
-                .await;
-            let at = self.ports.clock.now();
-            let attempt = delivery.attempts + 1;
-            match result {
-                Ok(_) => {
-                    self.ports.outbox.delivered(delivery.id, at).await?;
-                    report.delivered += 1;
-                }
-                // A checkout that failed before its upstream order existed.
-                Err(UpstreamCallError::NotFound(_))
-                    if delivery.status == UpstreamOrderStatus::Failed =>
-                {
-                    self.ports.outbox.delivered(delivery.id, at).await?;
-                    report.delivered += 1;
-                }
-                Err(e @ UpstreamCallError::Rejected(_)) => {
-                    self.ports
-                        .outbox
-                        .abandon(delivery.id, e.to_string(), at)
-                        .await?;
-                    report.abandoned += 1;
-                }
-                Err(e) if attempt >= self.policy.max_delivery_attempts => {
-                    let reason = format!("{e} (after {attempt} attempts)");
-                    self.ports.outbox.abandon(delivery.id, reason, at).await?;
-                    report.abandoned += 1;
-                }
-                Err(e) => {
-                    let next = at + self.policy.backoff(attempt);
-                    self.ports
-                        .outbox
-                        .retry_later(delivery.id, e.to_string(), next)
-                        .await?;
-                    report.retried += 1;
-                }
+                .outbox
+                .claim_deliveries(now, now + self.policy.lease, batch, self.new_claim())
+                .await?;
+            let exhausted = due.len() < batch;
+            for result in join_all(due.into_iter().map(|d| self.deliver(d))).await {
+                report += result?;
             }
+            if exhausted {
+                break;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Delivers one claimed row and records the result under its claim.
+    async fn deliver(&self, delivery: OutboxDelivery) -> anyhow::Result<DispatchReport> {
+        let result = self
+            .ports
+            .upstream_orders
+            .update_order_status(&UpstreamOrderId::of(delivery.order_id), delivery.status)
+            .await;
+        let at = self.ports.clock.now();
+        let attempt = delivery.attempts + 1;
+        let outbox = &self.ports.outbox;
+        let (id, claim) = (delivery.id, delivery.claim);
+        let (recorded, counted) = match result {
+            Ok(_) => (outbox.delivered(id, claim, at).await?, Counted::Delivered),
+            // A checkout that failed before its upstream order existed.
+            Err(UpstreamCallError::NotFound(_))
+                if delivery.status == UpstreamOrderStatus::Failed =>
+            {
+                (outbox.delivered(id, claim, at).await?, Counted::Delivered)
+            }
+            Err(e @ UpstreamCallError::Rejected(_)) => (
+                outbox.abandon(id, claim, e.to_string(), at).await?,
+                Counted::Abandoned,
+            ),
+            Err(e) if attempt >= self.policy.max_delivery_attempts => {
+                let reason = format!("{e} (after {attempt} attempts)");
+                (
+                    outbox.abandon(id, claim, reason, at).await?,
+                    Counted::Abandoned,
+                )
+            }
+            Err(e) => {
+                let next = at + self.policy.backoff(attempt);
+                (
+                    outbox.retry_later(id, claim, e.to_string(), next).await?,
+                    Counted::Retried,
+                )
+            }
+        };
+        let mut report = DispatchReport::default();
+        match (recorded, counted) {
+            (false, _) => {
+                tracing::info!(outbox_id = %id, "the delivery's lease ran out; another dispatcher took it up");
+                report.superseded = 1;
+            }
+            (true, Counted::Delivered) => report.delivered = 1,
+            (true, Counted::Retried) => report.retried = 1,
+            (true, Counted::Abandoned) => report.abandoned = 1,
         }
         Ok(report)
     }
@@ -322,12 +404,20 @@ impl CheckoutService {
         self.ports.outbox.backlog().await
     }
 
+    fn new_claim(&self) -> ClaimToken {
+        ClaimToken::from_uuid(self.ports.ids.new_id())
+    }
+
     /// Runs steps while they make progress towards a payment, within this call:
     /// at most the upstream order, then the payment. A payment whose outcome is
-    /// unknown is not sent again here (that is reconciliation's, later).
+    /// unknown is not sent again here (that is reconciliation's, later). A
+    /// checkout this worker does not hold is left to its holder.
     async fn drive(&self, mut checkout: Checkout, mut order: Order) -> CheckoutOutcome {
         if checkout.state.is_final() {
             return final_outcome(checkout.state, order, false, String::new());
+        }
+        if checkout.claim.is_none() {
+            return CheckoutOutcome::Pending(order);
         }
         loop {
             let from = checkout.state;
@@ -335,7 +425,8 @@ impl CheckoutService {
             let keep_going = step.to == CheckoutState::OrderPlacedUpstream && from != step.to;
             let declined = step.declined;
             let reason = step.error.clone();
-            let (next_checkout, next_order) = match self.record(&checkout, step).await {
+            let (next_checkout, next_order) = match self.record(&checkout, step, !keep_going).await
+            {
                 Some(recorded) => recorded,
                 None => return CheckoutOutcome::Pending(order),
             };
@@ -350,16 +441,23 @@ impl CheckoutService {
     /// Records a final step decided without asking the upstream.
     async fn settle(&self, checkout: Checkout, order: Order, step: Step) -> CheckoutOutcome {
         let reason = step.error.clone().unwrap_or_default();
-        match self.record(&checkout, step).await {
+        match self.record(&checkout, step, true).await {
             Some((_, order)) => CheckoutOutcome::Refused { order, reason },
             None => CheckoutOutcome::Pending(order),
         }
     }
 
-    /// Stores `step`; `None` (logged) when it could not be stored, or another
-    /// process moved the checkout meanwhile. The upstream calls are idempotent,
-    /// so whoever takes the checkout up next repeats them harmlessly.
-    async fn record(&self, checkout: &Checkout, step: Step) -> Option<(Checkout, Order)> {
+    /// Stores `step` under the checkout's claim (given up with `release`);
+    /// `None` (logged) when it could not be stored, or another worker took the
+    /// checkout over meanwhile. The upstream calls are idempotent, so whoever
+    /// takes the checkout up next repeats them harmlessly.
+    async fn record(
+        &self,
+        checkout: &Checkout,
+        step: Step,
+        release: bool,
+    ) -> Option<(Checkout, Order)> {
+        let claim = checkout.claim?;
         let at = self.ports.clock.now();
         let progressed = step.to != checkout.state;
         let pause = if progressed {
@@ -369,6 +467,8 @@ impl CheckoutService {
         };
         let update = CheckoutUpdate {
             order_id: checkout.order_id,
+            claim,
+            release,
             from: checkout.state,
             to: step.to,
             payment: step.payment,
@@ -381,7 +481,7 @@ impl CheckoutService {
         match self.ports.store.record(update).await {
             Ok(Some(recorded)) => Some(recorded),
             Ok(None) => {
-                tracing::info!(order_id = %checkout.order_id, "the checkout was moved by another process");
+                tracing::info!(order_id = %checkout.order_id, "the checkout was moved, or taken over, by another worker");
                 None
             }
             Err(e) => {
@@ -473,6 +573,13 @@ fn final_outcome(
         | CheckoutState::OrderPlacedUpstream
         | CheckoutState::PendingPayment => CheckoutOutcome::Pending(order),
     }
+}
+
+/// What a delivery's result counts as, once recorded.
+enum Counted {
+    Delivered,
+    Retried,
+    Abandoned,
 }
 
 fn next_attempt(at: DateTime<Utc>, pause: TimeDelta) -> DateTime<Utc> {

@@ -1,5 +1,6 @@
 use chrono::{DateTime, Utc};
 
+use crate::orders::OrderId;
 use crate::upstream::IdempotencyKey;
 use crate::value::InvalidValue;
 
@@ -82,6 +83,13 @@ pub enum IdempotencyClaim {
     Replay(StoredResponse),
     /// The same request is still running.
     InUse,
+    /// The same request began before but stopped without an answer (its process
+    /// died) and its lease ran out: this request takes the key over and carries
+    /// on from what the first one left.
+    TakeOver {
+        /// The order the first request created, if it got that far.
+        order_id: Option<OrderId>,
+    },
     /// The key was used for a different request.
     Reused,
 }
@@ -93,6 +101,11 @@ pub struct IdempotencyRecord {
     pub fingerprint: RequestFingerprint,
     /// Its response, once it finished; `None` while it runs.
     pub response: Option<StoredResponse>,
+    /// The order it created, if it links one.
+    pub order_id: Option<OrderId>,
+    /// Until when the request that holds the key (while it has no response) may
+    /// still be running; after that it is taken to have died.
+    pub lease_until: DateTime<Utc>,
     /// When the key is forgotten.
     pub expires_at: DateTime<Utc>,
 }
@@ -112,6 +125,9 @@ impl IdempotencyRecord {
         } else {
             match &self.response {
                 Some(response) => IdempotencyClaim::Replay(response.clone()),
+                None if now >= self.lease_until => IdempotencyClaim::TakeOver {
+                    order_id: self.order_id,
+                },
                 None => IdempotencyClaim::InUse,
             }
         }
@@ -138,6 +154,8 @@ mod tests {
         IdempotencyRecord {
             fingerprint: fingerprint('a'),
             response,
+            order_id: None,
+            lease_until: noon() + TimeDelta::minutes(1),
             expires_at: noon() + TimeDelta::hours(24),
         }
     }
@@ -156,6 +174,41 @@ mod tests {
         assert_eq!(
             record(Some(response.clone())).claim_by(&fingerprint('a'), noon()),
             IdempotencyClaim::Replay(response)
+        );
+    }
+
+    #[test]
+    fn a_first_request_silent_past_its_lease_is_taken_over_by_the_same_request_only() {
+        let order = OrderId::from_uuid(uuid::Uuid::from_u128(9));
+        let crashed = IdempotencyRecord {
+            order_id: Some(order),
+            ..record(None)
+        };
+        let lease_over = noon() + TimeDelta::minutes(1);
+
+        assert_eq!(
+            crashed.claim_by(&fingerprint('a'), lease_over - TimeDelta::seconds(1)),
+            IdempotencyClaim::InUse
+        );
+        assert_eq!(
+            crashed.claim_by(&fingerprint('a'), lease_over),
+            IdempotencyClaim::TakeOver {
+                order_id: Some(order)
+            }
+        );
+        assert_eq!(
+            crashed.claim_by(&fingerprint('b'), lease_over),
+            IdempotencyClaim::Reused
+        );
+        let answered = StoredResponse {
+            status: 202,
+            headers: Vec::new(),
+            body: Vec::new(),
+        };
+        assert_eq!(
+            record(Some(answered.clone())).claim_by(&fingerprint('a'), lease_over),
+            IdempotencyClaim::Replay(answered),
+            "a finished request is replayed, never taken over"
         );
     }
 

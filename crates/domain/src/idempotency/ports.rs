@@ -8,10 +8,12 @@ use crate::upstream::IdempotencyKey;
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync {
-    /// Claims the key of `request` until `expires_at`, or tells what holds it,
-    /// deciding by [`IdempotencyRecord::claim_by`](super::IdempotencyRecord::claim_by)
-    /// on the stored record. Of concurrent claims of one key exactly one is
-    /// `Claimed`; the others see it running.
+    /// Claims the key of `request` until `expires_at`, leased to this request
+    /// until `lease_until`, or tells what holds it, deciding by
+    /// [`IdempotencyRecord::claim_by`](super::IdempotencyRecord::claim_by) on the
+    /// stored record (a `TakeOver` renews the lease to `lease_until`). Of
+    /// concurrent claims of one key exactly one is `Claimed` (or `TakeOver`);
+    /// the others see it running.
     ///
     /// # Errors
     /// When storage fails.
@@ -19,6 +21,7 @@ pub trait IdempotencyStore: Send + Sync {
         &self,
         request: &IdempotentRequest,
         now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> anyhow::Result<IdempotencyClaim>;
 
@@ -33,7 +36,8 @@ pub trait IdempotencyStore: Send + Sync {
         response: StoredResponse,
     ) -> anyhow::Result<()>;
 
-    /// Forgets a claimed key whose request had no effect, so that it can run again.
+    /// Forgets a claimed key whose request had no effect, so that it can run
+    /// again (a key linked to an order stays).
     ///
     /// # Errors
     /// When storage fails.

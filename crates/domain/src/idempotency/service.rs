@@ -8,6 +8,12 @@ use crate::clock::Clock;
 /// How long a key is remembered.
 const KEY_LIFETIME: TimeDelta = TimeDelta::hours(24);
 
+/// How long the first request with a key holds it without answering before a
+/// repetition takes it over: far longer than a request runs (a checkout's
+/// upstream calls end by their deadlines, seconds), so only a request whose
+/// process died is ever taken over.
+const KEY_LEASE: TimeDelta = TimeDelta::minutes(1);
+
 /// Claiming, completing and releasing idempotency keys.
 #[derive(Clone)]
 pub struct IdempotencyService {
@@ -27,14 +33,17 @@ impl IdempotencyService {
         Self { store, clock }
     }
 
-    /// Claims the request's key for 24 hours, or tells what holds it.
+    /// Claims the request's key for 24 hours (held for a minute while it runs
+    /// without an answer), or tells what holds it.
     ///
     /// # Errors
     /// When storage fails.
     #[tracing::instrument(level = "debug", skip_all, fields(owner = request.owner.as_str()))]
     pub async fn claim(&self, request: &IdempotentRequest) -> anyhow::Result<IdempotencyClaim> {
         let now = self.clock.now();
-        self.store.claim(request, now, now + KEY_LIFETIME).await
+        self.store
+            .claim(request, now, now + KEY_LEASE, now + KEY_LIFETIME)
+            .await
     }
 
     /// Records the response of a claimed request: repetitions get it from now on.
@@ -71,7 +80,7 @@ mod tests {
     use crate::upstream::IdempotencyKey;
 
     #[tokio::test]
-    async fn a_key_is_claimed_for_twenty_four_hours_from_now() {
+    async fn a_key_is_claimed_for_twenty_four_hours_and_held_for_a_minute() {
         let now = Utc
             .with_ymd_and_hms(2026, 11, 24, 1, 2, 3)
             .single()
@@ -86,9 +95,14 @@ mod tests {
         let mut store = MockIdempotencyStore::new();
         store
             .expect_claim()
-            .with(eq(request.clone()), eq(now), eq(now + TimeDelta::hours(24)))
+            .with(
+                eq(request.clone()),
+                eq(now),
+                eq(now + TimeDelta::minutes(1)),
+                eq(now + TimeDelta::hours(24)),
+            )
             .times(1)
-            .returning(|_, _, _| Ok(IdempotencyClaim::Claimed));
+            .returning(|_, _, _, _| Ok(IdempotencyClaim::Claimed));
         let service = IdempotencyService::new(Arc::new(store), Arc::new(clock));
 
         assert_eq!(

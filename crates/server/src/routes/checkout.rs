@@ -87,17 +87,28 @@ async fn checkout_basket(
         .check_all()?;
     let basket_id = BasketId::from_uuid(id.into_inner());
     let customer_id = body.customer_id.map(CustomerId::from_uuid);
-    respond_once(&state, &principal, Some(key), input.fingerprint, async |idempotency| {
-        let outcome = state
-            .checkout
-            .checkout(StartCheckout {
-                basket_id,
-                customer_id,
-                scheduled_at,
-                payment_token,
-                idempotency,
-            })
-            .await?;
+    respond_once(&state, &principal, Some(key), input.fingerprint, async |idempotency, resumes| {
+        // A first request that died after writing its order is carried on
+        // from the stored checkout, with the same upstream keys.
+        let resumed = match resumes {
+            Some(order_id) => state.checkout.resume(order_id).await?,
+            None => None,
+        };
+        let outcome = match resumed {
+            Some(outcome) => outcome,
+            None => {
+                state
+                    .checkout
+                    .checkout(StartCheckout {
+                        basket_id,
+                        customer_id,
+                        scheduled_at,
+                        payment_token,
+                        idempotency,
+                    })
+                    .await?
+            }
+        };
         Ok(match outcome {
             CheckoutOutcome::Paid(order) => order_created(HttpResponse::Created(), &order),
             CheckoutOutcome::Pending(order) => order_created(HttpResponse::Accepted(), &order),

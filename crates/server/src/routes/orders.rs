@@ -263,7 +263,10 @@ async fn place_order(
         &principal,
         input.key,
         input.fingerprint,
-        async |_| {
+        // Placing an order is one transaction and links no key: a first request
+        // that died left either nothing, or (if it died between its commit and
+        // storing its answer, a few milliseconds) an order a takeover repeats.
+        async |_, _| {
             let order = state.orders.place(place).await?;
             let mut builder = HttpResponse::Created();
             builder.insert_header((LOCATION, format!("/v1/orders/{}", order.id())));

@@ -9,7 +9,7 @@ use mockall::predicate::always;
 use super::*;
 use crate::baskets::BasketId;
 use crate::checkout::CheckoutPorts;
-use crate::checkout::{MockCheckoutStore, MockOutbox, OutboxDelivery};
+use crate::checkout::{ClaimToken, MockCheckoutStore, MockOutbox, OutboxDelivery};
 use crate::clock::MockClock;
 use crate::customers::CustomerId;
 use crate::ids::MockIdSource;
@@ -61,7 +61,13 @@ fn checkout_in(state: CheckoutState) -> Checkout {
         payment_id: None,
         attempts: 0,
         created_at: noon(),
+        claim: Some(claim()),
     }
+}
+
+/// The claim of every worker in these tests (the ids are all `ORDER`).
+fn claim() -> ClaimToken {
+    ClaimToken::from_uuid(ORDER)
 }
 
 fn request() -> StartCheckout {
@@ -253,6 +259,13 @@ async fn a_healthy_checkout_places_the_upstream_order_pays_and_is_paid() {
         states(&updates),
         [(Started, OrderPlacedUpstream), (OrderPlacedUpstream, Paid)]
     );
+    let updates = updates.lock().expect("lock");
+    assert!(updates.iter().all(|u| u.claim == claim()));
+    assert_eq!(
+        updates.iter().map(|u| u.release).collect::<Vec<_>>(),
+        [false, true],
+        "the request keeps its claim while it drives on, and gives it up when it stops"
+    );
 }
 
 #[tokio::test]
@@ -421,10 +434,13 @@ async fn reconciliation_sends_a_payment_in_doubt_again_under_the_same_key_and_se
     ports
         .store
         .expect_claim_due()
-        .withf(|now, lease, limit| {
-            *now == noon() && *lease == noon() + TimeDelta::seconds(60) && *limit == 10
+        .withf(|now, lease, limit, claimed| {
+            *now == noon()
+                && *lease == noon() + TimeDelta::seconds(60)
+                && *limit == 10
+                && *claimed == claim()
         })
-        .returning(|_, _, _| {
+        .returning(|_, _, _, _| {
             Ok(vec![(
                 checkout_in(PendingPayment),
                 order_in(OrderStatus::PendingPayment, None),
@@ -455,7 +471,7 @@ async fn reconciliation_sends_a_payment_in_doubt_again_under_the_same_key_and_se
 #[tokio::test]
 async fn reconciliation_asks_about_a_known_payment_and_resumes_an_unplaced_order() {
     let mut ports = Ports::new().recording();
-    ports.store.expect_claim_due().returning(|_, _, _| {
+    ports.store.expect_claim_due().returning(|_, _, _, _| {
         let known = Checkout {
             payment_id: Some(UpstreamPaymentId::parse("pay_1").expect("id")),
             ..checkout_in(PendingPayment)
@@ -506,7 +522,7 @@ async fn reconciliation_asks_about_a_known_payment_and_resumes_an_unplaced_order
 async fn reconciliation_gives_up_only_checkouts_that_cannot_have_charged() {
     let mut ports = Ports::new().recording();
     ports.now = noon() + TimeDelta::hours(2);
-    ports.store.expect_claim_due().returning(|_, _, _| {
+    ports.store.expect_claim_due().returning(|_, _, _, _| {
         Ok(vec![
             (
                 checkout_in(Started),
@@ -567,19 +583,23 @@ fn delivery(status: UpstreamOrderStatus, attempts: u32) -> OutboxDelivery {
         order_id: OrderId::from_uuid(ORDER),
         status,
         attempts,
+        claim: claim(),
     }
 }
 
 #[tokio::test]
 async fn the_dispatcher_delivers_completions_and_retries_failures_with_growing_pauses() {
     let mut ports = Ports::new();
-    ports.outbox.expect_claim_deliveries().returning(|_, _, _| {
-        Ok(vec![
-            delivery(UpstreamOrderStatus::Completed, 0),
-            delivery(UpstreamOrderStatus::Completed, 3),
-            delivery(UpstreamOrderStatus::Failed, 0),
-        ])
-    });
+    ports
+        .outbox
+        .expect_claim_deliveries()
+        .returning(|_, _, _, _| {
+            Ok(vec![
+                delivery(UpstreamOrderStatus::Completed, 0),
+                delivery(UpstreamOrderStatus::Completed, 3),
+                delivery(UpstreamOrderStatus::Failed, 0),
+            ])
+        });
     let mut answers = vec![
         Ok(upstream_order()),
         Err(UpstreamCallError::Unavailable(Unavailable::new(
@@ -600,13 +620,13 @@ async fn the_dispatcher_delivers_completions_and_retries_failures_with_growing_p
         .outbox
         .expect_delivered()
         .times(2)
-        .returning(|_, _| Ok(()));
+        .returning(|_, _, _| Ok(true));
     ports
         .outbox
         .expect_retry_later()
-        .withf(|_, _, next| *next == noon() + TimeDelta::seconds(8))
+        .withf(|_, _, _, next| *next == noon() + TimeDelta::seconds(8))
         .times(1)
-        .returning(|_, _, _| Ok(()));
+        .returning(|_, _, _, _| Ok(true));
     let (service, _) = ports.service();
 
     let report = service.dispatch_outbox_once(10).await.expect("dispatched");
@@ -616,7 +636,8 @@ async fn the_dispatcher_delivers_completions_and_retries_failures_with_growing_p
         DispatchReport {
             delivered: 2,
             retried: 1,
-            abandoned: 0
+            abandoned: 0,
+            superseded: 0
         }
     );
 }
@@ -624,12 +645,15 @@ async fn the_dispatcher_delivers_completions_and_retries_failures_with_growing_p
 #[tokio::test]
 async fn the_dispatcher_gives_up_a_refused_delivery_and_one_out_of_attempts() {
     let mut ports = Ports::new();
-    ports.outbox.expect_claim_deliveries().returning(|_, _, _| {
-        Ok(vec![
-            delivery(UpstreamOrderStatus::Completed, 0),
-            delivery(UpstreamOrderStatus::Completed, 19),
-        ])
-    });
+    ports
+        .outbox
+        .expect_claim_deliveries()
+        .returning(|_, _, _, _| {
+            Ok(vec![
+                delivery(UpstreamOrderStatus::Completed, 0),
+                delivery(UpstreamOrderStatus::Completed, 19),
+            ])
+        });
     let mut answers = vec![
         Err(UpstreamCallError::Rejected(rejection())),
         Err(UpstreamCallError::Unexpected(anyhow::anyhow!("garbage"))),
@@ -643,12 +667,142 @@ async fn the_dispatcher_gives_up_a_refused_delivery_and_one_out_of_attempts() {
         .outbox
         .expect_abandon()
         .times(2)
-        .returning(|_, _, _| Ok(()));
+        .returning(|_, _, _, _| Ok(true));
     let (service, _) = ports.service();
 
     let report = service.dispatch_outbox_once(10).await.expect("dispatched");
 
     assert_eq!(report.abandoned, 2);
+}
+
+#[tokio::test]
+async fn the_dispatcher_claims_small_batches_up_to_its_limit_and_counts_lost_claims() {
+    let mut ports = Ports::new();
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let asked_by_claims = asked.clone();
+    ports
+        .outbox
+        .expect_claim_deliveries()
+        .returning(move |_, _, limit, _| {
+            asked_by_claims.lock().expect("lock").push(limit);
+            Ok(vec![delivery(UpstreamOrderStatus::Completed, 0); limit])
+        });
+    ports
+        .orders
+        .expect_update_order_status()
+        .times(25)
+        .returning(|_, _| Ok(upstream_order()));
+    let mut recorded = 0;
+    ports
+        .outbox
+        .expect_delivered()
+        .times(25)
+        .returning(move |_, _, _| {
+            recorded += 1;
+            // The first row's lease ran out; another dispatcher took it up.
+            Ok(recorded > 1)
+        });
+    let (service, _) = ports.service();
+
+    let report = service.dispatch_outbox_once(25).await.expect("dispatched");
+
+    assert_eq!(*asked.lock().expect("lock"), [10, 10, 5]);
+    assert_eq!(
+        report,
+        DispatchReport {
+            delivered: 24,
+            retried: 0,
+            abandoned: 0,
+            superseded: 1
+        }
+    );
+}
+
+#[tokio::test]
+async fn resuming_drives_a_checkout_it_holds_on_with_the_same_keys() {
+    let mut ports = Ports::new().placing_upstream();
+    ports
+        .store
+        .expect_claim_one()
+        .withf(|order, now, lease, claimed| {
+            order.as_uuid() == ORDER
+                && *now == noon()
+                && *lease == noon() + TimeDelta::seconds(60)
+                && *claimed == claim()
+        })
+        .returning(|_, _, _, _| {
+            Ok(Some((
+                checkout_in(Started),
+                order_in(OrderStatus::PendingPayment, None),
+            )))
+        });
+    ports
+        .payments
+        .expect_create_payment()
+        .withf(|p| p.idempotency_key == IdempotencyKey::for_id("payment", ORDER))
+        .times(1)
+        .returning(|_| Ok(payment()));
+    let (service, updates) = ports.service();
+
+    let outcome = service
+        .resume(OrderId::from_uuid(ORDER))
+        .await
+        .expect("resumed");
+
+    assert!(
+        matches!(outcome, Some(CheckoutOutcome::Paid(_))),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        states(&updates),
+        [(Started, OrderPlacedUpstream), (OrderPlacedUpstream, Paid)]
+    );
+}
+
+#[tokio::test]
+async fn resuming_leaves_a_checkout_held_elsewhere_alone_and_answers_a_settled_one() {
+    let mut ports = Ports::new();
+    let mut found = vec![
+        Checkout {
+            claim: None,
+            ..checkout_in(PendingPayment)
+        },
+        Checkout {
+            claim: None,
+            ..checkout_in(PaymentFailed)
+        },
+    ]
+    .into_iter();
+    ports.store.expect_claim_one().returning(move |_, _, _, _| {
+        let checkout = found.next().expect("asked twice");
+        let order = if checkout.state == PaymentFailed {
+            order_in(
+                OrderStatus::PaymentFailed,
+                Some(payment_info("declined", None)),
+            )
+        } else {
+            order_in(OrderStatus::PendingPayment, None)
+        };
+        Ok(Some((checkout, order)))
+    });
+    ports.store.expect_record().never();
+    ports.orders.expect_create_order().never();
+    ports.payments.expect_create_payment().never();
+    ports.payments.expect_get_payment().never();
+    let (service, _) = ports.service();
+    let order = OrderId::from_uuid(ORDER);
+
+    let held = service.resume(order).await.expect("read");
+    let settled = service.resume(order).await.expect("read");
+
+    assert!(
+        matches!(held, Some(CheckoutOutcome::Pending(_))),
+        "{held:?}"
+    );
+    assert!(
+        matches!(settled, Some(CheckoutOutcome::Declined { .. })),
+        "{settled:?}"
+    );
 }
 
 #[test]
