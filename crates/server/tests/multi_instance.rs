@@ -38,9 +38,10 @@ const ADMIN_EMAIL: &str = "admin@multi-instance.test";
 const ADMIN_PASSWORD: &str = "multi-instance admin password";
 /// The revocation bound across instances under test: short, so the test is.
 const API_KEY_CACHE_TTL: Duration = Duration::from_millis(1_000);
-/// What a refusal may take beyond the bound here: one polling step plus a
-/// request to a debug build on a busy machine.
-const MEASURING_SLACK: Duration = Duration::from_millis(500);
+/// The bound is checked on the instant a request was *sent* (a request accepted
+/// was processed later still), so a slow answer on a busy machine cannot fail the
+/// test; this only absorbs the timer's granularity.
+const MEASURING_SLACK: Duration = Duration::from_millis(50);
 
 /// One `ordo serve` process, its port kept across restarts.
 struct Instance {
@@ -500,19 +501,24 @@ async fn a_rotated_key_is_refused_everywhere_within_the_bound(fleet: &Fleet) {
     // … and within the cache's TTL on the others.
     for n in 1..INSTANCES {
         let refused_after = loop {
+            let sent_after = rotated_at.elapsed();
             let me = fleet.me_with_key(n, &old_key).await;
             if me.status == StatusCode::UNAUTHORIZED {
-                break rotated_at.elapsed();
+                break sent_after;
             }
             assert_eq!(me.status, StatusCode::OK, "instance {n}: {me:?}");
+            // Every instance read the key before the rotation, so its entry is
+            // older than `rotated_at`: accepting a request sent a TTL later would
+            // break the bound.
             assert!(
-                rotated_at.elapsed() < API_KEY_CACHE_TTL + MEASURING_SLACK,
-                "instance {n} still takes the rotated key after {:?}",
-                rotated_at.elapsed()
+                sent_after < API_KEY_CACHE_TTL + MEASURING_SLACK,
+                "instance {n} still took the rotated key in a request sent {sent_after:?} after the rotation"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
-        eprintln!("instance {n} refused the rotated key {refused_after:?} after the rotation");
+        eprintln!(
+            "instance {n} refused the rotated key in a request sent {refused_after:?} after the rotation"
+        );
     }
     for n in 0..INSTANCES {
         let me = fleet.me_with_key(n, new_key).await;
@@ -601,8 +607,10 @@ async fn each_due_job_run_happens_once(fleet: &Fleet, since: DateTime<Utc>) {
         "a due instant ran twice: {runs:#?}"
     );
     let seconds = (until - since).num_seconds();
+    // Instants that fall due while a run still runs are covered by its next run
+    // (never two at once), so a slow machine sees fewer runs; never one twice.
     assert!(
-        i64::try_from(due.len()).expect("few") >= seconds - 2,
+        due.len() >= 3,
         "{} runs in {seconds} s of a job due every second: {runs:#?}",
         due.len()
     );
