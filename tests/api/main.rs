@@ -20,4 +20,5 @@ mod reports;
 mod sample_data;
 mod scheduler;
 mod shared_rate_limits;
+mod shared_usage_cache;
 mod upstream;

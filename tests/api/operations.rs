@@ -67,15 +67,7 @@ async fn metrics_count_requests_by_route_template() {
     let app = spawn_app().await;
     app.get("/v1/products").await;
 
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .expect("sent")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.metrics().await;
 
     assert!(metrics.contains("http_requests_total"), "{metrics}");
     assert!(metrics.contains("route=\"/v1/products\""), "{metrics}");

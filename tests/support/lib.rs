@@ -636,6 +636,18 @@ impl TestApp {
         reply.body
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        self.anonymous
+            .get(format!("{}/metrics", self.address))
+            .send()
+            .await
+            .expect("sent")
+            .text()
+            .await
+            .expect("text")
+    }
+
     /// One number from SQL (`SELECT … AS n`) against the app's database.
     pub async fn count(&self, sql: &str) -> i64 {
         ordo_postgres::testing::count(&self.pool, sql)

@@ -11,6 +11,7 @@ mod hits;
 mod load;
 mod reference;
 mod reports;
+mod scale_out;
 mod scenarios;
 mod seed;
 mod store_round_trip;
@@ -85,6 +86,12 @@ struct Cli {
     /// throw-away `redis-server` when omitted (skipped where there is none).
     #[arg(long)]
     redis_url: Option<String>,
+    /// Instead of the scenarios: the authenticated get-order load on 1 server,
+    /// then on this many servers sharing the database, with the rate limits in
+    /// Redis (--redis-url, or a throw-away redis-server) and the load spread
+    /// round-robin; prints both side by side (goal: within 10 %).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(2..=16))]
+    instances: Option<u16>,
     /// Also write the results as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -233,6 +240,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Ok(_) | Err(CreateUserError::EmailTaken) => {}
         Err(e) => return Err(anyhow::anyhow!("creating the bench administrator: {e}")),
     }
+    if let Some(instances) = cli.instances {
+        let outcome = scale_out_mode(&cli, instances, &database_url, &data_key, data, shape).await;
+        drop(services);
+        if let Some(cluster) = cluster {
+            tokio::task::spawn_blocking(move || cluster.stop()).await?;
+        }
+        eprintln!("done in {:.1} s", started.elapsed().as_secs_f64());
+        return outcome;
+    }
     if scenarios
         .iter()
         .any(|s| matches!(s, Scenario::UsageTop | Scenario::UsageDaily))
@@ -264,6 +280,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 cli.pool_size,
                 &data_key,
                 upstream_url.as_deref(),
+                &[],
             )?;
             child = Some(process);
             format!("http://127.0.0.1:{port}")
@@ -416,6 +433,59 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--instances N`: 1 and N servers side by side, then the rate-limit decision in
+/// each store.
+async fn scale_out_mode(
+    cli: &Cli,
+    instances: u16,
+    database_url: &str,
+    data_key: &str,
+    data: seed::Dataset,
+    shape: LoadShape,
+) -> anyhow::Result<()> {
+    let setup = scale_out::Setup {
+        database_url,
+        pool_size: cli.pool_size,
+        data_key,
+        redis_url: cli.redis_url.as_deref(),
+        shape,
+        data: Arc::new(data),
+    };
+    let runs = scale_out::compare(&setup, usize::from(instances)).await?;
+    let decisions = if cli.quick { 2_000 } else { 20_000 };
+    let round_trips = store_round_trip::measure(cli.redis_url.as_deref(), decisions).await?;
+    println!(
+        "ordo-bench {} · {} cores · concurrency {} · {} s measured after {} s warm-up · pool {} per instance",
+        chrono::Utc::now().format("%Y-%m-%d"),
+        std::thread::available_parallelism()
+            .map(usize::from)
+            .unwrap_or(1),
+        cli.concurrency,
+        cli.duration,
+        cli.warmup,
+        cli.pool_size,
+    );
+    scale_out::print(&runs);
+    print_round_trips(&round_trips);
+    if let Some(path) = &cli.json {
+        let report = serde_json::json!({"scale_out": runs, "rate_limit_round_trip": round_trips});
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn print_round_trips(round_trips: &[store_round_trip::RoundTrip]) {
+    let round_trips: Vec<String> = round_trips
+        .iter()
+        .map(|r| format!("{} p50 {} µs (p99 {} µs)", r.store, r.p50_us, r.p99_us))
+        .collect();
+    println!(
+        "rate-limit decision, one at a time: {}",
+        round_trips.join(" · ")
+    );
+}
+
 fn print_table(report: &Report) {
     println!(
         "ordo-bench {} · {} cores · concurrency {} · {} s measured after {} s warm-up · pool {} · {} customers, {} orders",
@@ -472,15 +542,7 @@ fn print_table(report: &Report) {
             row("", "reference", reference, "-".into(), String::new());
         }
     }
-    let round_trips: Vec<String> = report
-        .rate_limit_round_trip
-        .iter()
-        .map(|r| format!("{} p50 {} µs (p99 {} µs)", r.store, r.p50_us, r.p99_us))
-        .collect();
-    println!(
-        "rate-limit decision, one at a time: {}",
-        round_trips.join(" · ")
-    );
+    print_round_trips(&report.rate_limit_round_trip);
 }
 
 /// The database to run against: `url`, or a new database in a throw-away local
@@ -579,13 +641,15 @@ fn bench_data_key() -> String {
     std::env::var("ORDO_DATA_KEY").unwrap_or_else(|_| ordo_server::app::random_secret())
 }
 
-/// Starts this executable as the Ordo server and waits for the port it reports;
-/// it calls the upstream at `upstream_url` (its own sandbox simulator without).
+/// Starts this executable as the Ordo server, with `env` besides what it always
+/// gets, and waits for the port it reports; it calls the upstream at
+/// `upstream_url` (its own sandbox simulator without).
 fn spawn_server(
     database_url: &str,
     pool_size: usize,
     data_key: &str,
     upstream_url: Option<&str>,
+    env: &[(&str, &str)],
 ) -> anyhow::Result<(Child, u16)> {
     let pool_size = pool_size.to_string();
     let mut args = vec![
@@ -599,6 +663,7 @@ fn spawn_server(
         args.extend(["--upstream-url", url]);
     }
     let mut child = Command::new(std::env::current_exe()?)
+        .envs(env.iter().copied())
         .args(args)
         .env("RUST_LOG", "warn")
         .env("ORDO_DATA_KEY", data_key)
@@ -638,8 +703,15 @@ fn serve_child(
         settings.database.url = Some(database_url.into());
         settings.database.pool_size = pool_size;
         settings.upstream.url = upstream_url;
-        // Made up for this run: the bench logs in to the server it started.
-        settings.auth.jwt_secret = Some(ordo_server::app::random_secret().into());
+        // Made up for this run (the bench logs in to the server it started), or
+        // given, so that several servers take one another's tokens.
+        settings.auth.jwt_secret = Some(
+            std::env::var("ORDO_JWT_SECRET")
+                .unwrap_or_else(|_| ordo_server::app::random_secret())
+                .into(),
+        );
+        // Several servers share their rate limits through it.
+        settings.redis.url = std::env::var("ORDO_REDIS_URL").ok().map(Into::into);
         settings.auth.data_key = Some(
             std::env::var("ORDO_DATA_KEY")
                 .context("the parent passes ORDO_DATA_KEY")?

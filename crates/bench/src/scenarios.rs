@@ -360,11 +360,13 @@ fn rng_for(worker: usize, n: u64) -> StdRng {
     StdRng::seed_from_u64((worker as u64) << 40 ^ n)
 }
 
-fn pick(from: &[Uuid], worker: usize, n: u64) -> Uuid {
+/// One of `from`, drawn by a generator seeded from the worker and its running number.
+pub fn pick(from: &[Uuid], worker: usize, n: u64) -> Uuid {
     from[rng_for(worker, n).random_range(0..from.len())]
 }
 
-async fn get_ok(client: &reqwest::Client, url: &str) -> bool {
+/// Whether `GET url` answered a success whose body arrived whole.
+pub async fn get_ok(client: &reqwest::Client, url: &str) -> bool {
     match client.get(url).send().await {
         Ok(response) => {
             let ok = response.status().is_success();

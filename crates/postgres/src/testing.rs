@@ -115,6 +115,21 @@ pub async fn fresh_database() -> anyhow::Result<TestDatabase> {
     })
 }
 
+/// A new database without any table, as a new deployment's starts: for tests
+/// of what happens before and during the first migration.
+///
+/// # Errors
+/// When the cluster cannot be started or the database not created.
+pub async fn empty_database() -> anyhow::Result<TestDatabase> {
+    let cluster = cluster().await?;
+    let name = format!("e_{}", uuid::Uuid::new_v4().simple());
+    cluster.ensure_database(&name).await?;
+    Ok(TestDatabase {
+        url: cluster.database_url(&name),
+        name,
+    })
+}
+
 /// One number from SQL (`SELECT … AS n`), for tests that must inspect rows.
 ///
 /// # Errors

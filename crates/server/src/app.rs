@@ -13,8 +13,8 @@ use actix_web::dev::{Server, ServerHandle};
 use anyhow::Context;
 use ordo_crypto::{Argon2Hasher, DataKeyring, JwtConfig, JwtTokens, RandomApiKeys, RandomTokens};
 use ordo_domain::activity::{
-    ActivityPolicy, ActivityService, ActivitySink, HitStore, RetentionDays, UsageService,
-    UsageStore,
+    ActivityPolicy, ActivityService, ActivitySink, HitStore, RetentionDays, UsageCache,
+    UsageService, UsageStore,
 };
 use ordo_domain::auth::{
     AccessTokens, AuthPolicy, AuthService, PasswordHasher, RefreshTokenStore, TokenSecrets,
@@ -43,7 +43,7 @@ use ordo_postgres::{
     PgCustomerRepository, PgIdempotencyStore, PgJobStore, PgOrderRepository, PgPool,
     PgProductRepository, PgRefreshTokenStore, PgReportQueries, PgUserRepository, connect_pool,
 };
-use ordo_redis::{Redis, RedisConfig, RedisRateLimits};
+use ordo_redis::{Redis, RedisConfig, RedisRateLimits, RedisUsageCache};
 use ordo_upstream::{UpstreamClient, UpstreamConfig};
 use ordo_upstream_sim::{RunningSim, SimConfig, UpstreamSim};
 use secrecy::{ExposeSecret, SecretString};
@@ -113,6 +113,9 @@ pub struct Adapters {
     pub activity_sink: Arc<dyn ActivitySink>,
     /// The hourly counts, for the usage figures.
     pub usage_store: Arc<dyn UsageStore>,
+    /// Usage answers shared by several instances; `None`: each instance
+    /// remembers its own in memory (for `ORDO_USAGE_CACHE_TTL_MS` either way).
+    pub usage_cache: Option<Arc<dyn UsageCache>>,
     /// The reports' queries.
     pub reports: Arc<dyn ReportQueries>,
     /// The external order, payment and catalog API.
@@ -206,6 +209,7 @@ impl Adapters {
             hit_store: activity.clone(),
             activity_sink: Arc::new(DirectActivitySink::new(activity.clone())),
             usage_store: activity,
+            usage_cache: None,
             reports: Arc::new(PgReportQueries::new(pool.clone())),
         }
     }
@@ -451,6 +455,7 @@ impl Services {
             hit_store,
             activity_sink,
             usage_store,
+            usage_cache,
             reports,
         } = adapters.clone();
         let activity_policy = ActivityPolicy {
@@ -499,7 +504,7 @@ impl Services {
             ),
             usage: UsageService::new(
                 usage_store,
-                Arc::new(InMemoryUsageCache::new(usage_max_age)),
+                usage_cache.unwrap_or_else(|| Arc::new(InMemoryUsageCache::new(usage_max_age))),
                 clock.clone(),
             ),
             usage_max_age,
@@ -757,15 +762,20 @@ impl ApplicationBuilder {
         if let Some(hasher) = password_hasher {
             adapters.password_hasher = hasher;
         }
-        // With a Redis, the state several instances must agree on lives there. The
-        // analytics cache is to be chosen here the same way when its port lands:
-        // its Redis adapter (in ordo-redis) on this `redis`, in memory without.
+        // With a Redis, the state several instances must agree on lives there:
+        // the rate limits and the usage answers; in this process's memory without.
         let redis = connect_redis(&settings).await?;
         adapters.rate_limits = match (rate_limits, &redis) {
             (Some(store), _) => store,
             (None, Some(redis)) => Arc::new(RedisRateLimits::new(redis.clone())),
             (None, None) => Arc::new(InMemoryRateLimits::new(settings.rate_limits.max_keys)),
         };
+        if let Some(redis) = &redis {
+            adapters.usage_cache = Some(Arc::new(RedisUsageCache::new(
+                redis.clone(),
+                Duration::from_millis(settings.activity.usage_cache_ttl_ms),
+            )));
+        }
         adapters.access_tokens = Arc::new(
             JwtTokens::new(jwt_config(
                 secrets.jwt_secret.expose_secret(),
@@ -888,7 +898,9 @@ async fn connect_redis(settings: &Settings) -> anyhow::Result<Option<Redis>> {
         timeout: Duration::from_millis(settings.redis.timeout_ms.max(1)),
     })
     .await?;
-    tracing::info!("rate limits are kept in Redis, shared with every instance using it");
+    tracing::info!(
+        "rate limits and usage answers are kept in Redis, shared with every instance using it"
+    );
     Ok(Some(redis))
 }
 

@@ -1,10 +1,11 @@
-//! Usage answers remembered in this process for a short TTL. Behind the
-//! `UsageCache` port, so that several instances can share one (Redis) instead: a
-//! per-process cache means each instance may answer from its own, slightly
-//! different moment, at most one TTL old.
+//! Usage answers remembered in this process for a short TTL: the default. Several
+//! instances share one in Redis instead (`ordo_redis::RedisUsageCache`, chosen
+//! by `ORDO_REDIS_URL`): with a cache per process each instance may answer from
+//! its own, slightly different moment, at most one TTL old, with another `ETag`.
 
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use ordo_domain::activity::{UsageCache, UsageQuery, UsageReport};
 
 /// The most answers remembered: dashboards ask few distinct questions.
@@ -41,8 +42,9 @@ impl InMemoryUsageCache {
     }
 }
 
+#[async_trait]
 impl UsageCache for InMemoryUsageCache {
-    fn get(&self, query: &UsageQuery) -> Option<UsageReport> {
+    async fn get(&self, query: &UsageQuery) -> Option<UsageReport> {
         let (report, until) = self.answers.get(query)?;
         if Instant::now() < until {
             Some(report)
@@ -52,7 +54,7 @@ impl UsageCache for InMemoryUsageCache {
         }
     }
 
-    fn put(&self, query: UsageQuery, report: UsageReport) {
+    async fn put(&self, query: UsageQuery, report: UsageReport) {
         if !self.ttl.is_zero() {
             self.answers
                 .insert(query, (report, Instant::now() + self.ttl));
@@ -81,22 +83,22 @@ mod tests {
         UsageReport::Hourly(Arc::new(HourlyUsage { items: vec![] }))
     }
 
-    #[test]
-    fn an_answer_is_remembered_until_its_ttl_passes() {
+    #[tokio::test]
+    async fn an_answer_is_remembered_until_its_ttl_passes() {
         let cache = InMemoryUsageCache::new(Duration::from_millis(30));
         let query = query();
-        cache.put(query.clone(), report());
+        cache.put(query.clone(), report()).await;
 
-        assert_eq!(cache.get(&query), Some(report()));
-        std::thread::sleep(Duration::from_millis(40));
-        assert_eq!(cache.get(&query), None);
+        assert_eq!(cache.get(&query).await, Some(report()));
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert_eq!(cache.get(&query).await, None);
     }
 
-    #[test]
-    fn a_zero_ttl_remembers_nothing() {
+    #[tokio::test]
+    async fn a_zero_ttl_remembers_nothing() {
         let cache = InMemoryUsageCache::new(Duration::ZERO);
         let query = query();
-        cache.put(query.clone(), report());
-        assert_eq!(cache.get(&query), None);
+        cache.put(query.clone(), report()).await;
+        assert_eq!(cache.get(&query).await, None);
     }
 }

@@ -179,12 +179,18 @@ pub enum UsageReport {
 
 /// Remembers usage answers for a short time, so that a dashboard polling the
 /// figures costs one query per question per interval. An implementation may be
-/// shared by several instances.
+/// shared by several instances (then they all give the same answer to a
+/// question within its time).
+///
+/// A cache never fails a question: an implementation that cannot reach its
+/// storage answers `None` and forgets the `put` (reporting it itself), so the
+/// answer is computed as if nothing were cached.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
 pub trait UsageCache: Send + Sync {
     /// The answer remembered for `query`, if it is still fresh.
-    fn get(&self, query: &UsageQuery) -> Option<UsageReport>;
+    async fn get(&self, query: &UsageQuery) -> Option<UsageReport>;
 
     /// Remembers `report` as the answer to `query`.
-    fn put(&self, query: UsageQuery, report: UsageReport);
+    async fn put(&self, query: UsageQuery, report: UsageReport);
 }

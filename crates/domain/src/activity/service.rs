@@ -325,7 +325,7 @@ impl UsageService {
             days: window.days(),
             today,
         };
-        if let Some(UsageReport::Daily(cached)) = self.cache.get(&query) {
+        if let Some(UsageReport::Daily(cached)) = self.cache.get(&query).await {
             return Ok(cached);
         }
         let clients = self.store.clients(only).await?;
@@ -356,7 +356,9 @@ impl UsageService {
                 })
                 .collect(),
         });
-        self.cache.put(query, UsageReport::Daily(usage.clone()));
+        self.cache
+            .put(query, UsageReport::Daily(usage.clone()))
+            .await;
         Ok(usage)
     }
 
@@ -372,7 +374,7 @@ impl UsageService {
             hours: window.hour_count(),
             limit: window.max_clients(),
         };
-        if let Some(UsageReport::Top(cached)) = self.cache.get(&query) {
+        if let Some(UsageReport::Top(cached)) = self.cache.get(&query).await {
             return Ok(cached);
         }
         // The current bucket ends an hour after it starts; hits stamped up to the
@@ -387,7 +389,7 @@ impl UsageService {
             window_end: now,
             clients,
         });
-        self.cache.put(query, UsageReport::Top(top.clone()));
+        self.cache.put(query, UsageReport::Top(top.clone())).await;
         Ok(top)
     }
 
@@ -407,7 +409,7 @@ impl UsageService {
             to: range.end(),
             principal,
         };
-        if let Some(UsageReport::Hourly(cached)) = self.cache.get(&query) {
+        if let Some(UsageReport::Hourly(cached)) = self.cache.get(&query).await {
             return Ok(cached);
         }
         let items = self
@@ -415,7 +417,9 @@ impl UsageService {
             .hourly(range.first(), range.end(), principal)
             .await?;
         let usage = Arc::new(HourlyUsage { items });
-        self.cache.put(query, UsageReport::Hourly(usage.clone()));
+        self.cache
+            .put(query, UsageReport::Hourly(usage.clone()))
+            .await;
         Ok(usage)
     }
 }

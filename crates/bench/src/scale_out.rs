@@ -1,0 +1,150 @@
+//! `--instances N`: what scaling out costs. The authenticated get-order load runs
+//! against one Ordo server, then against N servers on the same database, with the
+//! rate limits of both runs in one Redis (so each request pays the shared
+//! decision's round trip) and the load spread round-robin over the servers, as a
+//! load balancer spreads it. On one machine the N servers share the cores one had,
+//! so N cannot be faster; the goal is that coordination (Redis, the database's
+//! locks) does not make it slower: N within 10 % of 1.
+
+use std::process::Child;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ordo_redis::testing::RedisServer;
+use serde::Serialize;
+
+use crate::load::{LoadShape, Measurement, drive};
+use crate::scenarios::{get_ok, pick};
+use crate::seed::Dataset;
+
+/// The goal: N instances ÷ 1 instance, at least.
+pub const GOAL: f64 = 0.9;
+
+/// One run: how many servers, and what they served together.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScaleOutRun {
+    /// Servers the load was spread over.
+    pub instances: usize,
+    /// What they served.
+    pub get_order: Measurement,
+}
+
+/// What the comparison needs of the bench's setup.
+#[derive(Debug, Clone)]
+pub struct Setup<'a> {
+    /// The seeded database.
+    pub database_url: &'a str,
+    /// Each server's pool.
+    pub pool_size: usize,
+    /// The key the seeded data is sealed under.
+    pub data_key: &'a str,
+    /// A Redis to share; a throw-away `redis-server` when `None`.
+    pub redis_url: Option<&'a str>,
+    /// How hard and how long each run drives.
+    pub shape: LoadShape,
+    /// The seeded orders.
+    pub data: Arc<Dataset>,
+}
+
+/// Runs get-order on 1 and on `instances` servers.
+///
+/// # Errors
+/// When there is no Redis, or a server does not start or refuses the login.
+pub async fn compare(setup: &Setup<'_>, instances: usize) -> anyhow::Result<Vec<ScaleOutRun>> {
+    // Kept until the runs are over: dropping it stops the server.
+    let throw_away;
+    let redis_url = match setup.redis_url {
+        Some(url) => url,
+        None => {
+            throw_away = RedisServer::start().map_err(|e| {
+                e.context("--instances keeps the rate limits in Redis: give --redis-url or install redis-server")
+            })?;
+            throw_away.url()
+        }
+    };
+    // One signing key for every server: a token issued by one is taken by all.
+    let jwt_secret = ordo_server::app::random_secret();
+    let mut runs = Vec::new();
+    for count in [1, instances] {
+        eprintln!("running get-order on {count} instance(s) with rate limits in Redis …");
+        let mut servers: Vec<Child> = Vec::with_capacity(count);
+        let mut bases = Vec::with_capacity(count);
+        for _ in 0..count {
+            let (child, port) = crate::spawn_server(
+                setup.database_url,
+                setup.pool_size,
+                setup.data_key,
+                None,
+                &[
+                    ("ORDO_REDIS_URL", redis_url),
+                    ("ORDO_JWT_SECRET", jwt_secret.as_str()),
+                ],
+            )?;
+            servers.push(child);
+            bases.push(format!("http://127.0.0.1:{port}"));
+        }
+        let measured = measure(setup, bases).await;
+        for mut server in servers {
+            let _ = server.kill();
+            let _ = server.wait();
+        }
+        runs.push(ScaleOutRun {
+            instances: count,
+            get_order: measured?,
+        });
+    }
+    Ok(runs)
+}
+
+async fn measure(setup: &Setup<'_>, bases: Vec<String>) -> anyhow::Result<Measurement> {
+    let token = crate::login(&bases[0], crate::BENCH_EMAIL).await?;
+    let mut headers = reqwest::header::HeaderMap::new();
+    let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))?;
+    value.set_sensitive(true);
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(setup.shape.concurrency * 2)
+        .timeout(Duration::from_secs(30))
+        .default_headers(headers)
+        .build()?;
+    let bases = Arc::new(bases);
+    let data = setup.data.clone();
+    Ok(drive(setup.shape, move |worker, n| {
+        let (client, bases, data) = (client.clone(), bases.clone(), data.clone());
+        async move {
+            // Round-robin per request, each worker starting at another server.
+            let turn = usize::try_from(n).unwrap_or(0).wrapping_add(worker);
+            let base = &bases[turn % bases.len()];
+            let id = pick(&data.orders, worker, n);
+            get_ok(&client, &format!("{base}/v1/orders/{id}")).await
+        }
+    })
+    .await)
+}
+
+/// Prints the runs side by side, each against the single server's.
+pub fn print(runs: &[ScaleOutRun]) {
+    println!("scale-out: get-order, rate limits in one Redis, load spread round-robin");
+    println!(
+        "{:<10} {:>9} {:>8} {:>8} {:>7} {:>16}",
+        "instances", "req/s", "p50 ms", "p99 ms", "errors", "÷ 1 (goal)"
+    );
+    let single = runs
+        .iter()
+        .find(|r| r.instances == 1)
+        .map(|r| r.get_order.requests_per_second)
+        .filter(|rps| *rps > 0.0);
+    for run in runs {
+        let m = &run.get_order;
+        let ratio = match single {
+            Some(single) if run.instances > 1 => {
+                format!("{:.2} (≥{GOAL})", m.requests_per_second / single)
+            }
+            _ => "-".to_owned(),
+        };
+        println!(
+            "{:<10} {:>9.0} {:>8.2} {:>8.2} {:>7} {:>16}",
+            run.instances, m.requests_per_second, m.p50_ms, m.p99_ms, m.errors, ratio
+        );
+    }
+}
