@@ -110,7 +110,7 @@ pub async fn run(args: ReportsArgs, database_url: Option<String>) -> anyhow::Res
     create_bench_user(&services).await?;
     // The server seals the synthetic customers' contacts on its start.
     eprintln!("starting Ordo (it seals the new customers' contacts first) …");
-    let (mut server, port) = spawn_server(&database_url, 4, &data_key)?;
+    let (mut server, port) = spawn_server(&database_url, 4, &data_key, 0)?;
     let measured = measure(&args, &database_url, &format!("http://127.0.0.1:{port}")).await;
     stop(&mut server);
     drop(services);
