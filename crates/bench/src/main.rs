@@ -70,8 +70,8 @@ struct Cli {
     /// Orders to seed.
     #[arg(long, default_value_t = 10000)]
     orders: usize,
-    /// Raw hits to seed before the run, for `usage-top` and `usage-daily`: compare
-    /// their p99 with 100 000 and with 10 000 000.
+    /// Raw hits to seed before the run, for `usage-top` and `usage-daily`
+    /// (`ordo-bench usage` compares 100 000 with 10 000 000 in one run).
     #[arg(long, default_value_t = 100_000)]
     seed_hits: u64,
     /// Scenarios to run (default: all).
