@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use ordo_postgres::synthetic_hits::{self, SyntheticClients, SyntheticHits};
 use ordo_postgres::{LocalCluster, PgPool, PoolConfig, connect_pool};
+use tokio_postgres::NoTls;
 
 use crate::load::{LoadShape, Measurement, drive};
 use crate::{
@@ -179,6 +180,11 @@ async fn measure_in(
             seeded_in,
         });
     }
+    // The seeding's gigabyte of new pages is written out now, not by a checkpoint
+    // in the middle of a measurement.
+    let (db, driver) = tokio_postgres::connect(&cluster.database_url("postgres"), NoTls).await?;
+    tokio::spawn(driver);
+    db.batch_execute("CHECKPOINT").await?;
     let mut runs = Vec::new();
     for round in 1..=args.rounds {
         for load in &loads {
