@@ -482,6 +482,73 @@ async fn usage_figures_zero_fill_days_count_whole_buckets_order_ties_by_id_and_s
 }
 
 #[tokio::test]
+async fn daily_figures_start_at_the_first_days_midnight_and_hourly_figures_are_for_administrators()
+{
+    let app = spawn_app()
+        .as_admin()
+        .with_clock(Arc::new(ManualClock::at(now())))
+        .await;
+    let (a_id, a) = client_named(&app, "A", unlimited()).await;
+    // The first of three days begins at 2026-03-08T00:00:00Z; its report is a hit
+    // at 10:20 today.
+    let sent = post_with(
+        &a,
+        &app,
+        "/v1/logs",
+        &json!([
+            {"endpoint": "/x", "occurred_at": "2026-03-07T23:59:59Z"},
+            {"endpoint": "/x", "occurred_at": "2026-03-08T00:00:00Z"},
+            {"endpoint": "/x", "occurred_at": "2026-03-09T23:59:59Z"},
+            {"endpoint": "/x", "occurred_at": "2026-03-10T09:59:59Z"},
+        ]),
+    )
+    .await;
+    assert_eq!(sent.status, StatusCode::ACCEPTED, "{sent:?}");
+    until_counted(
+        &app,
+        "SELECT coalesce(sum(requests), 0)::int8 AS n FROM activity_hourly WHERE principal_kind = 'client'",
+        5,
+    )
+    .await;
+
+    let three_days = app.get("/v1/usage/daily?days=3").await;
+    let four_days = app.get("/api/usage/daily?days=4").await;
+    let two_hours = app
+        .get(&format!(
+            "/v1/usage/hourly?from=2026-03-10T09:30:00Z&to=2026-03-10T10:00:00Z&principal_id={a_id}"
+        ))
+        .await;
+    let reversed = app
+        .get("/v1/usage/hourly?from=2026-03-10T10:00:00Z&to=2026-03-10T09:00:00Z")
+        .await;
+    let by_client = get_with(&a, &app, "/v1/usage/hourly").await;
+    let staff = spawn_app().await;
+    let hourly_by_staff = staff.get("/v1/usage/hourly").await;
+    let top_by_staff = staff.get("/v1/usage/top").await;
+
+    assert_eq!(three_days.status, StatusCode::OK, "{three_days:?}");
+    assert_eq!(days_of(&three_days, 0), [1, 1, 2]);
+    assert_eq!(days_of(&four_days, 0), [1, 1, 1, 2]);
+    assert_eq!(
+        four_days.body["clients"][0]["days"][0]["date"],
+        "2026-03-07"
+    );
+    assert_eq!(two_hours.status, StatusCode::OK, "{two_hours:?}");
+    assert_eq!(
+        two_hours.body["items"],
+        json!([
+            {"principal_id": a_id, "principal_kind": "client", "hour": "2026-03-10T09:00:00Z", "requests": 1},
+            {"principal_id": a_id, "principal_kind": "client", "hour": "2026-03-10T10:00:00Z", "requests": 1},
+        ])
+    );
+    assert_eq!(reversed.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reversed.problem_code(), "validation_failed");
+    assert_eq!(by_client.status, StatusCode::FORBIDDEN);
+    assert_eq!(hourly_by_staff.status, StatusCode::FORBIDDEN);
+    assert_eq!(top_by_staff.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
 async fn usage_answers_are_cacheable_and_revalidate_to_304() {
     let app = spawn_app().as_admin().await;
 

@@ -35,6 +35,26 @@ pub struct Measurement {
     pub errors: u64,
     /// Operations measured.
     pub operations: u64,
+    /// Every latency measured, in microseconds, to merge runs by.
+    #[serde(skip)]
+    pub histogram: Histogram<u64>,
+    /// The measured time.
+    #[serde(skip)]
+    pub measured_for: Duration,
+}
+
+impl Measurement {
+    /// The runs `runs` taken as one: their latencies together, their operations
+    /// over their time together. `None` when there are none.
+    pub fn merged(runs: &[Measurement]) -> Option<Measurement> {
+        let mut histogram = new_histogram();
+        for run in runs {
+            let _ = histogram.add(&run.histogram);
+        }
+        let errors = runs.iter().map(|r| r.errors).sum();
+        let measured_for = runs.iter().map(|r| r.measured_for).sum();
+        (!runs.is_empty()).then(|| summarise(histogram, errors, measured_for))
+    }
 }
 
 /// Runs `operation` from `shape.concurrency` workers. Each call gets the worker
@@ -84,15 +104,21 @@ where
         let _ = histogram.add(&worker_histogram);
         errors += worker_errors;
     }
+    summarise(histogram, errors, shape.duration)
+}
+
+fn summarise(histogram: Histogram<u64>, errors: u64, measured_for: Duration) -> Measurement {
     let operations = histogram.len();
     let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
     Measurement {
-        requests_per_second: operations as f64 / shape.duration.as_secs_f64(),
+        requests_per_second: operations as f64 / measured_for.as_secs_f64().max(f64::EPSILON),
         p50_ms: ms(0.5),
         p99_ms: ms(0.99),
         p999_ms: ms(0.999),
         errors,
         operations,
+        histogram,
+        measured_for,
     }
 }
 

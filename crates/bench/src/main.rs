@@ -15,6 +15,7 @@ mod scale_out;
 mod scenarios;
 mod seed;
 mod store_round_trip;
+mod usage;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
@@ -71,8 +72,8 @@ struct Cli {
     /// Orders to seed.
     #[arg(long, default_value_t = 10000)]
     orders: usize,
-    /// Raw hits to seed before the run, for `usage-top` and `usage-daily`: compare
-    /// their p99 with 100 000 and with 10 000 000.
+    /// Raw hits to seed before the run, for `usage-top` and `usage-daily`
+    /// (`ordo-bench usage` compares 100 000 with 10 000 000 in one run).
     #[arg(long, default_value_t = 100_000)]
     seed_hits: u64,
     /// Scenarios to run (default: all).
@@ -108,6 +109,14 @@ enum BenchCommand {
     /// Generates synthetic sales into the database at --database-url (which must
     /// be migrated, as `ordo migrate` does), to try the reports on, and exits.
     SeedSales(reports::SeedArgs),
+    /// The usage figures' p99 with few and with many raw hits loaded (100 000 and
+    /// 10 000 000 unless told otherwise), with the server's cache off and on, and
+    /// the server's peak memory with the many.
+    Usage(usage::UsageArgs),
+    /// Generates raw hits with their hourly counts into the database at
+    /// --database-url (which must be migrated, as `ordo migrate` does), to try the
+    /// usage figures on, and exits.
+    SeedHits(usage::SeedHitsArgs),
     /// Runs Ordo itself (the bench starts its server as a child process so that the
     /// server's memory can be measured apart from the load generator's).
     #[command(name = "__serve", hide = true)]
@@ -118,6 +127,9 @@ enum BenchCommand {
         pool_size: usize,
         #[arg(long)]
         upstream_url: Option<String>,
+        /// How long the server caches usage answers (0: not at all).
+        #[arg(long, default_value_t = 0)]
+        usage_cache_ttl_ms: u64,
     },
 }
 
@@ -162,11 +174,25 @@ fn main() -> anyhow::Result<()> {
             database_url,
             pool_size,
             upstream_url,
-        }) => return serve_child(database_url, pool_size, upstream_url),
+            usage_cache_ttl_ms,
+        }) => return serve_child(database_url, pool_size, upstream_url, usage_cache_ttl_ms),
         Some(BenchCommand::Reports(args)) => {
             return runtime()?.block_on(reports::run(args, cli.database_url));
         }
         Some(BenchCommand::SeedSales(args)) => return runtime()?.block_on(reports::seed(args)),
+        Some(BenchCommand::Usage(args)) => {
+            let shape = LoadShape {
+                concurrency: cli.concurrency,
+                warmup: Duration::from_secs_f64(cli.warmup),
+                duration: Duration::from_secs_f64(cli.duration),
+            };
+            anyhow::ensure!(
+                cli.database_url.is_none() && cli.url.is_none(),
+                "the usage scenario loads two databases of its own, in a throw-away cluster"
+            );
+            return runtime()?.block_on(usage::run(args, shape));
+        }
+        Some(BenchCommand::SeedHits(args)) => return runtime()?.block_on(usage::seed(args)),
         None => {}
     }
     if cli.quick {
@@ -232,14 +258,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("registering a bench client: {e}"))?;
         bench_keys.push(issued.api_key);
     }
-    match services
-        .auth
-        .create_user(BENCH_ADMIN_EMAIL, BENCH_PASSWORD, Role::Admin)
-        .await
-    {
-        Ok(_) | Err(CreateUserError::EmailTaken) => {}
-        Err(e) => return Err(anyhow::anyhow!("creating the bench administrator: {e}")),
-    }
+    create_bench_admin(&services).await?;
     if let Some(instances) = cli.instances {
         let outcome = scale_out_mode(&cli, instances, &database_url, &data_key, data, shape).await;
         drop(services);
@@ -253,8 +272,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .iter()
         .any(|s| matches!(s, Scenario::UsageTop | Scenario::UsageDaily))
     {
-        eprintln!("seeding {} raw hits …", cli.seed_hits);
-        hits::seed(&database_url, cli.seed_hits).await?;
+        usage::seed_hits(&pool, cli.seed_hits).await?;
     }
 
     // The checkout scenarios need the server to call a simulator this process
@@ -275,13 +293,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let upstream_url = checkout_bench
                 .as_ref()
                 .map(checkout::CheckoutBench::upstream_url);
-            let (process, port) = spawn_server(
-                &database_url,
-                cli.pool_size,
-                &data_key,
-                upstream_url.as_deref(),
-                &[],
-            )?;
+            let extras = ServerExtras {
+                upstream_url: upstream_url.as_deref(),
+                ..ServerExtras::default()
+            };
+            let (process, port) = spawn_server(&database_url, cli.pool_size, &data_key, extras)?;
             child = Some(process);
             format!("http://127.0.0.1:{port}")
         }
@@ -551,20 +567,32 @@ async fn bench_database(url: Option<&str>) -> anyhow::Result<(Option<LocalCluste
     let (cluster, database_url) = match url {
         Some(url) => (None, url.to_owned()),
         None => {
-            let data_dir =
-                std::env::temp_dir().join(format!("ordo-bench-{}", uuid::Uuid::new_v4().simple()));
-            let cluster = LocalCluster::start(LocalClusterConfig {
-                data_dir,
-                durability: Durability::Ephemeral,
-            })
-            .await?;
-            cluster.ensure_database("bench").await?;
-            let url = cluster.database_url("bench");
-            (Some(cluster), url)
+            let cluster = throwaway_cluster().await?;
+            let url = migrated_database(&cluster, "bench").await?;
+            return Ok((Some(cluster), url));
         }
     };
     run_migrations(&database_url).await?;
     Ok((cluster, database_url))
+}
+
+/// A local cluster in a temporary directory, without durability.
+async fn throwaway_cluster() -> anyhow::Result<LocalCluster> {
+    let data_dir =
+        std::env::temp_dir().join(format!("ordo-bench-{}", uuid::Uuid::new_v4().simple()));
+    Ok(LocalCluster::start(LocalClusterConfig {
+        data_dir,
+        durability: Durability::Ephemeral,
+    })
+    .await?)
+}
+
+/// The URL of database `name` in `cluster`, created and migrated.
+async fn migrated_database(cluster: &LocalCluster, name: &str) -> anyhow::Result<String> {
+    cluster.ensure_database(name).await?;
+    let url = cluster.database_url(name);
+    run_migrations(&url).await?;
+    Ok(url)
 }
 
 /// Ordo's services over `pool`, sealing with `data_key` as the server will.
@@ -578,13 +606,19 @@ fn bench_services(pool: &ordo_postgres::PgPool, data_key: &str) -> anyhow::Resul
 
 /// The user every scenario's requests are made as (kept when it exists).
 async fn create_bench_user(services: &Services) -> anyhow::Result<()> {
-    match services
-        .auth
-        .create_user(BENCH_EMAIL, BENCH_PASSWORD, Role::Staff)
-        .await
-    {
+    ensure_bench_user(services, BENCH_EMAIL, Role::Staff).await
+}
+
+/// The administrator the usage figures are read as (kept when it exists).
+async fn create_bench_admin(services: &Services) -> anyhow::Result<()> {
+    ensure_bench_user(services, BENCH_ADMIN_EMAIL, Role::Admin).await
+}
+
+/// A user with the bench's password, created unless it exists.
+async fn ensure_bench_user(services: &Services, email: &str, role: Role) -> anyhow::Result<()> {
+    match services.auth.create_user(email, BENCH_PASSWORD, role).await {
         Ok(_) | Err(CreateUserError::EmailTaken) => Ok(()),
-        Err(e) => Err(anyhow::anyhow!("creating the bench user: {e}")),
+        Err(e) => Err(anyhow::anyhow!("creating the bench user {email}: {e}")),
     }
 }
 
@@ -641,15 +675,24 @@ fn bench_data_key() -> String {
     std::env::var("ORDO_DATA_KEY").unwrap_or_else(|_| ordo_server::app::random_secret())
 }
 
-/// Starts this executable as the Ordo server, with `env` besides what it always
-/// gets, and waits for the port it reports; it calls the upstream at
-/// `upstream_url` (its own sandbox simulator without).
+/// What a bench server gets beyond its database, pool and data key.
+#[derive(Debug, Default, Clone, Copy)]
+struct ServerExtras<'a> {
+    /// The upstream it calls (its own sandbox simulator without).
+    upstream_url: Option<&'a str>,
+    /// How long it caches usage answers (0: not at all).
+    usage_cache_ttl_ms: u64,
+    /// Environment besides what it always gets.
+    env: &'a [(&'a str, &'a str)],
+}
+
+/// Starts this executable as the Ordo server, with `extras`, and waits for the
+/// port it reports.
 fn spawn_server(
     database_url: &str,
     pool_size: usize,
     data_key: &str,
-    upstream_url: Option<&str>,
-    env: &[(&str, &str)],
+    extras: ServerExtras<'_>,
 ) -> anyhow::Result<(Child, u16)> {
     let pool_size = pool_size.to_string();
     let mut args = vec![
@@ -659,11 +702,13 @@ fn spawn_server(
         "--pool-size",
         &pool_size,
     ];
-    if let Some(url) = upstream_url {
+    let usage_cache_ttl_ms = extras.usage_cache_ttl_ms.to_string();
+    args.extend(["--usage-cache-ttl-ms", &usage_cache_ttl_ms]);
+    if let Some(url) = extras.upstream_url {
         args.extend(["--upstream-url", url]);
     }
     let mut child = Command::new(std::env::current_exe()?)
-        .envs(env.iter().copied())
+        .envs(extras.env.iter().copied())
         .args(args)
         .env("RUST_LOG", "warn")
         .env("ORDO_DATA_KEY", data_key)
@@ -687,6 +732,7 @@ fn serve_child(
     database_url: String,
     pool_size: usize,
     upstream_url: Option<String>,
+    usage_cache_ttl_ms: u64,
 ) -> anyhow::Result<()> {
     ordo_server::telemetry::init(ordo_server::LogFormat::Text);
     std::thread::spawn(|| {
@@ -725,8 +771,8 @@ fn serve_child(
             burst: 1_000_000,
         };
         // The usage scenarios measure the queries behind the figures, not the cache
-        // in front of them.
-        settings.activity.usage_cache_ttl_ms = 0;
+        // in front of them, unless told to measure the cache.
+        settings.activity.usage_cache_ttl_ms = usage_cache_ttl_ms;
         // The `login` scenario logs one user in from one address in a loop, which
         // the login limits exist to refuse; lifted so that the hash is measured.
         // A login is an anonymous caller too, limited per address.

@@ -18,8 +18,8 @@ use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 
 use crate::{
-    BENCH_EMAIL, bench_data_key, bench_database, bench_services, create_bench_user, login,
-    spawn_server,
+    BENCH_EMAIL, ServerExtras, bench_data_key, bench_database, bench_services, create_bench_user,
+    login, spawn_server,
 };
 
 /// The scale of the synthetic sales.
@@ -187,7 +187,7 @@ pub async fn run(args: ReportsArgs, database_url: Option<String>) -> anyhow::Res
     create_bench_user(&services).await?;
     // The server seals the synthetic customers' contacts on its start.
     eprintln!("starting Ordo (it seals the new customers' contacts first) …");
-    let (mut server, port) = spawn_server(&database_url, 4, &data_key, None, &[])?;
+    let (mut server, port) = spawn_server(&database_url, 4, &data_key, ServerExtras::default())?;
     let measured = measure(&args, &database_url, &format!("http://127.0.0.1:{port}")).await;
     stop(&mut server);
     drop(services);

@@ -74,11 +74,13 @@ pub async fn compare(setup: &Setup<'_>, instances: usize) -> anyhow::Result<Vec<
                 setup.database_url,
                 setup.pool_size,
                 setup.data_key,
-                None,
-                &[
-                    ("ORDO_REDIS_URL", redis_url),
-                    ("ORDO_JWT_SECRET", jwt_secret.as_str()),
-                ],
+                crate::ServerExtras {
+                    env: &[
+                        ("ORDO_REDIS_URL", redis_url),
+                        ("ORDO_JWT_SECRET", jwt_secret.as_str()),
+                    ],
+                    ..crate::ServerExtras::default()
+                },
             )?;
             servers.push(child);
             bases.push(format!("http://127.0.0.1:{port}"));

@@ -23,6 +23,7 @@ mod schema;
 pub mod sealing;
 mod stock;
 pub mod synthetic;
+pub mod synthetic_hits;
 pub mod testing;
 
 pub use activity::PgActivityStore;

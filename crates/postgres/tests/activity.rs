@@ -11,6 +11,7 @@ use ordo_domain::clients::{
     NewClient,
 };
 use ordo_domain::customers::Email;
+use ordo_postgres::synthetic_hits::{self, SyntheticClients, SyntheticHits};
 use ordo_postgres::testing::{count, fresh_database};
 use ordo_postgres::{PgActivityStore, PgClientRepository, PgPool};
 use uuid::Uuid;
@@ -277,5 +278,88 @@ async fn pruning_drops_the_partitions_before_the_first_kept_day_and_keeps_the_co
             .await
             .unwrap(),
         2
+    );
+}
+
+#[tokio::test]
+async fn synthetic_hits_agree_with_their_hourly_counts_and_lie_in_the_hours_asked_for() {
+    let (_, _, pool) = store().await;
+    synthetic_hits::create_clients(&pool, SyntheticClients { count: 20 })
+        .await
+        .expect("clients");
+    let earlier = synthetic_hits::generate_hits(
+        &pool,
+        SyntheticHits {
+            hits: 1_000,
+            hours: 3,
+        },
+    )
+    .await
+    .expect("a first load");
+
+    let generated = synthetic_hits::generate_hits(
+        &pool,
+        SyntheticHits {
+            hits: 30_001,
+            hours: 48,
+        },
+    )
+    .await
+    .expect("hits");
+
+    let counted = |sql| count(&pool, sql);
+    assert_eq!(earlier.hits, 1_000);
+    assert_eq!(generated.hits, 30_001);
+    assert_eq!(
+        counted("SELECT count(*) AS n FROM activity_hits")
+            .await
+            .unwrap(),
+        31_001
+    );
+    assert_eq!(
+        counted("SELECT sum(requests)::int8 AS n FROM activity_hourly")
+            .await
+            .unwrap(),
+        31_001
+    );
+    assert_eq!(
+        counted(
+            "SELECT count(*) AS n FROM ( \
+                 SELECT principal_kind, principal_id, hour, requests FROM activity_hourly \
+                 EXCEPT \
+                 SELECT principal_kind, principal_id, date_trunc('hour', occurred_at, 'UTC'), count(*) \
+                 FROM activity_hits GROUP BY 1, 2, 3) differing"
+        )
+        .await
+        .unwrap(),
+        0,
+        "every (client, hour) counts exactly its raw hits"
+    );
+    assert_eq!(
+        counted(
+            "SELECT count(*) AS n FROM activity_hits \
+             WHERE occurred_at > now() \
+                OR occurred_at < (SELECT max(hour) FROM activity_hourly) - interval '47 hours'"
+        )
+        .await
+        .unwrap(),
+        0,
+        "none in the future, none before the first of the 48 hours"
+    );
+    assert_eq!(
+        counted("SELECT count(DISTINCT principal_id) AS n FROM activity_hourly WHERE hour < date_trunc('hour', now(), 'UTC')")
+            .await
+            .unwrap(),
+        20,
+        "spread over every client"
+    );
+    assert!(
+        counted(
+            "SELECT max(requests)::int8 AS n FROM (SELECT sum(requests) AS requests FROM activity_hourly GROUP BY principal_id) c"
+        )
+        .await
+        .unwrap()
+            > 3 * 31_001 / 20,
+        "the busiest client makes far more than an even share"
     );
 }
