@@ -54,7 +54,7 @@ impl PoolConfig {
     /// `url` with the session settings attached as the `options` startup parameter,
     /// so every connection has them from its first statement, without a round trip.
     /// `lc_messages=C` keeps server messages in English, which the error mapping reads.
-    fn session_url(&self, url: &str) -> String {
+    pub(crate) fn session_url(&self, url: &str) -> String {
         let millis = |d: Duration| d.as_millis().max(1);
         let options = format!(
             "-c statement_timeout={} -c lock_timeout={} -c idle_in_transaction_session_timeout={} -c lc_messages=C",
