@@ -3,9 +3,11 @@
 //! ([`UsageStore`]).
 //!
 //! A batch is one transaction of three statements: claim the batch id (a retried
-//! batch that was in fact committed stops here), insert every hit with one
-//! multi-row `INSERT … SELECT FROM unnest(…)` (one round trip and one plan,
-//! whatever the batch size), and upsert the batch's hourly counts with one
+//! batch that was in fact committed stops here), insert every hit — with `COPY`
+//! on a connection of the writer's own when the store has one
+//! ([`PgActivityStore::copying_over`], what the application uses; see
+//! `hit_copy.rs`), else with one multi-row `INSERT … SELECT FROM unnest(…)` on a
+//! pooled connection —, and upsert the batch's hourly counts with one
 //! `INSERT … ON CONFLICT DO UPDATE`, already aggregated by the domain and ordered
 //! by (principal, hour) so that concurrent writers lock counters in the same order
 //! and never deadlock.
@@ -27,7 +29,8 @@ use ordo_domain::clients::ClientId;
 use uuid::Uuid;
 
 use crate::errors::{Doing, TxError};
-use crate::pool::{PgPool, checkout};
+use crate::hit_copy::CopyConnection;
+use crate::pool::{PgPool, PoolConfig, checkout};
 
 /// [`HitStore`] and [`UsageStore`] over PostgreSQL.
 pub struct PgActivityStore {
@@ -36,6 +39,8 @@ pub struct PgActivityStore {
     /// needs no DDL round trip. Forgotten when a write fails (a partition may have
     /// been pruned meanwhile) and when pruning.
     prepared: Mutex<HashSet<NaiveDate>>,
+    /// Where batches are copied, when the store has a connection of its own.
+    copy: Option<CopyConnection>,
 }
 
 impl std::fmt::Debug for PgActivityStore {
@@ -50,6 +55,19 @@ impl PgActivityStore {
         Self {
             pool,
             prepared: Mutex::new(HashSet::new()),
+            copy: None,
+        }
+    }
+
+    /// The store writing its batches with `COPY` over a connection of its own to
+    /// `database_url` (with `config`'s session settings), opened on first write
+    /// and again after a failure. One writer task uses it, so one connection is
+    /// enough; it does not take a connection from the pool requests use.
+    #[must_use]
+    pub fn copying_over(self, database_url: &str, config: &PoolConfig) -> Self {
+        Self {
+            copy: Some(CopyConnection::new(config.session_url(database_url))),
+            ..self
         }
     }
 
@@ -66,6 +84,52 @@ impl PgActivityStore {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
+    }
+
+    /// Inserts `batch` through a pooled connection, for a store without a
+    /// connection of its own.
+    async fn insert_pooled(&self, batch: &HitBatch) -> anyhow::Result<()> {
+        let columns = HitColumns::of(batch);
+        let counts = batch.hourly_counts();
+        let mut conn = checkout(&self.pool).await?;
+        let written = conn
+            .transaction(async |conn| -> Result<(), TxError<anyhow::Error>> {
+                let claimed: Claimed = diesel::sql_query(
+                    "WITH claimed AS (INSERT INTO activity_batches (id) VALUES ($1) \
+                     ON CONFLICT (id) DO NOTHING RETURNING 1) SELECT count(*) AS claimed FROM claimed",
+                )
+                .bind::<SqlUuid, _>(batch.id())
+                .get_result(conn)
+                .await?;
+                if claimed.claimed == 0 {
+                    tracing::info!(batch = %batch.id(), "the batch was written before; not again");
+                    return Ok(());
+                }
+                diesel::sql_query(INSERT_HITS)
+                    .bind::<Array<Timestamptz>, _>(&columns.occurred_at)
+                    .bind::<Array<Text>, _>(&columns.principal_kind)
+                    .bind::<Array<SqlUuid>, _>(&columns.principal_id)
+                    .bind::<Array<Text>, _>(&columns.method)
+                    .bind::<Array<Text>, _>(&columns.endpoint)
+                    .bind::<Array<Nullable<SmallInt>>, _>(&columns.status)
+                    .bind::<Array<Nullable<Integer>>, _>(&columns.latency_us)
+                    .bind::<Array<Nullable<Text>>, _>(&columns.ip)
+                    .bind::<Array<Text>, _>(&columns.source)
+                    .bind::<SqlUuid, _>(batch.id())
+                    .execute(conn)
+                    .await?;
+                let hourly = HourlyColumns::of(&counts);
+                diesel::sql_query(UPSERT_HOURLY)
+                    .bind::<Array<Text>, _>(&hourly.kinds)
+                    .bind::<Array<SqlUuid>, _>(&hourly.ids)
+                    .bind::<Array<Timestamptz>, _>(&hourly.hours)
+                    .bind::<Array<BigInt>, _>(&hourly.requests)
+                    .execute(conn)
+                    .await?;
+                Ok(())
+            })
+            .await;
+        written.map_err(|e| e.into_domain("writing a batch of hits"))
     }
 }
 
@@ -97,7 +161,7 @@ FROM unnest($1::timestamptz[], $2::text[], $3::uuid[], $4::text[], $5::text[],
             $6::int2[], $7::int4[], $8::text[], $9::text[])
     AS t(occurred_at, principal_kind, principal_id, method, endpoint, status, latency_us, ip, source)";
 
-const UPSERT_HOURLY: &str = "\
+pub(crate) const UPSERT_HOURLY: &str = "\
 INSERT INTO activity_hourly (principal_kind, principal_id, hour, requests)
 SELECT * FROM unnest($1::text[], $2::uuid[], $3::timestamptz[], $4::int8[])
 ON CONFLICT (principal_kind, principal_id, hour)
@@ -140,6 +204,28 @@ impl HitColumns {
     }
 }
 
+/// A batch's hourly counts, one array per column of [`UPSERT_HOURLY`].
+pub(crate) struct HourlyColumns {
+    pub(crate) kinds: Vec<&'static str>,
+    pub(crate) ids: Vec<Uuid>,
+    pub(crate) hours: Vec<DateTime<Utc>>,
+    pub(crate) requests: Vec<i64>,
+}
+
+impl HourlyColumns {
+    pub(crate) fn of(counts: &[HourlyCount]) -> Self {
+        Self {
+            kinds: counts.iter().map(|c| c.principal.kind().as_str()).collect(),
+            ids: counts.iter().map(|c| c.principal.id()).collect(),
+            hours: counts.iter().map(|c| c.hour).collect(),
+            requests: counts
+                .iter()
+                .map(|c| i64::try_from(c.requests).unwrap_or(i64::MAX))
+                .collect(),
+        }
+    }
+}
+
 #[derive(diesel::QueryableByName)]
 struct Claimed {
     #[diesel(sql_type = BigInt)]
@@ -156,56 +242,14 @@ impl HitStore for PgActivityStore {
         {
             self.prepare(*first, *last).await?;
         }
-        let columns = HitColumns::of(batch);
-        let counts = batch.hourly_counts();
-        let mut conn = checkout(&self.pool).await?;
-        let written = conn
-            .transaction(async |conn| -> Result<(), TxError<anyhow::Error>> {
-                let claimed: Claimed = diesel::sql_query(
-                    "WITH claimed AS (INSERT INTO activity_batches (id) VALUES ($1) \
-                     ON CONFLICT (id) DO NOTHING RETURNING 1) SELECT count(*) AS claimed FROM claimed",
-                )
-                .bind::<SqlUuid, _>(batch.id())
-                .get_result(conn)
-                .await?;
-                if claimed.claimed == 0 {
-                    tracing::info!(batch = %batch.id(), "the batch was written before; not again");
-                    return Ok(());
-                }
-                diesel::sql_query(INSERT_HITS)
-                    .bind::<Array<Timestamptz>, _>(&columns.occurred_at)
-                    .bind::<Array<Text>, _>(&columns.principal_kind)
-                    .bind::<Array<SqlUuid>, _>(&columns.principal_id)
-                    .bind::<Array<Text>, _>(&columns.method)
-                    .bind::<Array<Text>, _>(&columns.endpoint)
-                    .bind::<Array<Nullable<SmallInt>>, _>(&columns.status)
-                    .bind::<Array<Nullable<Integer>>, _>(&columns.latency_us)
-                    .bind::<Array<Nullable<Text>>, _>(&columns.ip)
-                    .bind::<Array<Text>, _>(&columns.source)
-                    .bind::<SqlUuid, _>(batch.id())
-                    .execute(conn)
-                    .await?;
-                let kinds: Vec<&str> = counts.iter().map(|c| c.principal.kind().as_str()).collect();
-                let ids: Vec<Uuid> = counts.iter().map(|c| c.principal.id()).collect();
-                let hours: Vec<DateTime<Utc>> = counts.iter().map(|c| c.hour).collect();
-                let requests: Vec<i64> = counts
-                    .iter()
-                    .map(|c| i64::try_from(c.requests).unwrap_or(i64::MAX))
-                    .collect();
-                diesel::sql_query(UPSERT_HOURLY)
-                    .bind::<Array<Text>, _>(&kinds)
-                    .bind::<Array<SqlUuid>, _>(&ids)
-                    .bind::<Array<Timestamptz>, _>(&hours)
-                    .bind::<Array<BigInt>, _>(&requests)
-                    .execute(conn)
-                    .await?;
-                Ok(())
-            })
-            .await;
+        let written = match &self.copy {
+            Some(copy) => copy.write(batch).await,
+            None => self.insert_pooled(batch).await,
+        };
         if written.is_err() {
             self.forget_prepared();
         }
-        written.map_err(|e| e.into_domain("writing a batch of hits"))
+        written
     }
 
     async fn prepare(&self, from: NaiveDate, to: NaiveDate) -> anyhow::Result<()> {

@@ -10,6 +10,7 @@ mod clients;
 pub mod cluster;
 mod customers;
 mod errors;
+mod hit_copy;
 mod idempotency;
 pub mod installation;
 mod jobs;

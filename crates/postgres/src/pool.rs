@@ -57,7 +57,7 @@ impl PoolConfig {
     /// `jit=off`: compiling a statement costs 50–150 ms each time the planner
     /// judges it expensive (the reports over a million orders), more than such a
     /// statement runs for here; JIT pays only for statements that run for seconds.
-    fn session_url(&self, url: &str) -> String {
+    pub(crate) fn session_url(&self, url: &str) -> String {
         let millis = |d: Duration| d.as_millis().max(1);
         let options = format!(
             "-c statement_timeout={} -c lock_timeout={} -c idle_in_transaction_session_timeout={} -c lc_messages=C -c jit=off",

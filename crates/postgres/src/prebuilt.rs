@@ -161,6 +161,130 @@ impl<S: Statement> Query for Prebuilt<S> {
     type SqlType = S::SqlType;
 }
 
+/// SQL text written by hand whose placeholders may repeat or come out of order
+/// (`$1 … $3, $16, $4 … $8, $8`): split at every placeholder, with the bind each
+/// one stands for. Rendered, the placeholders are numbered in order of
+/// appearance, a repeated one bound again.
+#[derive(Debug)]
+pub(crate) struct RawTemplate {
+    pieces: Vec<&'static str>,
+    /// For each placeholder, in order of appearance, the index of its bind.
+    binds: Vec<usize>,
+}
+
+impl RawTemplate {
+    /// Reads the placeholders of `sql`.
+    ///
+    /// # Panics
+    /// When a placeholder is `$0`: a programming error in a static statement.
+    pub(crate) fn parse(sql: &'static str) -> Self {
+        let mut pieces = Vec::new();
+        let mut binds = Vec::new();
+        let mut piece_start = 0;
+        let bytes = sql.as_bytes();
+        let mut at = 0;
+        while at < bytes.len() {
+            let digits = bytes[at + 1..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .count();
+            if bytes[at] == b'$' && digits > 0 {
+                let number: usize = sql[at + 1..at + 1 + digits]
+                    .parse()
+                    .expect("a placeholder's digits are a number");
+                assert!(number > 0, "placeholders start at $1: {sql}");
+                pieces.push(&sql[piece_start..at]);
+                binds.push(number - 1);
+                at += 1 + digits;
+                piece_start = at;
+            } else {
+                at += 1;
+            }
+        }
+        pieces.push(&sql[piece_start..]);
+        Self { pieces, binds }
+    }
+
+    /// How many distinct binds the text names (its highest placeholder).
+    pub(crate) fn bind_count(&self) -> usize {
+        self.binds.iter().max().map_or(0, |last| last + 1)
+    }
+}
+
+/// One hand-written statement run through [`PrebuiltRaw`]: its text and binds.
+/// Its rows are read by name (`QueryableByName`), as with `sql_query`.
+pub(crate) trait RawStatement: Send + Sync + 'static {
+    /// Its binds, in placeholder-number order.
+    type Binds: Binds;
+    /// The parsed text, kept in a `static` [`LazyLock`].
+    fn template() -> &'static LazyLock<RawTemplate>;
+}
+
+/// A [`RawStatement`] with its binds: unlike `sql_query`, whose statements diesel
+/// never caches (each execution prepares anew, a round trip of its own), it is
+/// prepared once per connection.
+pub(crate) struct PrebuiltRaw<S: RawStatement> {
+    binds: S::Binds,
+}
+
+impl<S: RawStatement> PrebuiltRaw<S> {
+    /// The statement `S` with `binds`.
+    pub(crate) fn new(binds: S::Binds) -> Self {
+        Self { binds }
+    }
+}
+
+impl<S: RawStatement> QueryFragment<Pg> for PrebuiltRaw<S> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        let template = S::template();
+        for (piece, bind) in template.pieces.iter().zip(&template.binds) {
+            out.push_sql(piece);
+            self.binds.push(*bind, &mut out)?;
+        }
+        if let Some(last) = template.pieces.last() {
+            out.push_sql(last);
+        }
+        Ok(())
+    }
+}
+
+impl<S: RawStatement> QueryId for PrebuiltRaw<S> {
+    type QueryId = PrebuiltRaw<S>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<S: RawStatement> Query for PrebuiltRaw<S> {
+    type SqlType = diesel::sql_types::Untyped;
+}
+
+/// Declares a [`RawStatement`]: `name, binds = SQL text`.
+macro_rules! raw_statement {
+    ($(#[$doc:meta])* $name:ident, $binds:ty = $sql:expr) => {
+        $(#[$doc])*
+        pub(crate) struct $name;
+
+        impl $crate::prebuilt::RawStatement for $name {
+            type Binds = $binds;
+
+            fn template() -> &'static std::sync::LazyLock<$crate::prebuilt::RawTemplate> {
+                static TEMPLATE: std::sync::LazyLock<$crate::prebuilt::RawTemplate> =
+                    std::sync::LazyLock::new(|| {
+                        let template = $crate::prebuilt::RawTemplate::parse($sql);
+                        assert_eq!(
+                            template.bind_count(),
+                            <$binds as $crate::prebuilt::Binds>::COUNT,
+                            "the binds of {} match its placeholders",
+                            stringify!($name)
+                        );
+                        template
+                    });
+                &TEMPLATE
+            }
+        }
+    };
+}
+pub(crate) use raw_statement;
+
 /// Declares a [`Statement`]: `name: row SQL type, binds = diesel DSL query`.
 macro_rules! statement {
     ($(#[$doc:meta])* $name:ident: $sql_type:ty, $binds:ty = $query:expr) => {
@@ -212,6 +336,17 @@ mod tests {
         let template = SqlTemplate::split(&sql);
         assert_eq!(template.pieces.len(), 11);
         assert!(template.pieces[1..10].iter().all(|piece| piece == ","));
+    }
+
+    #[test]
+    fn a_raw_template_binds_repeated_and_unordered_placeholders() {
+        let template = RawTemplate::parse("SELECT $2, $1::date, $1, $10 FROM t WHERE a = '$'");
+        assert_eq!(
+            template.pieces,
+            ["SELECT ", ", ", "::date, ", ", ", " FROM t WHERE a = '$'"]
+        );
+        assert_eq!(template.binds, [1, 0, 0, 9]);
+        assert_eq!(template.bind_count(), 10);
     }
 
     #[test]

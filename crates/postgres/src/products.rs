@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::errors::{Doing, TxError, foreign_key_violation, unexpected, unique_violation};
 use crate::pool::{PgPool, checkout};
+use crate::prebuilt::{Bind, Prebuilt, statement};
 use crate::schema::{order_lines, products};
 use crate::stock;
 
@@ -108,13 +109,21 @@ struct ProductChangeset {
     updated_at: DateTime<Utc>,
 }
 
+statement! {
+    /// The products of some ids (`= ANY($1)`, one array bind). Prebuilt, so that
+    /// pricing an order reuses one prepared statement.
+    ProductsByIds: diesel::dsl::AsSelect<ProductRow, diesel::pg::Pg>,
+        Bind<diesel::sql_types::Array<diesel::sql_types::Uuid>, Vec<Uuid>> =
+        products::table
+            .filter(products::id.eq_any(Vec::<Uuid>::new()))
+            .select(ProductRow::as_select())
+}
+
 pub(crate) async fn load_products(
     conn: &mut AsyncPgConnection,
     ids: &[Uuid],
 ) -> anyhow::Result<Vec<Product>> {
-    products::table
-        .filter(products::id.eq_any(ids))
-        .select(ProductRow::as_select())
+    Prebuilt::<ProductsByIds>::new(Bind::new(ids.to_vec()))
         .load(conn)
         .await
         .doing("loading products")?

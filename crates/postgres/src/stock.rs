@@ -17,8 +17,35 @@ use ordo_domain::orders::StockMoves;
 use uuid::Uuid;
 
 use crate::errors::TxError;
+use crate::prebuilt::{Bind, Prebuilt, statement};
 use crate::products::ProductRow;
 use crate::schema::{products, stock_adjustments};
+
+type UnitsBind = Bind<diesel::sql_types::BigInt, i64>;
+
+statement! {
+    /// Takes `$1` units of product `$4` (gives them back when negative), bumping
+    /// its version by `$2` and stamping it `$3`, only while its stock stays within
+    /// 0 (`stock >= $5`, the units taken) and the bound (`stock <= $6`, the bound
+    /// plus the units taken); returns the new stock. Prebuilt, so that an order's
+    /// lines reuse one prepared statement instead of preparing it per line.
+    TakeStock: diesel::sql_types::BigInt,
+        (UnitsBind, (Bind<diesel::sql_types::Integer, i32>,
+            (Bind<diesel::sql_types::Timestamptz, DateTime<Utc>>,
+                (Bind<diesel::sql_types::Uuid, Uuid>, (UnitsBind, UnitsBind))))) =
+        diesel::update(
+            products::table
+                .filter(products::id.eq(Uuid::nil()))
+                .filter(products::stock.ge(0_i64))
+                .filter(products::stock.le(0_i64)),
+        )
+        .set((
+            products::stock.eq(products::stock - 0_i64),
+            products::version.eq(products::version + 1),
+            products::updated_at.eq(DateTime::<Utc>::UNIX_EPOCH),
+        ))
+        .returning(products::stock.assume_not_null())
+}
 
 /// Applies `moves` (decided by the domain) to the stock of the products that track
 /// it: one conditional `UPDATE … WHERE stock >= take AND stock - take <= MAX` per
@@ -40,18 +67,22 @@ where
 {
     for (product, take) in moves.iter() {
         let id = product.as_uuid();
-        let updated: Option<i64> = diesel::update(
-            products::table
-                .filter(products::id.eq(id))
-                .filter(products::stock.ge(take))
-                .filter(products::stock.le(StockLevel::MAX.saturating_add(take))),
-        )
-        .set((
-            products::stock.eq(products::stock - take),
-            products::version.eq(products::version + 1),
-            products::updated_at.eq(at),
+        let updated: Option<i64> = Prebuilt::<TakeStock>::new((
+            Bind::new(take),
+            (
+                Bind::new(1),
+                (
+                    Bind::new(at),
+                    (
+                        Bind::new(id),
+                        (
+                            Bind::new(take),
+                            Bind::new(StockLevel::MAX.saturating_add(take)),
+                        ),
+                    ),
+                ),
+            ),
         ))
-        .returning(products::stock.assume_not_null())
         .get_result(conn)
         .await
         .optional()?;

@@ -13,17 +13,33 @@ use ordo_domain::clients::{
 use ordo_domain::customers::Email;
 use ordo_postgres::synthetic_hits::{self, SyntheticClients, SyntheticHits};
 use ordo_postgres::testing::{count, fresh_database};
-use ordo_postgres::{PgActivityStore, PgClientRepository, PgPool};
+use ordo_postgres::{PgActivityStore, PgClientRepository, PgPool, PoolConfig};
 use uuid::Uuid;
 
+/// How a store under test writes its batches.
+#[derive(Clone, Copy)]
+enum Writes {
+    /// `INSERT … unnest` on a pooled connection.
+    Pooled,
+    /// `COPY` on a connection of its own, as the application's.
+    Copied,
+}
+
 async fn store() -> (PgActivityStore, PgClientRepository, PgPool) {
-    let pool = fresh_database()
-        .await
-        .expect("test database")
-        .pool(8)
-        .expect("pool");
+    store_writing(Writes::Pooled).await
+}
+
+async fn store_writing(writes: Writes) -> (PgActivityStore, PgClientRepository, PgPool) {
+    let database = fresh_database().await.expect("test database");
+    let pool = database.pool(8).expect("pool");
+    let store = match writes {
+        Writes::Pooled => PgActivityStore::new(pool.clone()),
+        Writes::Copied => {
+            PgActivityStore::new(pool.clone()).copying_over(&database.url, &PoolConfig::default())
+        }
+    };
     (
-        PgActivityStore::new(pool.clone()),
+        store,
         PgClientRepository::new(
             pool.clone(),
             std::sync::Arc::new(
@@ -84,7 +100,16 @@ fn at(day: u32, hour: u32, minute: u32) -> DateTime<Utc> {
 
 #[tokio::test]
 async fn a_batch_is_stored_raw_and_counted_per_hour_and_a_retry_counts_nothing_twice() {
-    let (store, clients, pool) = store().await;
+    a_batch_is_stored_once(Writes::Pooled).await;
+}
+
+#[tokio::test]
+async fn a_copied_batch_is_stored_raw_and_counted_per_hour_and_a_retry_counts_nothing_twice() {
+    a_batch_is_stored_once(Writes::Copied).await;
+}
+
+async fn a_batch_is_stored_once(writes: Writes) {
+    let (store, clients, pool) = store_writing(writes).await;
     let a = client(register(&clients, 1, "A").await);
     let batch = HitBatch::new(
         Uuid::now_v7(),
@@ -102,11 +127,11 @@ async fn a_batch_is_stored_raw_and_counted_per_hour_and_a_retry_counts_nothing_t
     assert_eq!(
         count(&pool, "SELECT count(*) AS n FROM activity_hits")
             .await
-            .unwrap(),
+            .expect("counted"),
         4
     );
     assert_eq!(
-        count(&pool, "SELECT count(*) AS n FROM activity_hits WHERE ip = '203.0.113.9' AND latency_us = 1500 AND status = 201").await.unwrap(),
+        count(&pool, "SELECT count(*) AS n FROM activity_hits WHERE ip = '203.0.113.9' AND latency_us = 1500 AND status = 201").await.expect("counted"),
         4
     );
     let hourly = store
@@ -125,14 +150,23 @@ async fn a_batch_is_stored_raw_and_counted_per_hour_and_a_retry_counts_nothing_t
             "SELECT count(*) AS n FROM pg_inherits WHERE inhparent = 'activity_hits'::regclass"
         )
         .await
-        .unwrap(),
+        .expect("counted"),
         2
     );
 }
 
 #[tokio::test]
 async fn concurrent_writers_of_the_same_counters_add_up() {
-    let (store, clients, pool) = store().await;
+    concurrent_writers_add_up(Writes::Pooled).await;
+}
+
+#[tokio::test]
+async fn concurrent_copying_writes_of_the_same_counters_add_up() {
+    concurrent_writers_add_up(Writes::Copied).await;
+}
+
+async fn concurrent_writers_add_up(writes: Writes) {
+    let (store, clients, pool) = store_writing(writes).await;
     let a = client(register(&clients, 1, "A").await);
     let store = std::sync::Arc::new(store);
     let writers: Vec<_> = (0..8)
@@ -151,7 +185,7 @@ async fn concurrent_writers_of_the_same_counters_add_up() {
     assert_eq!(
         count(&pool, "SELECT count(*) AS n FROM activity_hits")
             .await
-            .unwrap(),
+            .expect("counted"),
         2000
     );
     assert_eq!(
@@ -160,9 +194,55 @@ async fn concurrent_writers_of_the_same_counters_add_up() {
             "SELECT sum(requests)::int8 AS n FROM activity_hourly"
         )
         .await
-        .unwrap(),
+        .expect("counted"),
         2000
     );
+}
+
+#[tokio::test]
+async fn a_copying_store_whose_connection_was_cut_writes_again_on_a_new_one() {
+    let (store, clients, pool) = store_writing(Writes::Copied).await;
+    let a = client(register(&clients, 1, "A").await);
+    let batch = |n| {
+        HitBatch::new(
+            Uuid::now_v7(),
+            (0..n).map(|_| hit(a, at(9, 10, 0))).collect(),
+        )
+    };
+    store.write(&batch(3)).await.expect("written");
+
+    let cut = count(
+        &pool,
+        "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
+         WHERE application_name = 'ordo-activity-writer' AND datname = current_database()",
+    )
+    .await
+    .expect("counted");
+    let second = batch(4);
+    let mut attempts = 0;
+    let written = loop {
+        attempts += 1;
+        match store.write(&second).await {
+            Ok(()) => break true,
+            Err(_) if attempts < 3 => continue,
+            Err(_) => break false,
+        }
+    };
+
+    assert_eq!(cut, 1, "the store's own connection was found and cut");
+    assert!(written, "written on a new connection");
+    assert!(
+        attempts <= 2,
+        "one failed attempt at most, on the cut connection"
+    );
+    assert_eq!(stored_and_counted(&pool).await, (7, 7));
+}
+
+/// The raw hits stored and the sum of the hourly counts.
+async fn stored_and_counted(pool: &PgPool) -> (i64, i64) {
+    let raw = count(pool, "SELECT count(*) AS n FROM activity_hits").await;
+    let counted = count(pool, "SELECT sum(requests)::int8 AS n FROM activity_hourly").await;
+    (raw.expect("counted"), counted.expect("counted"))
 }
 
 #[tokio::test]
@@ -254,19 +334,9 @@ async fn pruning_drops_the_partitions_before_the_first_kept_day_and_keeps_the_co
 
     assert_eq!(dropped, (1..10).map(day).collect::<Vec<_>>());
     assert_eq!(
-        count(&pool, "SELECT count(*) AS n FROM activity_hits")
-            .await
-            .unwrap(),
-        1
-    );
-    assert_eq!(
-        count(
-            &pool,
-            "SELECT sum(requests)::int8 AS n FROM activity_hourly"
-        )
-        .await
-        .unwrap(),
-        3
+        stored_and_counted(&pool).await,
+        (1, 3),
+        "one raw hit kept, the three counted kept"
     );
     // A late hit of a pruned day finds its partition made again.
     store
@@ -276,7 +346,7 @@ async fn pruning_drops_the_partitions_before_the_first_kept_day_and_keeps_the_co
     assert_eq!(
         count(&pool, "SELECT count(*) AS n FROM activity_hits")
             .await
-            .unwrap(),
+            .expect("counted"),
         2
     );
 }

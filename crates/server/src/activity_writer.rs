@@ -19,17 +19,22 @@
 //! - In durable mode a request's hits are answered only once their batch is
 //!   committed; the writer then flushes as soon as the queue is momentarily empty
 //!   (group commit) rather than waiting for `flush_interval`.
+//! - Otherwise a hit does not wake the writer: it wakes every `flush_interval`,
+//!   and early when `batch_size` hits are queued, and takes what the queue holds.
+//!   Waking a parked task on every request cost each request a cross-thread
+//!   wake-up, while a batch needs only one.
 //!
 //! What `kill -9` loses: the hits in memory, at most those accepted during one
 //! flush interval plus one batch in flight (durable mode: none that were answered).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use ordo_domain::activity::{ActivitySink, Hit, HitBatch, HitStore, RecordHitsError};
-use tokio::sync::{Semaphore, mpsc, oneshot};
-use tokio::time::Instant;
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
+use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -49,25 +54,50 @@ pub struct WriterConfig {
 }
 
 /// Hits of one request (or one observed hit) on their way to the writer.
-struct Submission {
-    hits: Vec<Hit>,
-    /// Told once the hits are committed (durable mode).
-    committed: Option<oneshot::Sender<()>>,
+enum Submission {
+    /// A hit the server observed: no `Vec` of its own.
+    Observed(Hit),
+    /// A request's hits.
+    Reported {
+        hits: Vec<Hit>,
+        /// Told once the hits are committed (durable mode).
+        committed: Option<oneshot::Sender<()>>,
+    },
+}
+
+impl Submission {
+    fn len(&self) -> usize {
+        match self {
+            Self::Observed(_) => 1,
+            Self::Reported { hits, .. } => hits.len(),
+        }
+    }
+}
+
+/// What the sink and the writer share besides the queue.
+struct Shared {
+    /// Room for hits, queued or being written.
+    room: Semaphore,
+    /// Hits sent and not yet taken by the writer.
+    queued: AtomicUsize,
+    /// Wakes the writer before its next tick.
+    wake: Notify,
 }
 
 /// The [`ActivitySink`] the application's handlers and middleware use.
 #[derive(Clone)]
 pub struct BatchedActivitySink {
     queue: mpsc::UnboundedSender<Submission>,
-    room: Arc<Semaphore>,
+    shared: Arc<Shared>,
     durable: bool,
+    batch_size: usize,
     retry_after: Duration,
 }
 
 impl std::fmt::Debug for BatchedActivitySink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BatchedActivitySink")
-            .field("room", &self.room.available_permits())
+            .field("room", &self.shared.room.available_permits())
             .field("durable", &self.durable)
             .finish_non_exhaustive()
     }
@@ -76,7 +106,7 @@ impl std::fmt::Debug for BatchedActivitySink {
 /// The background task that writes what the sink accepted.
 pub struct ActivityWriter {
     queue: mpsc::UnboundedReceiver<Submission>,
-    room: Arc<Semaphore>,
+    shared: Arc<Shared>,
     store: Arc<dyn HitStore>,
     config: WriterConfig,
 }
@@ -107,18 +137,23 @@ pub fn batched(
         "activity.batch_size must be positive"
     );
     let (sender, receiver) = mpsc::unbounded_channel();
-    let room = Arc::new(Semaphore::new(config.capacity));
+    let shared = Arc::new(Shared {
+        room: Semaphore::new(config.capacity),
+        queued: AtomicUsize::new(0),
+        wake: Notify::new(),
+    });
     let retry_after = config.flush_interval.max(Duration::from_secs(1));
     Ok((
         BatchedActivitySink {
             queue: sender,
-            room: room.clone(),
+            shared: shared.clone(),
             durable: config.durable,
+            batch_size: config.batch_size,
             retry_after,
         },
         ActivityWriter {
             queue: receiver,
-            room,
+            shared,
             store,
             config,
         },
@@ -131,7 +166,7 @@ impl BatchedActivitySink {
         let Ok(count) = u32::try_from(count) else {
             return false;
         };
-        match self.room.try_acquire_many(count) {
+        match self.shared.room.try_acquire_many(count) {
             Ok(permit) => {
                 // Given back by the writer once the hits are committed.
                 permit.forget();
@@ -142,7 +177,32 @@ impl BatchedActivitySink {
     }
 
     fn give_back(&self, count: usize) {
-        self.room.add_permits(count);
+        self.shared.room.add_permits(count);
+    }
+
+    /// Queues `submission`, whose room is taken, and wakes the writer when it
+    /// should not wait for its tick: the hits fill a batch, or are to be committed
+    /// before their request is answered.
+    fn send(&self, submission: Submission) -> bool {
+        let count = submission.len();
+        let urgent = matches!(
+            submission,
+            Submission::Reported {
+                committed: Some(_),
+                ..
+            }
+        );
+        // Counted before it is sent, so the writer never takes it off the count first.
+        let before = self.shared.queued.fetch_add(count, Ordering::Relaxed);
+        if self.queue.send(submission).is_err() {
+            self.shared.queued.fetch_sub(count, Ordering::Relaxed);
+            self.give_back(count);
+            return false;
+        }
+        if urgent || (before < self.batch_size && before + count >= self.batch_size) {
+            self.shared.wake.notify_one();
+        }
+        true
     }
 }
 
@@ -162,8 +222,7 @@ impl ActivitySink for BatchedActivitySink {
         } else {
             (None, None)
         };
-        if self.queue.send(Submission { hits, committed }).is_err() {
-            self.give_back(count);
+        if !self.send(Submission::Reported { hits, committed }) {
             return Err(anyhow::anyhow!("the activity writer has stopped").into());
         }
         if let Some(stored) = stored {
@@ -175,15 +234,7 @@ impl ActivitySink for BatchedActivitySink {
     }
 
     fn observe(&self, hit: Hit) -> bool {
-        let kept = self.reserve(1)
-            && self
-                .queue
-                .send(Submission {
-                    hits: vec![hit],
-                    committed: None,
-                })
-                .map_err(|_| self.give_back(1))
-                .is_ok();
+        let kept = self.reserve(1) && self.send(Submission::Observed(hit));
         if !kept {
             metrics::counter!("activity_hits_dropped_total").increment(1);
         }
@@ -194,19 +245,20 @@ impl ActivitySink for BatchedActivitySink {
 /// The hits waiting for the next batch.
 #[derive(Default)]
 struct Pending {
-    submissions: Vec<Submission>,
-    hits: usize,
-    /// When the oldest of them must be written.
-    due: Option<Instant>,
+    hits: Vec<Hit>,
+    /// Told once these hits are committed.
+    waiting: Vec<oneshot::Sender<()>>,
 }
 
 impl Pending {
-    fn add(&mut self, submission: Submission, flush_interval: Duration) {
-        if self.submissions.is_empty() {
-            self.due = Some(Instant::now() + flush_interval);
+    fn add(&mut self, submission: Submission) {
+        match submission {
+            Submission::Observed(hit) => self.hits.push(hit),
+            Submission::Reported { hits, committed } => {
+                self.hits.extend(hits);
+                self.waiting.extend(committed);
+            }
         }
-        self.hits += submission.hits.len();
-        self.submissions.push(submission);
     }
 }
 
@@ -217,63 +269,58 @@ impl ActivityWriter {
     /// None: a failing database is retried, not given up on.
     pub async fn run(mut self, cancel: CancellationToken) -> anyhow::Result<()> {
         let mut pending = Pending::default();
+        let mut tick = tokio::time::interval(self.config.flush_interval);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
-            let due = pending.due;
-            tokio::select! {
+            let ticked = tokio::select! {
                 biased;
                 () = cancel.cancelled() => break,
-                received = self.queue.recv() => {
-                    let Some(submission) = received else { break };
-                    pending.add(submission, self.config.flush_interval);
-                    if self.config.durable {
-                        // Group commit: whatever else is already queued joins this batch.
-                        while pending.hits < self.config.batch_size {
-                            let Ok(more) = self.queue.try_recv() else { break };
-                            pending.add(more, self.config.flush_interval);
-                        }
-                        self.flush(&mut pending).await;
-                    } else if pending.hits >= self.config.batch_size {
-                        self.flush(&mut pending).await;
-                    }
-                }
-                () = sleep_until(due), if due.is_some() => self.flush(&mut pending).await,
+                () = self.shared.wake.notified() => false,
+                _ = tick.tick() => true,
+            };
+            self.take_queued(&mut pending).await;
+            // Woken early by a full batch, what is left over waits for the tick:
+            // it has waited less than `flush_interval` since the last one.
+            if ticked || self.config.durable {
+                self.flush(&mut pending).await;
             }
         }
         // The HTTP server has stopped: nothing can be added but what is queued.
         self.queue.close();
-        while let Some(submission) = self.queue.recv().await {
-            pending.add(submission, self.config.flush_interval);
-            if pending.hits >= self.config.batch_size {
-                self.flush(&mut pending).await;
-            }
-        }
+        self.take_queued(&mut pending).await;
         self.flush(&mut pending).await;
         tracing::info!("the activity writer wrote every accepted hit");
         Ok(())
     }
 
+    /// Moves the queued hits to `pending`, writing every full batch on the way.
+    async fn take_queued(&mut self, pending: &mut Pending) {
+        while let Ok(submission) = self.queue.try_recv() {
+            self.shared
+                .queued
+                .fetch_sub(submission.len(), Ordering::Relaxed);
+            pending.add(submission);
+            if pending.hits.len() >= self.config.batch_size {
+                self.flush(pending).await;
+            }
+        }
+    }
+
     /// Writes the pending hits as one batch, retrying until it is stored.
     async fn flush(&self, pending: &mut Pending) {
-        let Pending {
-            submissions, hits, ..
-        } = std::mem::take(pending);
-        if hits == 0 {
+        let Pending { hits, waiting } = std::mem::take(pending);
+        let count = hits.len();
+        if count == 0 {
             return;
         }
-        let mut all = Vec::with_capacity(hits);
-        let mut waiting = Vec::new();
-        for submission in submissions {
-            all.extend(submission.hits);
-            waiting.extend(submission.committed);
-        }
-        let batch = HitBatch::new(Uuid::now_v7(), all);
+        let batch = HitBatch::new(Uuid::now_v7(), hits);
         let mut backoff = Duration::from_millis(50);
         let mut attempt = 1_u32;
         while let Err(e) = self.store.write(&batch).await {
             tracing::warn!(
                 error = format!("{e:#}"),
                 attempt,
-                hits,
+                hits = count,
                 retry_in_ms = backoff.as_millis(),
                 "could not write a batch of hits; keeping them and retrying"
             );
@@ -282,18 +329,11 @@ impl ActivityWriter {
             backoff = (backoff * 2).min(self.config.max_backoff);
             attempt += 1;
         }
-        metrics::counter!("activity_hits_written_total").increment(hits as u64);
-        self.room.add_permits(hits);
+        metrics::counter!("activity_hits_written_total").increment(count as u64);
+        self.shared.room.add_permits(count);
         for tell in waiting {
             let _ = tell.send(());
         }
-    }
-}
-
-async fn sleep_until(due: Option<Instant>) {
-    match due {
-        Some(due) => tokio::time::sleep_until(due).await,
-        None => std::future::pending().await,
     }
 }
 

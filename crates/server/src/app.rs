@@ -798,6 +798,11 @@ impl ApplicationBuilder {
         adapters.upstream = UpstreamPorts::served_by(UpstreamClient::new(
             settings.upstream.adapter_config(upstream_url.clone())?,
         )?);
+        // The activity writer copies its batches over a connection of its own.
+        adapters.hit_store = Arc::new(PgActivityStore::new(pool.clone()).copying_over(
+            database.url.expose_secret(),
+            &settings.database.pool_config(),
+        ));
         let (activity_sink, activity_writer) =
             activity_writer::batched(adapters.hit_store.clone(), writer_config(&settings))?;
         adapters.activity_sink = Arc::new(activity_sink);

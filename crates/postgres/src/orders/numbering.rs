@@ -9,6 +9,60 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use ordo_domain::orders::{NewOrder, OrderStatus};
 
 use super::rows::OrderLineRow;
+use crate::prebuilt::{Bind, PrebuiltRaw, raw_statement};
+
+type NumberedBinds = (
+    Bind<Date, chrono::NaiveDate>,
+    (
+        Bind<SqlUuid, uuid::Uuid>,
+        (
+            Bind<SqlUuid, uuid::Uuid>,
+            (
+                Bind<Timestamptz, chrono::DateTime<chrono::Utc>>,
+                (
+                    Bind<BigInt, i64>,
+                    (
+                        Bind<Text, String>,
+                        (
+                            Bind<Nullable<Text>, Option<String>>,
+                            (
+                                Bind<Timestamptz, chrono::DateTime<chrono::Utc>>,
+                                (
+                                    Bind<Array<Integer>, Vec<i32>>,
+                                    (
+                                        Bind<Array<SqlUuid>, Vec<uuid::Uuid>>,
+                                        (
+                                            Bind<Array<Text>, Vec<String>>,
+                                            (
+                                                Bind<Array<Text>, Vec<String>>,
+                                                (
+                                                    Bind<Array<Integer>, Vec<i32>>,
+                                                    (
+                                                        Bind<Array<BigInt>, Vec<i64>>,
+                                                        (
+                                                            Bind<Array<Bool>, Vec<bool>>,
+                                                            Bind<Text, &'static str>,
+                                                        ),
+                                                    ),
+                                                ),
+                                            ),
+                                        ),
+                                    ),
+                                ),
+                            ),
+                        ),
+                    ),
+                ),
+            ),
+        ),
+    ),
+);
+
+raw_statement! {
+    /// [`INSERT_NUMBERED_ORDER`], prepared once per connection (as `sql_query` it
+    /// was prepared on every order, a round trip of its own).
+    InsertNumberedOrder, NumberedBinds = INSERT_NUMBERED_ORDER
+}
 
 /// Inserts the order in `status` (`placed` from `/v1/orders`, `pending_payment`
 /// from checkout) and its lines and assigns its number, in one statement.
@@ -30,25 +84,76 @@ pub(crate) async fn insert_numbered(
         #[diesel(sql_type = Text)]
         number: String,
     }
-    let numbered: Numbered = diesel::sql_query(INSERT_NUMBERED_ORDER)
-        .bind::<Date, _>(order.created_at.date_naive())
-        .bind::<SqlUuid, _>(order.id.as_uuid())
-        .bind::<SqlUuid, _>(order.customer_id.as_uuid())
-        .bind::<Timestamptz, _>(order.scheduled_at)
-        .bind::<BigInt, _>(order.total.minor())
-        .bind::<Text, _>(order.total.currency().as_str())
-        .bind::<Nullable<Text>, _>(order.note.as_ref().map(|n| n.as_str()))
-        .bind::<Timestamptz, _>(order.created_at)
-        .bind::<Array<Integer>, _>(lines.iter().map(|l| l.line_no).collect::<Vec<_>>())
-        .bind::<Array<SqlUuid>, _>(lines.iter().map(|l| l.product_id).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(lines.iter().map(|l| l.sku.as_str()).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(lines.iter().map(|l| l.name.as_str()).collect::<Vec<_>>())
-        .bind::<Array<Integer>, _>(lines.iter().map(|l| l.quantity).collect::<Vec<_>>())
-        .bind::<Array<BigInt>, _>(lines.iter().map(|l| l.unit_price_minor).collect::<Vec<_>>())
-        .bind::<Array<Bool>, _>(lines.iter().map(|l| l.reserves_stock).collect::<Vec<_>>())
-        .bind::<Text, _>(status.as_str())
-        .get_result(conn)
-        .await?;
+    let numbered: Numbered = PrebuiltRaw::<InsertNumberedOrder>::new((
+        Bind::new(order.created_at.date_naive()),
+        (
+            Bind::new(order.id.as_uuid()),
+            (
+                Bind::new(order.customer_id.as_uuid()),
+                (
+                    Bind::new(order.scheduled_at),
+                    (
+                        Bind::new(order.total.minor()),
+                        (
+                            Bind::new(order.total.currency().as_str().to_owned()),
+                            (
+                                Bind::new(order.note.as_ref().map(|n| n.as_str().to_owned())),
+                                (
+                                    Bind::new(order.created_at),
+                                    (
+                                        Bind::new(lines.iter().map(|l| l.line_no).collect()),
+                                        (
+                                            Bind::new(lines.iter().map(|l| l.product_id).collect()),
+                                            (
+                                                Bind::new(
+                                                    lines.iter().map(|l| l.sku.clone()).collect(),
+                                                ),
+                                                (
+                                                    Bind::new(
+                                                        lines
+                                                            .iter()
+                                                            .map(|l| l.name.clone())
+                                                            .collect(),
+                                                    ),
+                                                    (
+                                                        Bind::new(
+                                                            lines
+                                                                .iter()
+                                                                .map(|l| l.quantity)
+                                                                .collect(),
+                                                        ),
+                                                        (
+                                                            Bind::new(
+                                                                lines
+                                                                    .iter()
+                                                                    .map(|l| l.unit_price_minor)
+                                                                    .collect(),
+                                                            ),
+                                                            (
+                                                                Bind::new(
+                                                                    lines
+                                                                        .iter()
+                                                                        .map(|l| l.reserves_stock)
+                                                                        .collect(),
+                                                                ),
+                                                                Bind::new(status.as_str()),
+                                                            ),
+                                                        ),
+                                                    ),
+                                                ),
+                                            ),
+                                        ),
+                                    ),
+                                ),
+                            ),
+                        ),
+                    ),
+                ),
+            ),
+        ),
+    ))
+    .get_result(conn)
+    .await?;
     Ok(numbered.number)
 }
 

@@ -213,3 +213,39 @@ async fn in_durable_mode_a_request_is_answered_once_its_hits_are_stored() {
     cancel.cancel();
     task.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn hits_short_of_a_batch_wait_for_the_tick_and_are_written_within_one_interval() {
+    let store = Arc::new(FlakyStore::default());
+    let (sink, cancel, task) = start(
+        &store,
+        WriterConfig {
+            flush_interval: Duration::from_millis(300),
+            ..config()
+        },
+    );
+    // The first tick is at once: let it pass with nothing queued.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let sent = std::time::Instant::now();
+
+    for hit in hits(5) {
+        assert!(sink.observe(hit));
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let before_the_tick = store.stored_hits();
+    for _ in 0..200 {
+        if store.stored_hits() == 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    assert_eq!(before_the_tick, 0, "a hit alone does not wake the writer");
+    assert_eq!(store.stored_hits(), 5);
+    assert!(
+        sent.elapsed() < Duration::from_millis(300 + 200),
+        "written within one flush interval (and some scheduling slack)"
+    );
+    cancel.cancel();
+    task.await.unwrap().unwrap();
+}
