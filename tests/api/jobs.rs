@@ -149,6 +149,7 @@ async fn jobs_are_listed_with_their_default_schedule_for_administrators_only() {
         ("expire-baskets", "* * * * *"),
         ("prune-activity", "0 3 * * *"),
         ("reconcile-payments", "* * * * *"),
+        ("rollup-sales", "* * * * *"),
         ("sync-catalog", "0 * * * *"),
     ]
     .map(|(name, schedule)| (name.to_owned(), schedule.to_owned()));
@@ -166,7 +167,12 @@ async fn every_job_does_its_capability_s_work_when_run_by_hand() {
         .count("SELECT count(*) AS n FROM products WHERE external_id IS NOT NULL")
         .await;
 
-    for name in ["sync-catalog", "reconcile-payments", "prune-activity"] {
+    for name in [
+        "sync-catalog",
+        "reconcile-payments",
+        "prune-activity",
+        "rollup-sales",
+    ] {
         let requested = run_now(&app, name).await;
         assert_eq!(
             requested.status,
