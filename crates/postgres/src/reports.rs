@@ -14,38 +14,49 @@
 //! the comparison names the ICU root collation (`"und-x-icu"`, present in every
 //! PostgreSQL built with ICU, as the usual packages and images are).
 //!
-//! **`OFFSET 0`.** The lines of the period's orders are read order by order from
-//! `order_lines_report_idx` (an index-only probe per order), inside a `LATERAL`
-//! subquery that `OFFSET 0` keeps the planner from flattening into a plain join.
-//! Flattened, it estimates a hash join over *every* line cheaper (random page
-//! cost 4 against sequential 1, as for disks), and reads a table that grows with
-//! all history to answer about thirty days of it: on a million orders (1.7 million
-//! lines), the sales per city of the last 30 days took twice as long that way.
-//! The monthly report, which reads twelve of 24 months, keeps the hash join:
-//! there reading every line is the cheaper way.
+//! **The daily rollup.** The city, stock and monthly reports read the sales of
+//! the whole UTC days of a period from `sales_daily_city` / `sales_daily`
+//! (migration `2026-11-25-000400_sales_rollup`) when the day is clean, and from
+//! the orders for the partial days at the period's ends and for the days listed
+//! in `sales_dirty_days` (changed since their rollup, or never rolled up):
+//! `raw_ranges` is those instants, a handful of ranges of `orders_sales_idx`.
+//! Both halves are read in one statement, so in one snapshot: a day is either
+//! clean with its rollup rows, or dirty and read from the orders. The city
+//! rollup holds a row per day, currency, city (as stored) and product, not far
+//! fewer than the lines of a day, but read as one range of a narrow table
+//! instead of one index probe per order; `sales_daily` (no city) is far smaller.
 //!
-//! The plan of the largest, sales per city, for the last 30 of 24 months of a
-//! million synthetic orders (`tests/reports.rs` prints every report's plan on a
-//! smaller set, and fails if one reads every order or hourly count):
+//! **`OFFSET 0`.** The lines of the orders read from the orders are read order by
+//! order from `order_lines_report_idx` (an index-only probe per order), inside a
+//! `LATERAL` subquery that `OFFSET 0` keeps the planner from flattening into a
+//! plain join. Flattened, it estimates a hash join over *every* line cheaper
+//! (random page cost 4 against sequential 1, as for disks), and reads a table
+//! that grows with all history to answer about a day of it.
+//!
+//! The plan of the largest, sales per city, for the last 30 days (shape as
+//! `tests/reports.rs` prints it on synthetic sales, which fails if a report
+//! reads every order or never the rollup):
 //!
 //! ```text
 //! Sort
+//!   CTE days  ->  Result                                   (whole days lo..hi)
 //!   CTE spellings  ->  HashAggregate (city as stored)  ->  Seq Scan on customers
-//!   ->  Nested Loop
-//!         ->  Merge Join                                          (names)
-//!               ->  GroupAggregate (city_key, product)  ->  Sort
-//!                     ->  Hash Join (c.city = sp.stored)            (spellings)
-//!                           ->  HashAggregate (city as stored, product)
+//!   ->  Hash Join / Merge Join (names, products)
+//!         ->  HashAggregate (city_key, product)  ->  Hash Join (spellings)
+//!               ->  HashAggregate (city as stored, product)
+//!                     ->  Append
+//!                           ->  Nested Loop Anti Join              (clean days)
+//!                                 ->  Bitmap Heap Scan on sales_daily_city s
+//!                                       ->  Bitmap Index Scan on sales_daily_city_pkey
+//!                                             Index Cond: ((day >= days.lo) AND (day < days.hi))
+//!                                 ->  Seq Scan on sales_dirty_days d
+//!                           ->  Nested Loop                        (raw ranges)
 //!                                 ->  Nested Loop
-//!                                       ->  Hash Join (o.customer_id = c.id)
-//!                                             ->  Index Only Scan using orders_sales_idx on orders o
-//!                                                   Index Cond: ((scheduled_at >= $1) AND (scheduled_at < $2))
-//!                                                   Filter: (currency = $3)
-//!                                             ->  Hash  ->  Seq Scan on customers c
-//!                                       ->  Index Only Scan using order_lines_report_idx on order_lines l
-//!                                             Index Cond: (order_id = o.id)
-//!               ->  Unique  ->  Sort  ->  HashAggregate  ->  CTE Scan on spellings
-//!         ->  Index Scan using products_pkey on products p
+//!                                       ->  Append (head, tail, dirty days)
+//!                                       ->  Index Only Scan using orders_sales_idx on orders o
+//!                                             Index Cond: ((scheduled_at >= rr.start) AND (scheduled_at < rr.stop))
+//!                                 ->  Index Scan using customers_pkey on customers c
+//!                                 ->  Index Only Scan using order_lines_report_idx on order_lines l
 //! ```
 
 use async_trait::async_trait;
