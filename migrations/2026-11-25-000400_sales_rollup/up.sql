@@ -20,16 +20,17 @@ CREATE TABLE sales_dirty_days (
     day date PRIMARY KEY
 );
 
--- Units and revenue per day, currency, customer city (as stored: the reports
--- fold the spellings when they read) and product.
+-- Units and revenue per day, currency, customer city and product. The city is
+-- the key the reports compare cities by (trimmed, lower-cased by Unicode rules:
+-- the ICU root collation), so every spelling of a city is one row.
 CREATE TABLE sales_daily_city (
     day           date NOT NULL,
     currency      text NOT NULL,
-    city          text NOT NULL,
+    city_key      text NOT NULL,
     product_id    uuid NOT NULL,
     units         bigint NOT NULL,
     revenue_minor bigint NOT NULL,
-    PRIMARY KEY (day, currency, city, product_id)
+    PRIMARY KEY (day, currency, city_key, product_id)
 );
 
 -- The same per day, currency and product (every city): what the stock and
@@ -150,16 +151,23 @@ BEGIN
     DELETE FROM sales_dirty_days WHERE day = d;
     DELETE FROM sales_daily_city WHERE day = d;
     DELETE FROM sales_daily WHERE day = d;
-    INSERT INTO sales_daily_city (day, currency, city, product_id, units, revenue_minor)
-    SELECT d, o.currency, c.city, l.product_id,
-           sum(l.quantity), sum(l.quantity::bigint * l.unit_price_minor)
-    FROM orders o
-    JOIN customers c ON c.id = o.customer_id
-    JOIN order_lines l ON l.order_id = o.id
-    WHERE o.status IN ('placed', 'paid')
-      AND o.scheduled_at >= d::timestamp AT TIME ZONE 'UTC'
-      AND o.scheduled_at < (d + 1)::timestamp AT TIME ZONE 'UTC'
-    GROUP BY o.currency, c.city, l.product_id;
+    -- Added up per city as stored first, so that the case folding (far dearer)
+    -- is done once per spelling, not once per line.
+    INSERT INTO sales_daily_city (day, currency, city_key, product_id, units, revenue_minor)
+    SELECT d, s.currency, lower(btrim(s.city) COLLATE "und-x-icu"), s.product_id,
+           sum(s.units), sum(s.revenue_minor)
+    FROM (
+        SELECT o.currency, c.city, l.product_id,
+               sum(l.quantity) AS units, sum(l.quantity::bigint * l.unit_price_minor) AS revenue_minor
+        FROM orders o
+        JOIN customers c ON c.id = o.customer_id
+        JOIN order_lines l ON l.order_id = o.id
+        WHERE o.status IN ('placed', 'paid')
+          AND o.scheduled_at >= d::timestamp AT TIME ZONE 'UTC'
+          AND o.scheduled_at < (d + 1)::timestamp AT TIME ZONE 'UTC'
+        GROUP BY o.currency, c.city, l.product_id
+    ) s
+    GROUP BY s.currency, lower(btrim(s.city) COLLATE "und-x-icu"), s.product_id;
     INSERT INTO sales_daily (day, currency, product_id, units, revenue_minor)
     SELECT day, currency, product_id, sum(units), sum(revenue_minor)
     FROM sales_daily_city

@@ -22,9 +22,10 @@
 //! `raw_ranges` is those instants, a handful of ranges of `orders_sales_idx`.
 //! Both halves are read in one statement, so in one snapshot: a day is either
 //! clean with its rollup rows, or dirty and read from the orders. The city
-//! rollup holds a row per day, currency, city (as stored) and product, not far
-//! fewer than the lines of a day, but read as one range of a narrow table
-//! instead of one index probe per order; `sales_daily` (no city) is far smaller.
+//! rollup holds a row per day, currency, city key (folded as below) and
+//! product, not far fewer than the lines of a day, but read as one range of a
+//! narrow table instead of one index probe per order; `sales_daily` (no city)
+//! is far smaller.
 //!
 //! **`OFFSET 0`.** The lines of the orders read from the orders are read order by
 //! order from `order_lines_report_idx` (an index-only probe per order), inside a
@@ -42,21 +43,21 @@
 //!   CTE days  ->  Result                                   (whole days lo..hi)
 //!   CTE spellings  ->  HashAggregate (city as stored)  ->  Seq Scan on customers
 //!   ->  Hash Join / Merge Join (names, products)
-//!         ->  HashAggregate (city_key, product)  ->  Hash Join (spellings)
-//!               ->  HashAggregate (city as stored, product)
-//!                     ->  Append
-//!                           ->  Nested Loop Anti Join              (clean days)
-//!                                 ->  Bitmap Heap Scan on sales_daily_city s
-//!                                       ->  Bitmap Index Scan on sales_daily_city_pkey
-//!                                             Index Cond: ((day >= days.lo) AND (day < days.hi))
-//!                                 ->  Seq Scan on sales_dirty_days d
-//!                           ->  Nested Loop                        (raw ranges)
+//!         ->  HashAggregate (city_key, product)
+//!               ->  Append
+//!                     ->  Nested Loop Anti Join                    (clean days)
+//!                           ->  Bitmap Heap Scan on sales_daily_city s
+//!                                 ->  Bitmap Index Scan on sales_daily_city_pkey
+//!                                       Index Cond: ((day >= days.lo) AND (day < days.hi))
+//!                           ->  Seq Scan on sales_dirty_days d
+//!                     ->  Hash Join (spellings)
+//!                           ->  HashAggregate (city as stored, product)  (raw ranges)
 //!                                 ->  Nested Loop
 //!                                       ->  Append (head, tail, dirty days)
 //!                                       ->  Index Only Scan using orders_sales_idx on orders o
 //!                                             Index Cond: ((scheduled_at >= rr.start) AND (scheduled_at < rr.stop))
-//!                                 ->  Index Scan using customers_pkey on customers c
-//!                                 ->  Index Only Scan using order_lines_report_idx on order_lines l
+//!                                       ->  Index Scan using customers_pkey on customers c
+//!                                       ->  Index Only Scan using order_lines_report_idx on order_lines l
 //! ```
 
 use async_trait::async_trait;
@@ -188,10 +189,12 @@ macro_rules! raw_sales_lines {
 /// currency. A city's name is the trimmed spelling most of its customers use
 /// (ties: the first in byte order).
 ///
-/// Sales are added up per city *as stored* (a plain byte comparison) and product
-/// first; the Unicode case folding, far dearer, is then done once per distinct
-/// spelling (a few dozen), not once per line or customer. Each order's lines are
-/// read by `order_lines_report_idx` (see the module note on `OFFSET 0`).
+/// The clean whole days come from `sales_daily_city`, already by city key. The
+/// rest, read from the orders, is added up per city *as stored* (a plain byte
+/// comparison) and product first; the Unicode case folding, far dearer, is then
+/// done once per distinct spelling (a few dozen), not once per line or customer.
+/// Each order's lines are read by `order_lines_report_idx` (see the module note
+/// on `OFFSET 0`).
 pub const SALES_BY_CITY: &str = concat!(
     sales_period_ctes!(),
     ", spellings AS (
@@ -208,23 +211,24 @@ pub const SALES_BY_CITY: &str = concat!(
     ) by_spelling
     ORDER BY city_key, customers DESC, spelling COLLATE \"C\"
 ), sold AS (
-    SELECT stored, product_id, sum(quantity) AS quantity, sum(revenue) AS revenue
+    SELECT c.city AS stored, l.product_id,
+           sum(l.quantity) AS quantity, sum(l.quantity::bigint * l.unit_price_minor) AS revenue
+        ",
+    raw_sales_lines!("JOIN customers c ON c.id = o.customer_id"),
+    " AND o.currency = $3
+    GROUP BY 1, 2
+), by_city AS (
+    SELECT city_key, product_id, sum(quantity) AS quantity, sum(revenue) AS revenue
     FROM (
-        SELECT s.city AS stored, s.product_id, s.units AS quantity, s.revenue_minor AS revenue
+        SELECT s.city_key, s.product_id, s.units AS quantity, s.revenue_minor AS revenue
         ",
     rolled_up_days!("sales_daily_city"),
     " AND s.currency = $3
         UNION ALL
-        SELECT c.city, l.product_id, l.quantity, l.quantity::bigint * l.unit_price_minor
-        ",
-    raw_sales_lines!("JOIN customers c ON c.id = o.customer_id"),
-    " AND o.currency = $3
+        SELECT sp.city_key, s.product_id, s.quantity, s.revenue
+        FROM sold s
+        JOIN spellings sp ON sp.stored = s.stored
     ) sales
-    GROUP BY 1, 2
-), by_city AS (
-    SELECT sp.city_key, s.product_id, sum(s.quantity) AS quantity, sum(s.revenue) AS revenue
-    FROM sold s
-    JOIN spellings sp ON sp.stored = s.stored
     GROUP BY 1, 2
 )
 SELECT n.spelling AS city, p.id AS product_id, p.sku, p.name,

@@ -848,14 +848,15 @@ async fn the_sales_reports_are_the_same_from_the_rollup_as_from_the_orders_and_s
 /// from the orders, in either table.
 const ROLLUP_MISMATCHES: &str = "
 WITH raw_city AS (
-    SELECT (o.scheduled_at AT TIME ZONE 'UTC')::date AS day, o.currency, c.city, l.product_id,
+    SELECT (o.scheduled_at AT TIME ZONE 'UTC')::date AS day, o.currency,
+           lower(btrim(c.city) COLLATE \"und-x-icu\") AS city_key, l.product_id,
            sum(l.quantity)::bigint AS units, sum(l.quantity::bigint * l.unit_price_minor)::bigint AS revenue_minor
     FROM orders o JOIN customers c ON c.id = o.customer_id JOIN order_lines l ON l.order_id = o.id
     WHERE o.status IN ('placed', 'paid')
       AND (o.scheduled_at AT TIME ZONE 'UTC')::date NOT IN (SELECT day FROM sales_dirty_days)
     GROUP BY 1, 2, 3, 4
 ), rolled_city AS (
-    SELECT day, currency, city, product_id, units, revenue_minor FROM sales_daily_city
+    SELECT day, currency, city_key, product_id, units, revenue_minor FROM sales_daily_city
     WHERE day NOT IN (SELECT day FROM sales_dirty_days)
 ), raw AS (
     SELECT day, currency, product_id, sum(units)::bigint AS units, sum(revenue_minor)::bigint AS revenue_minor
