@@ -150,6 +150,7 @@ async fn jobs_are_listed_with_their_default_schedule_for_administrators_only() {
         ("expire-baskets", "* * * * *"),
         ("prune-activity", "0 3 * * *"),
         ("reconcile-payments", "* * * * *"),
+        ("rollup-sales", "* * * * *"),
         ("sync-catalog", "0 * * * *"),
     ]
     .map(|(name, schedule)| (name.to_owned(), schedule.to_owned()));
@@ -172,6 +173,7 @@ async fn every_job_does_its_capability_s_work_when_run_by_hand() {
         "dispatch-outbox",
         "reconcile-payments",
         "prune-activity",
+        "rollup-sales",
     ] {
         let requested = run_now(&app, name).await;
         assert_eq!(

@@ -20,6 +20,7 @@ mod pool;
 mod prebuilt;
 mod products;
 mod reports;
+mod sales_rollup;
 mod schema;
 pub mod sealing;
 mod stock;
@@ -50,4 +51,5 @@ mod refresh_tokens;
 mod users;
 
 pub use refresh_tokens::PgRefreshTokenStore;
+pub use sales_rollup::PgSalesRollup;
 pub use users::PgUserRepository;

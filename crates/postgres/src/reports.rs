@@ -14,38 +14,50 @@
 //! the comparison names the ICU root collation (`"und-x-icu"`, present in every
 //! PostgreSQL built with ICU, as the usual packages and images are).
 //!
-//! **`OFFSET 0`.** The lines of the period's orders are read order by order from
-//! `order_lines_report_idx` (an index-only probe per order), inside a `LATERAL`
-//! subquery that `OFFSET 0` keeps the planner from flattening into a plain join.
-//! Flattened, it estimates a hash join over *every* line cheaper (random page
-//! cost 4 against sequential 1, as for disks), and reads a table that grows with
-//! all history to answer about thirty days of it: on a million orders (1.7 million
-//! lines), the sales per city of the last 30 days took twice as long that way.
-//! The monthly report, which reads twelve of 24 months, keeps the hash join:
-//! there reading every line is the cheaper way.
+//! **The daily rollup.** The city, stock and monthly reports read the sales of
+//! the whole UTC days of a period from `sales_daily_city` / `sales_daily`
+//! (migration `2026-11-25-000400_sales_rollup`) when the day is clean, and from
+//! the orders for the partial days at the period's ends and for the days listed
+//! in `sales_dirty_days` (changed since their rollup, or never rolled up):
+//! `raw_ranges` is those instants, a handful of ranges of `orders_sales_idx`.
+//! Both halves are read in one statement, so in one snapshot: a day is either
+//! clean with its rollup rows, or dirty and read from the orders. The city
+//! rollup holds a row per day, currency, city key (folded as below) and
+//! product, not far fewer than the lines of a day, but read as one range of a
+//! narrow table instead of one index probe per order; `sales_daily` (no city)
+//! is far smaller.
 //!
-//! The plan of the largest, sales per city, for the last 30 of 24 months of a
-//! million synthetic orders (`tests/reports.rs` prints every report's plan on a
-//! smaller set, and fails if one reads every order or hourly count):
+//! **`OFFSET 0`.** The lines of the orders read from the orders are read order by
+//! order from `order_lines_report_idx` (an index-only probe per order), inside a
+//! `LATERAL` subquery that `OFFSET 0` keeps the planner from flattening into a
+//! plain join. Flattened, it estimates a hash join over *every* line cheaper
+//! (random page cost 4 against sequential 1, as for disks), and reads a table
+//! that grows with all history to answer about a day of it.
+//!
+//! The plan of the largest, sales per city, for the last 30 days (shape as
+//! `tests/reports.rs` prints it on synthetic sales, which fails if a report
+//! reads every order or never the rollup):
 //!
 //! ```text
 //! Sort
+//!   CTE days  ->  Result                                   (whole days lo..hi)
 //!   CTE spellings  ->  HashAggregate (city as stored)  ->  Seq Scan on customers
-//!   ->  Nested Loop
-//!         ->  Merge Join                                          (names)
-//!               ->  GroupAggregate (city_key, product)  ->  Sort
-//!                     ->  Hash Join (c.city = sp.stored)            (spellings)
-//!                           ->  HashAggregate (city as stored, product)
+//!   ->  Hash Join / Merge Join (names, products)
+//!         ->  HashAggregate (city_key, product)
+//!               ->  Append
+//!                     ->  Nested Loop Anti Join                    (clean days)
+//!                           ->  Bitmap Heap Scan on sales_daily_city s
+//!                                 ->  Bitmap Index Scan on sales_daily_city_pkey
+//!                                       Index Cond: ((day >= days.lo) AND (day < days.hi))
+//!                           ->  Seq Scan on sales_dirty_days d
+//!                     ->  Hash Join (spellings)
+//!                           ->  HashAggregate (city as stored, product)  (raw ranges)
 //!                                 ->  Nested Loop
-//!                                       ->  Hash Join (o.customer_id = c.id)
-//!                                             ->  Index Only Scan using orders_sales_idx on orders o
-//!                                                   Index Cond: ((scheduled_at >= $1) AND (scheduled_at < $2))
-//!                                                   Filter: (currency = $3)
-//!                                             ->  Hash  ->  Seq Scan on customers c
+//!                                       ->  Append (head, tail, dirty days)
+//!                                       ->  Index Only Scan using orders_sales_idx on orders o
+//!                                             Index Cond: ((scheduled_at >= rr.start) AND (scheduled_at < rr.stop))
+//!                                       ->  Index Scan using customers_pkey on customers c
 //!                                       ->  Index Only Scan using order_lines_report_idx on order_lines l
-//!                                             Index Cond: (order_id = o.id)
-//!               ->  Unique  ->  Sort  ->  HashAggregate  ->  CTE Scan on spellings
-//!         ->  Index Scan using products_pkey on products p
 //! ```
 
 use async_trait::async_trait;
@@ -107,16 +119,85 @@ FROM sales s
 JOIN customers c ON c.id = s.customer_id
 ORDER BY CASE WHEN $5 THEN s.orders END DESC, s.spend DESC, s.orders DESC, s.customer_id";
 
+/// The start of a sales statement over the period `$1`–`$2` (the caller goes on
+/// with `, name AS (…)`): `days` the whole UTC days of the period (`lo` to `hi`,
+/// excluded), which the rollup may answer for, and `raw_ranges` the instants the
+/// orders themselves must answer for: the partial days at either end and each
+/// whole day whose sales changed since it was rolled up (or never were).
+macro_rules! sales_period_ctes {
+    () => {
+        "\
+WITH days AS (
+    SELECT b.lo, greatest(b.hi, b.lo) AS hi
+    FROM (
+        SELECT ((($1::timestamptz - interval '1 microsecond') AT TIME ZONE 'UTC')::date + 1) AS lo,
+               ($2::timestamptz AT TIME ZONE 'UTC')::date AS hi
+    ) b
+), raw_ranges AS (
+    SELECT r.start, r.stop
+    FROM days, LATERAL (
+        SELECT $1::timestamptz AS start, least($2::timestamptz, days.lo::timestamp AT TIME ZONE 'UTC') AS stop
+        UNION ALL
+        SELECT greatest($1::timestamptz, days.hi::timestamp AT TIME ZONE 'UTC'), $2::timestamptz
+        UNION ALL
+        SELECT d.day::timestamp AT TIME ZONE 'UTC', (d.day + 1)::timestamp AT TIME ZONE 'UTC'
+        FROM sales_dirty_days d
+        WHERE d.day >= days.lo AND d.day < days.hi
+    ) r
+    WHERE r.start < r.stop
+)"
+    };
+}
+
+/// The rows of a rollup table `$t` (alias `s`) for the clean whole days of the
+/// period (the caller adds its own conditions with `AND …`).
+macro_rules! rolled_up_days {
+    ($t:literal) => {
+        concat!(
+            "FROM days JOIN ",
+            $t,
+            " s ON s.day >= days.lo AND s.day < days.hi
+        WHERE NOT EXISTS (SELECT 1 FROM sales_dirty_days d WHERE d.day = s.day)"
+        )
+    };
+}
+
+/// The sales of `raw_ranges` read from the orders (alias `o`) and their lines
+/// (alias `l`, read per order from `order_lines_report_idx`: see the module
+/// note on `OFFSET 0`), after `$join` (another table joined to the order);
+/// the caller adds its own conditions with `AND …`.
+macro_rules! raw_sales_lines {
+    ($join:literal) => {
+        concat!(
+            "FROM raw_ranges rr
+        JOIN orders o ON o.scheduled_at >= rr.start AND o.scheduled_at < rr.stop
+        ",
+            $join,
+            "
+        CROSS JOIN LATERAL (
+            SELECT l.product_id, l.quantity, l.unit_price_minor
+            FROM order_lines l
+            WHERE l.order_id = o.id
+            OFFSET 0
+        ) l
+        WHERE o.status IN ('placed', 'paid')"
+        )
+    };
+}
+
 /// Units and revenue per city and product: `$1`–`$2` the period, `$3` the
 /// currency. A city's name is the trimmed spelling most of its customers use
 /// (ties: the first in byte order).
 ///
-/// Sales are added up per city *as stored* (a plain byte comparison) and product
-/// first; the Unicode case folding, far dearer, is then done once per distinct
-/// spelling (a few dozen), not once per line or customer. Each order's lines are
-/// read by `order_lines_report_idx` (see the module note on `OFFSET 0`).
-pub const SALES_BY_CITY: &str = "\
-WITH spellings AS (
+/// The clean whole days come from `sales_daily_city`, already by city key. The
+/// rest, read from the orders, is added up per city *as stored* (a plain byte
+/// comparison) and product first; the Unicode case folding, far dearer, is then
+/// done once per distinct spelling (a few dozen), not once per line or customer.
+/// Each order's lines are read by `order_lines_report_idx` (see the module note
+/// on `OFFSET 0`).
+pub const SALES_BY_CITY: &str = concat!(
+    sales_period_ctes!(),
+    ", spellings AS (
     SELECT city AS stored, lower(btrim(city) COLLATE \"und-x-icu\") AS city_key,
            btrim(city) AS spelling, count(*) AS customers
     FROM customers
@@ -131,23 +212,23 @@ WITH spellings AS (
     ORDER BY city_key, customers DESC, spelling COLLATE \"C\"
 ), sold AS (
     SELECT c.city AS stored, l.product_id,
-           sum(l.quantity) AS quantity,
-           sum(l.quantity::bigint * l.unit_price_minor) AS revenue
-    FROM orders o
-    JOIN customers c ON c.id = o.customer_id
-    CROSS JOIN LATERAL (
-        SELECT l.product_id, l.quantity, l.unit_price_minor
-        FROM order_lines l
-        WHERE l.order_id = o.id
-        OFFSET 0
-    ) l
-    WHERE o.status IN ('placed', 'paid')
-      AND o.scheduled_at >= $1 AND o.scheduled_at < $2 AND o.currency = $3
+           sum(l.quantity) AS quantity, sum(l.quantity::bigint * l.unit_price_minor) AS revenue
+        ",
+    raw_sales_lines!("JOIN customers c ON c.id = o.customer_id"),
+    " AND o.currency = $3
     GROUP BY 1, 2
 ), by_city AS (
-    SELECT sp.city_key, s.product_id, sum(s.quantity) AS quantity, sum(s.revenue) AS revenue
-    FROM sold s
-    JOIN spellings sp ON sp.stored = s.stored
+    SELECT city_key, product_id, sum(quantity) AS quantity, sum(revenue) AS revenue
+    FROM (
+        SELECT s.city_key, s.product_id, s.units AS quantity, s.revenue_minor AS revenue
+        ",
+    rolled_up_days!("sales_daily_city"),
+    " AND s.currency = $3
+        UNION ALL
+        SELECT sp.city_key, s.product_id, s.quantity, s.revenue
+        FROM sold s
+        JOIN spellings sp ON sp.stored = s.stored
+    ) sales
     GROUP BY 1, 2
 )
 SELECT n.spelling AS city, p.id AS product_id, p.sku, p.name,
@@ -155,21 +236,29 @@ SELECT n.spelling AS city, p.id AS product_id, p.sku, p.name,
 FROM by_city b
 JOIN names n ON n.city_key = b.city_key
 JOIN products p ON p.id = b.product_id
-ORDER BY b.city_key, b.quantity DESC, p.sku";
+ORDER BY b.city_key, b.quantity DESC, p.sku"
+);
 
 /// Every product with tracked stock: `$1`–`$2` the window of `sold_30d`. Units
 /// sold and units reserved are each added up per product before they meet the
 /// product row; each order's lines are read by `order_lines_report_idx`
 /// (see the module note on `OFFSET 0`).
-pub const STOCK: &str = "\
-WITH sold AS (
-    SELECT l.product_id, sum(l.quantity) AS units
-    FROM orders o
-    CROSS JOIN LATERAL (
-        SELECT l.product_id, l.quantity FROM order_lines l WHERE l.order_id = o.id OFFSET 0
-    ) l
-    WHERE o.status IN ('placed', 'paid') AND o.scheduled_at >= $1 AND o.scheduled_at < $2
-    GROUP BY l.product_id
+pub const STOCK: &str = concat!(
+    sales_period_ctes!(),
+    ", sold AS (
+    SELECT product_id, sum(units) AS units
+    FROM (
+        SELECT s.product_id, s.units
+        ",
+    rolled_up_days!("sales_daily"),
+    "
+        UNION ALL
+        SELECT l.product_id, l.quantity
+        ",
+    raw_sales_lines!(""),
+    "
+    ) sales
+    GROUP BY product_id
 ), reserved AS (
     SELECT l.product_id, sum(l.quantity) AS units
     FROM orders o
@@ -189,22 +278,31 @@ FROM products p
 LEFT JOIN sold s ON s.product_id = p.id
 LEFT JOIN reserved r ON r.product_id = p.id
 WHERE p.stock IS NOT NULL
-ORDER BY p.sku";
+ORDER BY p.sku"
+);
 
 /// Units and revenue per month, and units per product: `$1`–`$2` the period, `$3`
 /// the currency. The lines are read once, added up per month and product; the
 /// months come from `generate_series` (UTC calendar months, none for an empty
 /// period) so that a month without a sale is a row of zeros. Rows of kind `m` are
 /// the months in order, rows of kind `p` the products.
-pub const MONTHLY_SALES: &str = "\
-WITH sold AS MATERIALIZED (
-    SELECT date_trunc('month', o.scheduled_at AT TIME ZONE 'UTC') AS month, l.product_id,
-           sum(l.quantity) AS units,
-           sum(l.quantity::bigint * l.unit_price_minor) AS revenue
-    FROM orders o
-    JOIN order_lines l ON l.order_id = o.id
-    WHERE o.status IN ('placed', 'paid')
-      AND o.scheduled_at >= $1 AND o.scheduled_at < $2 AND o.currency = $3
+pub const MONTHLY_SALES: &str = concat!(
+    sales_period_ctes!(),
+    ", sold AS MATERIALIZED (
+    SELECT date_trunc('month', day::timestamp) AS month, product_id,
+           sum(units) AS units, sum(revenue) AS revenue
+    FROM (
+        SELECT s.day, s.product_id, s.units, s.revenue_minor AS revenue
+        ",
+    rolled_up_days!("sales_daily"),
+    " AND s.currency = $3
+        UNION ALL
+        SELECT (o.scheduled_at AT TIME ZONE 'UTC')::date, l.product_id, l.quantity,
+               l.quantity::bigint * l.unit_price_minor
+        ",
+    raw_sales_lines!(""),
+    " AND o.currency = $3
+    ) sales
     GROUP BY 1, 2
 ), months AS (
     SELECT generate_series(
@@ -226,7 +324,8 @@ SELECT 'p', NULL, NULL, NULL, p.id, p.sku, sum(s.units)::bigint, sum(s.revenue):
 FROM sold s
 JOIN products p ON p.id = s.product_id
 GROUP BY p.id, p.sku
-ORDER BY kind, month_start";
+ORDER BY kind, month_start"
+);
 
 /// Requests per hour of the busiest principals: `$1`–`$2` the period (hours
 /// starting within it), `$3` the number of principals. The principals are ranked

@@ -8,11 +8,12 @@ use chrono::{DateTime, Utc};
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use ordo_domain::reports::{
     CustomerRanking, ReportLimit, ReportPeriod, ReportQueries, ReportRequest, ReportService,
+    SalesRollup,
 };
 use ordo_domain::{Clock, Currency};
 use ordo_postgres::synthetic::{self, SyntheticActivity, SyntheticSales};
 use ordo_postgres::testing::fresh_database;
-use ordo_postgres::{PgPool, PgReportQueries};
+use ordo_postgres::{PgPool, PgReportQueries, PgSalesRollup};
 
 fn at(raw: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(raw)
@@ -536,13 +537,15 @@ async fn every_report_reads_its_period_through_an_index() {
     let (from, to) = (instant(now - chrono::TimeDelta::days(30)), instant(now));
 
     let sales_period = [from.as_str(), to.as_str(), "'EUR'"];
-    for (name, sql, values, indexes, table) in [
+    const ROLLUP: Option<&str> = Some("sales_daily");
+    for (name, sql, values, indexes, table, rollup) in [
         (
             "sales per city",
             ordo_postgres::SALES_BY_CITY,
             &sales_period[..],
             &["orders_sales_idx", "orders_scheduled_at_idx"][..],
             "orders",
+            ROLLUP,
         ),
         (
             "monthly sales",
@@ -550,6 +553,7 @@ async fn every_report_reads_its_period_through_an_index() {
             &sales_period[..],
             &["orders_sales_idx", "orders_scheduled_at_idx"][..],
             "orders",
+            ROLLUP,
         ),
         (
             "top customers",
@@ -557,6 +561,7 @@ async fn every_report_reads_its_period_through_an_index() {
             &[from.as_str(), to.as_str(), "'EUR'", "10", "false"][..],
             &["orders_sales_idx", "orders_scheduled_at_idx"][..],
             "orders",
+            None,
         ),
         (
             "stock",
@@ -564,6 +569,7 @@ async fn every_report_reads_its_period_through_an_index() {
             &[from.as_str(), to.as_str()][..],
             &["orders_sales_idx", "orders_scheduled_at_idx"][..],
             "orders",
+            ROLLUP,
         ),
         (
             "requests per hour",
@@ -571,6 +577,7 @@ async fn every_report_reads_its_period_through_an_index() {
             &[from.as_str(), to.as_str(), "10"][..],
             &["activity_hourly_hour"][..],
             "activity_hourly",
+            None,
         ),
     ] {
         let plan: Vec<PlanLine> =
@@ -593,6 +600,11 @@ async fn every_report_reads_its_period_through_an_index() {
             !plan.contains(&format!("Seq Scan on {table}")),
             "{name}:\n{plan}"
         );
+        // The whole days between come from the daily rollup (synthetic sales
+        // are rolled up as they are generated), by its primary key.
+        if let Some(rollup) = rollup {
+            assert!(plan.contains(rollup), "{name}:\n{plan}");
+        }
     }
 }
 
@@ -723,5 +735,241 @@ async fn requests_per_hour_list_the_busiest_principals_of_the_period_each_with_i
             hour_row(3, "client", shop, "11:00", 9),
             hour_row(1, "user", ada, "10:00", 7),
         ]
+    );
+}
+
+/// Every sales report of the fixture over periods that start and end at
+/// midnight, within a day and across days' edges (each as its debug text, to
+/// compare whole answers).
+async fn sales_reports(queries: &PgReportQueries) -> Vec<String> {
+    let periods = [
+        quarter(),
+        ReportPeriod::new(at("2026-01-10T05:00:00Z"), at("2026-03-20T12:00:00Z"))
+            .expect("a period"),
+        ReportPeriod::new(at("2026-03-20T09:00:00Z"), at("2026-03-20T11:00:00Z"))
+            .expect("a period"),
+        ReportPeriod::new(at("2025-12-01T00:00:00Z"), at("2026-05-01T00:00:00Z"))
+            .expect("a period"),
+    ];
+    let mut answers = Vec::new();
+    for period in periods {
+        let by_city = queries
+            .sales_by_city(period, eur())
+            .await
+            .expect("a report");
+        let stock = queries
+            .stock(period.from(), period.to())
+            .await
+            .expect("a report");
+        let monthly = queries
+            .monthly_sales(period, eur())
+            .await
+            .expect("a report");
+        answers.push(format!("{by_city:?}\n{stock:?}\n{monthly:?}"));
+    }
+    answers
+}
+
+async fn count(conn: &mut AsyncPgConnection, sql: &str) -> i64 {
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    diesel::sql_query(sql)
+        .get_result::<Count>(conn)
+        .await
+        .expect("a count")
+        .n
+}
+
+#[tokio::test]
+async fn the_sales_reports_are_the_same_from_the_rollup_as_from_the_orders_and_see_every_change_at_once()
+ {
+    let (queries, pool) = queries_and_pool().await;
+    let rollup = PgSalesRollup::new(pool.clone());
+    let mut conn = pool.get().await.expect("a connection");
+    let conn: &mut AsyncPgConnection = &mut conn;
+    // Nothing is rolled up yet: every day with a sale is dirty, read from the orders.
+    assert_eq!(
+        count(conn, "SELECT count(*) AS n FROM sales_daily_city").await,
+        0
+    );
+    let from_orders = sales_reports(&queries).await;
+
+    let days = rollup.roll_up_changed_days().await.expect("a rollup");
+    let from_rollup = sales_reports(&queries).await;
+
+    // The fixture's sales lie on 8 days (orders 1–3, 5, 8–11).
+    assert_eq!(days, 8);
+    assert_eq!(
+        count(conn, "SELECT count(*) AS n FROM sales_dirty_days").await,
+        0
+    );
+    assert!(count(conn, "SELECT count(*) AS n FROM sales_daily_city").await > 0);
+    assert_eq!(from_rollup, from_orders);
+
+    // Order 5 (2026-03-20, 13 units) is cancelled and order 3 (2026-01-20, 1
+    // unit) moves to February: the next report sees both, rollup or not.
+    conn.batch_execute(
+        "UPDATE orders SET status = 'cancelled' WHERE number = 'ORD-20260101-000005';
+         UPDATE orders SET scheduled_at = '2026-02-10T10:00:00Z' WHERE number = 'ORD-20260101-000003';",
+    )
+    .await
+    .expect("the orders change");
+    let monthly = queries
+        .monthly_sales(quarter(), eur())
+        .await
+        .expect("a report");
+    let months: Vec<(String, i64)> = monthly
+        .months
+        .iter()
+        .map(|m| (m.month.to_string(), m.units))
+        .collect();
+    assert_eq!(
+        months,
+        [
+            ("2026-01".to_owned(), 3),
+            ("2026-02".to_owned(), 1),
+            ("2026-03".to_owned(), 8),
+        ]
+    );
+    assert_eq!(
+        count(conn, "SELECT count(*) AS n FROM sales_dirty_days").await,
+        3
+    );
+    let changed = sales_reports(&queries).await;
+    assert_ne!(changed, from_rollup);
+    rollup.roll_up_changed_days().await.expect("a rollup");
+    assert_eq!(sales_reports(&queries).await, changed);
+}
+
+/// The rolled-up rows of clean days that differ from the same figures computed
+/// from the orders, in either table.
+const ROLLUP_MISMATCHES: &str = "
+WITH raw_city AS (
+    SELECT (o.scheduled_at AT TIME ZONE 'UTC')::date AS day, o.currency,
+           lower(btrim(c.city) COLLATE \"und-x-icu\") AS city_key, l.product_id,
+           sum(l.quantity)::bigint AS units, sum(l.quantity::bigint * l.unit_price_minor)::bigint AS revenue_minor
+    FROM orders o JOIN customers c ON c.id = o.customer_id JOIN order_lines l ON l.order_id = o.id
+    WHERE o.status IN ('placed', 'paid')
+      AND (o.scheduled_at AT TIME ZONE 'UTC')::date NOT IN (SELECT day FROM sales_dirty_days)
+    GROUP BY 1, 2, 3, 4
+), rolled_city AS (
+    SELECT day, currency, city_key, product_id, units, revenue_minor FROM sales_daily_city
+    WHERE day NOT IN (SELECT day FROM sales_dirty_days)
+), raw AS (
+    SELECT day, currency, product_id, sum(units)::bigint AS units, sum(revenue_minor)::bigint AS revenue_minor
+    FROM raw_city GROUP BY 1, 2, 3
+), rolled AS (
+    SELECT day, currency, product_id, units, revenue_minor FROM sales_daily
+    WHERE day NOT IN (SELECT day FROM sales_dirty_days)
+)
+SELECT count(*) AS n FROM (
+    (SELECT * FROM raw_city EXCEPT ALL SELECT * FROM rolled_city)
+    UNION ALL (SELECT * FROM rolled_city EXCEPT ALL SELECT * FROM raw_city)
+    UNION ALL (SELECT day, currency, '', product_id, units, revenue_minor FROM
+        (SELECT * FROM raw EXCEPT ALL SELECT * FROM rolled) a)
+    UNION ALL (SELECT day, currency, '', product_id, units, revenue_minor FROM
+        (SELECT * FROM rolled EXCEPT ALL SELECT * FROM raw) b)
+) mismatches";
+
+/// The `i`th change of writer `w`: a new paid order of one or two lines on one of
+/// three days (each statement a moment apart, so a rollup can fall between them),
+/// a cancelled, moved or revised order, or a customer who moves.
+fn change(w: u32, i: u32) -> String {
+    let id = |w: u32, i: u32| format!("00000000-0000-7000-8000-{:04}{i:08}", w + 1);
+    let day = 10 + (w + i) % 3;
+    let order = id(w, i);
+    let customer = customer(1 + (w + i) % 6);
+    let (a, b) = (product(1), product(2));
+    let earlier = id(w, i.saturating_sub(3));
+    match i % 6 {
+        0..=2 => format!(
+            "BEGIN;
+             INSERT INTO orders (id, number, customer_id, status, scheduled_at, total_minor, currency, created_at, updated_at)
+             VALUES ('{order}', 'T-{order}', '{customer}', 'paid', '2026-01-{day}T{h:02}:00:00Z', 0, 'EUR', now(), now());
+             SELECT pg_sleep(0.002);
+             INSERT INTO order_lines (order_id, line_no, product_id, sku, name, quantity, unit_price_minor, reserves_stock)
+             SELECT '{order}', n, p.id, p.sku, p.name, {q}, p.price_minor, false
+             FROM products p JOIN generate_series(1, 2) n ON p.id = CASE n WHEN 1 THEN '{a}'::uuid ELSE '{b}'::uuid END
+             WHERE n <= {lines};
+             COMMIT;",
+            h = (w * 7 + i) % 24,
+            q = 1 + i % 5,
+            lines = 1 + i % 2,
+        ),
+        3 => format!("UPDATE orders SET status = 'cancelled' WHERE id = '{earlier}';"),
+        4 => format!(
+            "BEGIN;
+             UPDATE orders SET scheduled_at = scheduled_at + interval '1 day' WHERE id = '{earlier}';
+             SELECT pg_sleep(0.002);
+             UPDATE order_lines SET quantity = quantity + 1 WHERE order_id = '{earlier}';
+             COMMIT;"
+        ),
+        _ => format!(
+            "UPDATE customers SET city = CASE WHEN city = 'Bergen' THEN 'Oslo' ELSE 'Bergen' END
+             WHERE id = '{customer}';"
+        ),
+    }
+}
+
+#[tokio::test]
+async fn a_rollup_rebuilt_while_orders_change_equals_the_orders() {
+    const WRITERS: u32 = 6;
+    const CHANGES: u32 = 60;
+    let db = fresh_database().await.expect("a test database");
+    let pool = db.pool(WRITERS as usize + 3).expect("a pool");
+    fixture(&pool).await;
+    let rollup = PgSalesRollup::new(pool.clone());
+    let writing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+
+    let rolling = {
+        let (rollup, writing) = (rollup.clone(), writing.clone());
+        tokio::spawn(async move {
+            let mut rebuilt = 0;
+            while std::sync::atomic::AtomicBool::load(&writing, std::sync::atomic::Ordering::SeqCst)
+            {
+                rebuilt += rollup.roll_up_changed_days().await.expect("a rollup");
+            }
+            rebuilt
+        })
+    };
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let mut conn = pool.get().await.expect("a connection");
+                for i in 0..CHANGES {
+                    conn.batch_execute(&change(w, i)).await.expect("a change");
+                }
+            })
+        })
+        .collect();
+    for writer in futures::future::join_all(writers).await {
+        writer.expect("a writer");
+    }
+    writing.store(false, std::sync::atomic::Ordering::SeqCst);
+    let rebuilt_meanwhile = rolling.await.expect("the rollup task");
+
+    let mut conn = pool.get().await.expect("a connection");
+    let conn: &mut AsyncPgConnection = &mut conn;
+    // What the rollup holds for the days it calls clean is what the orders say,
+    // however the rebuilds and the writers interleaved.
+    assert!(rebuilt_meanwhile > 0, "the rollup ran while orders changed");
+    assert_eq!(count(conn, ROLLUP_MISMATCHES).await, 0);
+    rollup.roll_up_changed_days().await.expect("a rollup");
+    assert_eq!(
+        count(conn, "SELECT count(*) AS n FROM sales_dirty_days").await,
+        0
+    );
+    assert_eq!(count(conn, ROLLUP_MISMATCHES).await, 0);
+    assert!(
+        count(
+            conn,
+            "SELECT count(*) AS n FROM sales_daily_city WHERE day BETWEEN '2026-01-10' AND '2026-01-13'"
+        )
+        .await
+            > 0
     );
 }

@@ -30,7 +30,7 @@ use ordo_domain::customers::{CustomerRepository, CustomerService};
 use ordo_domain::idempotency::{IdempotencyService, IdempotencyStore};
 use ordo_domain::orders::{OrderPolicy, OrderRepository, OrderService, SpacingWindow};
 use ordo_domain::ratelimit::{RateLimitStore, RateLimiter, RatePolicies};
-use ordo_domain::reports::{ReportQueries, ReportService};
+use ordo_domain::reports::{ReportQueries, ReportService, SalesRollup};
 use ordo_domain::scheduling::{
     ClaimPolicy, Job, JobStore, Lease, SchedulingPolicy, SchedulingService,
 };
@@ -41,7 +41,8 @@ use ordo_postgres::sealing::Pass;
 use ordo_postgres::{
     PgActivityStore, PgBasketRepository, PgCatalogMirror, PgCheckoutStore, PgClientRepository,
     PgCustomerRepository, PgIdempotencyStore, PgJobStore, PgOrderRepository, PgPool,
-    PgProductRepository, PgRefreshTokenStore, PgReportQueries, PgUserRepository, connect_pool,
+    PgProductRepository, PgRefreshTokenStore, PgReportQueries, PgSalesRollup, PgUserRepository,
+    connect_pool,
 };
 use ordo_redis::{Redis, RedisConfig, RedisRateLimits, RedisUsageCache};
 use ordo_upstream::{UpstreamClient, UpstreamConfig};
@@ -118,6 +119,8 @@ pub struct Adapters {
     pub usage_cache: Option<Arc<dyn UsageCache>>,
     /// The reports' queries.
     pub reports: Arc<dyn ReportQueries>,
+    /// The daily sales rollup the reports read.
+    pub sales_rollup: Arc<dyn SalesRollup>,
     /// The external order, payment and catalog API.
     pub upstream: UpstreamPorts,
 }
@@ -211,6 +214,7 @@ impl Adapters {
             usage_store: activity,
             usage_cache: None,
             reports: Arc::new(PgReportQueries::new(pool.clone())),
+            sales_rollup: Arc::new(PgSalesRollup::new(pool.clone())),
         }
     }
 }
@@ -403,6 +407,8 @@ pub struct Services {
     pub scheduling: SchedulingService,
     /// Sales and stock reports.
     pub reports: ReportService,
+    /// The daily sales rollup (the `rollup-sales` job's work).
+    pub sales_rollup: Arc<dyn SalesRollup>,
     /// The local catalog kept in step with the upstream's (the `sync-catalog`
     /// job's work).
     pub catalog_sync: CatalogSync,
@@ -457,6 +463,7 @@ impl Services {
             usage_store,
             usage_cache,
             reports,
+            sales_rollup,
         } = adapters.clone();
         let activity_policy = ActivityPolicy {
             retention: RetentionDays::new(settings.activity.retention_days)
@@ -549,6 +556,7 @@ impl Services {
                 policy,
             ),
             reports: ReportService::new(reports, clock.clone(), default_currency),
+            sales_rollup,
             catalog: CatalogService::new(products.clone(), clock.clone(), ids.clone()),
             customers: CustomerService::new(customers.clone(), clock.clone(), ids.clone()),
             baskets: BasketService::new(
@@ -624,6 +632,11 @@ pub fn job_registry(services: &Services) -> anyhow::Result<JobRegistry> {
         "sync-catalog",
         "0 * * * *",
         Arc::new(crate::jobs::SyncCatalog(services.catalog_sync.clone())),
+    )?;
+    jobs.register(
+        "rollup-sales",
+        "* * * * *",
+        Arc::new(crate::jobs::RollUpSales(services.sales_rollup.clone())),
     )?;
     jobs.register(
         "prune-activity",

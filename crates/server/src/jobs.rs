@@ -7,6 +7,7 @@ use ordo_domain::activity::ActivityService;
 use ordo_domain::baskets::BasketService;
 use ordo_domain::catalog::CatalogSync;
 use ordo_domain::checkout::CheckoutService;
+use ordo_domain::reports::SalesRollup;
 use ordo_domain::scheduling::Job;
 
 /// `expire-baskets`: marks expired the open baskets whose time ran out.
@@ -82,6 +83,26 @@ impl Job for PruneActivity {
             days = dropped.len(),
             "pruned the activity past its retention"
         );
+        Ok(())
+    }
+}
+
+/// `rollup-sales`: rolls up the days whose sales changed, so that the sales
+/// reports read few rows (they are exact without it, only slower).
+#[derive(Clone)]
+pub struct RollUpSales(pub std::sync::Arc<dyn SalesRollup>);
+
+impl std::fmt::Debug for RollUpSales {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RollUpSales").finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl Job for RollUpSales {
+    async fn run(&self) -> anyhow::Result<()> {
+        let days = self.0.roll_up_changed_days().await?;
+        tracing::info!(days, "rolled up the days whose sales changed");
         Ok(())
     }
 }

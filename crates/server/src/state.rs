@@ -91,6 +91,7 @@ impl AppState {
             clients,
             scheduling,
             reports,
+            sales_rollup: _,
             catalog_sync,
             upstream,
             default_currency,

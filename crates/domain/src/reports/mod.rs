@@ -20,6 +20,6 @@ pub use model::{
     parse_period_start,
 };
 #[cfg(any(test, feature = "mocks"))]
-pub use ports::MockReportQueries;
-pub use ports::ReportQueries;
+pub use ports::{MockReportQueries, MockSalesRollup};
+pub use ports::{ReportQueries, SalesRollup};
 pub use service::{ReportRequest, ReportService};

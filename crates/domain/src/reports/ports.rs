@@ -72,3 +72,18 @@ pub trait ReportQueries: Send + Sync {
         limit: ReportLimit,
     ) -> anyhow::Result<Vec<PrincipalHour>>;
 }
+
+/// The daily sales rollup that the sales reports read for the days whose sales
+/// did not change since it was last rebuilt (the others they compute from the
+/// orders, so a report is exact however stale the rollup is).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait SalesRollup: Send + Sync + std::fmt::Debug {
+    /// Rebuilds every day whose sales changed since it was rolled up, each day in
+    /// its own short transaction; returns how many days were rebuilt. A change
+    /// committed while a day is rebuilt leaves that day to the next run.
+    ///
+    /// # Errors
+    /// When storage fails; the days rebuilt before stay rebuilt.
+    async fn roll_up_changed_days(&self) -> anyhow::Result<u64>;
+}

@@ -1,0 +1,15 @@
+DROP TRIGGER customers_city_changed ON customers;
+DROP TRIGGER order_lines_sales_inserted ON order_lines;
+DROP TRIGGER order_lines_sales_updated ON order_lines;
+DROP TRIGGER order_lines_sales_deleted ON order_lines;
+DROP TRIGGER orders_sales_inserted ON orders;
+DROP TRIGGER orders_sales_updated ON orders;
+DROP TRIGGER orders_sales_deleted ON orders;
+DROP FUNCTION sales_roll_up_day(date);
+DROP FUNCTION customers_mark_sales_dirty();
+DROP FUNCTION order_lines_mark_sales_dirty();
+DROP FUNCTION orders_mark_sales_dirty();
+DROP FUNCTION sales_mark_dirty(date[]);
+DROP TABLE sales_daily;
+DROP TABLE sales_daily_city;
+DROP TABLE sales_dirty_days;
