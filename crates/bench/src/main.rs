@@ -748,6 +748,9 @@ fn serve_child(
         settings.http.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
         settings.database.url = Some(database_url.into());
         settings.database.pool_size = pool_size;
+        settings.http.workers = std::env::var("ORDO_WORKERS")
+            .ok()
+            .and_then(|w| w.parse().ok());
         settings.upstream.url = upstream_url;
         // Made up for this run (the bench logs in to the server it started), or
         // given, so that several servers take one another's tokens.
