@@ -1,6 +1,6 @@
 use std::cell::RefCell;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -26,7 +26,10 @@ use crate::errors::RETRY_AFTER;
 /// connection and the connection's I/O on one thread.
 #[derive(Clone)]
 pub struct PgPool {
-    shared: Pool<AsyncPgConnection>,
+    /// Replaced by a smaller pool when the pool is shared out between workers
+    /// (deadpool cannot shrink a pool's bound below the connections it never
+    /// opened).
+    shared: Arc<RwLock<Pool<AsyncPgConnection>>>,
     shards: Arc<ShardSource>,
 }
 
@@ -46,7 +49,7 @@ thread_local! {
 impl std::fmt::Debug for PgPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgPool")
-            .field("shared", &self.shared.status())
+            .field("shared", &self.shared().status())
             .field("max_size", &self.shards.config.max_size)
             .finish_non_exhaustive()
     }
@@ -76,9 +79,25 @@ impl PgPool {
         Ok(())
     }
 
-    /// Connections in the pool at most, as configured.
-    pub fn max_size(&self) -> usize {
-        self.shards.config.max_size
+    /// Shares the pool out between `workers` serving threads: answers the size of
+    /// the shard each is to adopt (the configured size ÷ `workers`, rounded up),
+    /// and cuts the shared connections, which other threads (background tasks,
+    /// start-up) keep using, to a quarter of the configured size (at least 2). The
+    /// pool then holds at most 1.25 × its configured size.
+    pub fn share_out(&self, workers: usize) -> usize {
+        let max_size = self.shards.config.max_size;
+        let shared = PoolConfig {
+            max_size: (max_size / 4).max(2),
+            ..self.shards.config.clone()
+        };
+        match build(&self.shards.url, &shared) {
+            Ok(smaller) => *self.shared.write().unwrap_or_else(PoisonError::into_inner) = smaller,
+            Err(e) => tracing::warn!(
+                error = format!("{e:#}"),
+                "the shared connections keep their configured bound"
+            ),
+        }
+        max_size.div_ceil(workers.max(1))
     }
 
     /// A connection: from the calling thread's shard when it adopted one, else a
@@ -89,8 +108,15 @@ impl PgPool {
     pub async fn get(&self) -> Result<Object<AsyncPgConnection>, PoolError> {
         match self.thread_shard() {
             Some(shard) => shard.get().await,
-            None => self.shared.get().await,
+            None => self.shared().get().await,
         }
+    }
+
+    fn shared(&self) -> Pool<AsyncPgConnection> {
+        self.shared
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     fn thread_shard(&self) -> Option<Pool<AsyncPgConnection>> {
@@ -170,7 +196,7 @@ pub fn connect_pool(database_url: &str, config: &PoolConfig) -> anyhow::Result<P
     static NEXT_ID: AtomicU64 = AtomicU64::new(0);
     let url = config.session_url(database_url);
     Ok(PgPool {
-        shared: build(&url, config)?,
+        shared: Arc::new(RwLock::new(build(&url, config)?)),
         shards: Arc::new(ShardSource {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             url,

@@ -108,3 +108,28 @@ async fn shards_of_two_pools_on_one_thread_stay_apart() {
     .expect("the worker thread");
     assert_eq!(names, [first_db.name, second_db.name]);
 }
+
+#[tokio::test]
+async fn sharing_out_leaves_the_shared_connections_a_quarter() {
+    let db = fresh_database().await.expect("a database");
+    let pool = connect_pool(
+        &db.url,
+        &PoolConfig {
+            wait: Duration::from_millis(300),
+            ..PoolConfig::with_max_size(8)
+        },
+    )
+    .expect("a pool");
+    assert_eq!(
+        pool.share_out(3),
+        3,
+        "8 connections over 3 workers, rounded up"
+    );
+    let first = pool.get().await.expect("a shared connection");
+    let second = pool.get().await.expect("another shared connection");
+    assert!(
+        pool.get().await.is_err(),
+        "a quarter of 8 shared connections is 2"
+    );
+    drop((first, second));
+}

@@ -40,7 +40,7 @@ pub fn serve(
     let workers = settings.workers.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
-    let shard_size = state.pool.max_size().div_ceil(workers.max(1));
+    let shard_size = state.pool.share_out(workers);
     let mut server = HttpServer::new(move || {
         if let Err(e) = state.pool.adopt_thread(shard_size) {
             tracing::warn!(
