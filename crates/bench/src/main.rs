@@ -8,6 +8,7 @@
 
 mod checkout;
 mod hits;
+mod http1;
 mod load;
 mod reference;
 mod reports;
@@ -310,8 +311,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         headers.insert(reqwest::header::AUTHORIZATION, value);
         Ok(headers)
     };
-    let headers = bearer(login(&base_url, BENCH_EMAIL).await?)?;
+    let token = login(&base_url, BENCH_EMAIL).await?;
+    let headers = bearer(token.clone())?;
     let admin_headers = bearer(login(&base_url, BENCH_ADMIN_EMAIL).await?)?;
+    let lean = |name: reqwest::header::HeaderName,
+                value: String|
+     -> anyhow::Result<Arc<http1::LeanClient>> {
+        let mut value = reqwest::header::HeaderValue::from_str(&value)?;
+        value.set_sensitive(true);
+        Ok(Arc::new(http1::LeanClient::new(
+            &base_url,
+            Some((name, value)),
+            cli.concurrency,
+        )?))
+    };
+    let lean_bearer = lean(reqwest::header::AUTHORIZATION, format!("Bearer {token}"))?;
+    let lean_keys = bench_keys
+        .iter()
+        .map(|key| {
+            lean(
+                reqwest::header::HeaderName::from_static("x-api-key"),
+                key.expose(),
+            )
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let keep_alive = |headers| {
         reqwest::Client::builder()
             .pool_max_idle_per_host(cli.concurrency * 2)
@@ -320,6 +343,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .build()
     };
     let target = Target {
+        lean: lean_bearer,
+        lean_keys,
         base_url,
         client: keep_alive(headers)?,
         admin: keep_alive(admin_headers)?,

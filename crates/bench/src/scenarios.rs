@@ -10,6 +10,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::http1::LeanClient;
 use crate::load::{LoadShape, Measurement, drive};
 use crate::reference::{self, ReferencePool};
 use crate::seed::{Dataset, epoch, pick_items};
@@ -118,6 +119,11 @@ pub struct Target {
     pub client: reqwest::Client,
     /// Keep-alive HTTP clients, each sending another API client's key.
     pub key_clients: Vec<reqwest::Client>,
+    /// The lean keep-alive client of the read scenarios, sending the staff user's
+    /// bearer token (see [`LeanClient`]).
+    pub lean: Arc<LeanClient>,
+    /// Lean clients, each sending another API client's key.
+    pub lean_keys: Vec<Arc<LeanClient>>,
     /// A keep-alive HTTP client that sends an administrator's bearer token.
     pub admin: reqwest::Client,
     /// A keep-alive HTTP client that sends no credentials.
@@ -155,9 +161,9 @@ pub async fn run_ordo(scenario: Scenario, target: &Target, shape: LoadShape) -> 
             unreachable!("the checkout scenarios need the bench's simulator: `CheckoutBench::run`")
         }
         Scenario::Health => {
-            drive(shape, move |_, _| {
+            drive(shape, move |worker, _| {
                 let t = t.clone();
-                async move { get_ok(&t.client, &format!("{}/healthz", t.base_url)).await }
+                async move { t.lean.get_ok(worker, "/healthz").await }
             })
             .await
         }
@@ -165,11 +171,11 @@ pub async fn run_ordo(scenario: Scenario, target: &Target, shape: LoadShape) -> 
             drive(shape, move |worker, _| {
                 let t = t.clone();
                 let client = if scenario == Scenario::MeKey {
-                    t.key_clients[worker % t.key_clients.len()].clone()
+                    t.lean_keys[worker % t.lean_keys.len()].clone()
                 } else {
-                    t.client.clone()
+                    t.lean.clone()
                 };
-                async move { get_ok(&client, &format!("{}/v1/auth/me", t.base_url)).await }
+                async move { client.get_ok(worker, "/v1/auth/me").await }
             })
             .await
         }
@@ -203,7 +209,7 @@ pub async fn run_ordo(scenario: Scenario, target: &Target, shape: LoadShape) -> 
                 let t = t.clone();
                 async move {
                     let id = pick(&t.data.orders, worker, n);
-                    get_ok(&t.client, &format!("{}/v1/orders/{id}", t.base_url)).await
+                    t.lean.get_ok(worker, &format!("/v1/orders/{id}")).await
                 }
             })
             .await
@@ -254,7 +260,7 @@ pub async fn run_ordo(scenario: Scenario, target: &Target, shape: LoadShape) -> 
                 let t = t.clone();
                 async move {
                     let customer = pick(&t.data.customers, worker, n);
-                    get_ok(&t.client, &format!("{}/v1/orders?customer_id={customer}&limit=50", t.base_url)).await
+                    t.lean.get_ok(worker, &format!("/v1/orders?customer_id={customer}&limit=50")).await
                 }
             })
             .await
