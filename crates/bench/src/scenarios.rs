@@ -119,10 +119,10 @@ pub struct Target {
     pub client: reqwest::Client,
     /// Keep-alive HTTP clients, each sending another API client's key.
     pub key_clients: Vec<reqwest::Client>,
-    /// The lean keep-alive client of the read scenarios, sending the staff user's
-    /// bearer token (see [`LeanClient`]).
-    pub lean: Arc<LeanClient>,
-    /// Lean clients, each sending another API client's key.
+    /// With `--lean-client`: the lean keep-alive client of the read scenarios,
+    /// sending the staff user's bearer token (see [`LeanClient`]).
+    pub lean: Option<Arc<LeanClient>>,
+    /// With `--lean-client`: lean clients, each sending another API client's key.
     pub lean_keys: Vec<Arc<LeanClient>>,
     /// A keep-alive HTTP client that sends an administrator's bearer token.
     pub admin: reqwest::Client,
@@ -141,6 +141,34 @@ impl std::fmt::Debug for Target {
         f.debug_struct("Target")
             .field("base_url", &self.base_url)
             .finish_non_exhaustive()
+    }
+}
+
+/// Who sends a read: the staff user (bearer token) or one of the API clients
+/// (its key, by worker).
+#[derive(Debug, Clone, Copy)]
+enum Caller {
+    User,
+    Client,
+}
+
+impl Target {
+    /// Whether `GET path` by `caller` answered a success whose body arrived
+    /// whole, through the lean client when the run has one.
+    async fn read(&self, caller: Caller, worker: usize, path: &str) -> bool {
+        match (caller, &self.lean) {
+            (Caller::User, Some(lean)) => lean.get_ok(worker, path).await,
+            (Caller::Client, Some(_)) => {
+                self.lean_keys[worker % self.lean_keys.len()]
+                    .get_ok(worker, path)
+                    .await
+            }
+            (Caller::User, None) => get_ok(&self.client, &format!("{}{path}", self.base_url)).await,
+            (Caller::Client, None) => {
+                let client = &self.key_clients[worker % self.key_clients.len()];
+                get_ok(client, &format!("{}{path}", self.base_url)).await
+            }
+        }
     }
 }
 
@@ -163,19 +191,19 @@ pub async fn run_ordo(scenario: Scenario, target: &Target, shape: LoadShape) -> 
         Scenario::Health => {
             drive(shape, move |worker, _| {
                 let t = t.clone();
-                async move { t.lean.get_ok(worker, "/healthz").await }
+                async move { t.read(Caller::User, worker, "/healthz").await }
             })
             .await
         }
         Scenario::MeJwt | Scenario::MeKey => {
             drive(shape, move |worker, _| {
                 let t = t.clone();
-                let client = if scenario == Scenario::MeKey {
-                    t.lean_keys[worker % t.lean_keys.len()].clone()
+                let caller = if scenario == Scenario::MeKey {
+                    Caller::Client
                 } else {
-                    t.lean.clone()
+                    Caller::User
                 };
-                async move { client.get_ok(worker, "/v1/auth/me").await }
+                async move { t.read(caller, worker, "/v1/auth/me").await }
             })
             .await
         }
@@ -209,7 +237,7 @@ pub async fn run_ordo(scenario: Scenario, target: &Target, shape: LoadShape) -> 
                 let t = t.clone();
                 async move {
                     let id = pick(&t.data.orders, worker, n);
-                    t.lean.get_ok(worker, &format!("/v1/orders/{id}")).await
+                    t.read(Caller::User, worker, &format!("/v1/orders/{id}")).await
                 }
             })
             .await
@@ -260,7 +288,7 @@ pub async fn run_ordo(scenario: Scenario, target: &Target, shape: LoadShape) -> 
                 let t = t.clone();
                 async move {
                     let customer = pick(&t.data.customers, worker, n);
-                    t.lean.get_ok(worker, &format!("/v1/orders?customer_id={customer}&limit=50")).await
+                    t.read(Caller::User, worker, &format!("/v1/orders?customer_id={customer}&limit=50")).await
                 }
             })
             .await
