@@ -10,6 +10,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::http1::LeanClient;
 use crate::load::{LoadShape, Measurement, drive};
 use crate::reference::{self, ReferencePool};
 use crate::seed::{Dataset, epoch, pick_items};
@@ -118,6 +119,11 @@ pub struct Target {
     pub client: reqwest::Client,
     /// Keep-alive HTTP clients, each sending another API client's key.
     pub key_clients: Vec<reqwest::Client>,
+    /// With `--lean-client`: the lean keep-alive client of the read scenarios,
+    /// sending the staff user's bearer token (see [`LeanClient`]).
+    pub lean: Option<Arc<LeanClient>>,
+    /// With `--lean-client`: lean clients, each sending another API client's key.
+    pub lean_keys: Vec<Arc<LeanClient>>,
     /// A keep-alive HTTP client that sends an administrator's bearer token.
     pub admin: reqwest::Client,
     /// A keep-alive HTTP client that sends no credentials.
@@ -138,6 +144,34 @@ impl std::fmt::Debug for Target {
     }
 }
 
+/// Who sends a read: the staff user (bearer token) or one of the API clients
+/// (its key, by worker).
+#[derive(Debug, Clone, Copy)]
+enum Caller {
+    User,
+    Client,
+}
+
+impl Target {
+    /// Whether `GET path` by `caller` answered a success whose body arrived
+    /// whole, through the lean client when the run has one.
+    async fn read(&self, caller: Caller, worker: usize, path: &str) -> bool {
+        match (caller, &self.lean) {
+            (Caller::User, Some(lean)) => lean.get_ok(worker, path).await,
+            (Caller::Client, Some(_)) => {
+                self.lean_keys[worker % self.lean_keys.len()]
+                    .get_ok(worker, path)
+                    .await
+            }
+            (Caller::User, None) => get_ok(&self.client, &format!("{}{path}", self.base_url)).await,
+            (Caller::Client, None) => {
+                let client = &self.key_clients[worker % self.key_clients.len()];
+                get_ok(client, &format!("{}{path}", self.base_url)).await
+            }
+        }
+    }
+}
+
 /// Gives every created order its own 4-hour slot, so no two collide under the
 /// spacing rule; Ordo's run and the reference's start far apart.
 static NEXT_SLOT: AtomicU64 = AtomicU64::new(0);
@@ -155,21 +189,21 @@ pub async fn run_ordo(scenario: Scenario, target: &Target, shape: LoadShape) -> 
             unreachable!("the checkout scenarios need the bench's simulator: `CheckoutBench::run`")
         }
         Scenario::Health => {
-            drive(shape, move |_, _| {
+            drive(shape, move |worker, _| {
                 let t = t.clone();
-                async move { get_ok(&t.client, &format!("{}/healthz", t.base_url)).await }
+                async move { t.read(Caller::User, worker, "/healthz").await }
             })
             .await
         }
         Scenario::MeJwt | Scenario::MeKey => {
             drive(shape, move |worker, _| {
                 let t = t.clone();
-                let client = if scenario == Scenario::MeKey {
-                    t.key_clients[worker % t.key_clients.len()].clone()
+                let caller = if scenario == Scenario::MeKey {
+                    Caller::Client
                 } else {
-                    t.client.clone()
+                    Caller::User
                 };
-                async move { get_ok(&client, &format!("{}/v1/auth/me", t.base_url)).await }
+                async move { t.read(caller, worker, "/v1/auth/me").await }
             })
             .await
         }
@@ -203,7 +237,7 @@ pub async fn run_ordo(scenario: Scenario, target: &Target, shape: LoadShape) -> 
                 let t = t.clone();
                 async move {
                     let id = pick(&t.data.orders, worker, n);
-                    get_ok(&t.client, &format!("{}/v1/orders/{id}", t.base_url)).await
+                    t.read(Caller::User, worker, &format!("/v1/orders/{id}")).await
                 }
             })
             .await
@@ -254,7 +288,7 @@ pub async fn run_ordo(scenario: Scenario, target: &Target, shape: LoadShape) -> 
                 let t = t.clone();
                 async move {
                     let customer = pick(&t.data.customers, worker, n);
-                    get_ok(&t.client, &format!("{}/v1/orders?customer_id={customer}&limit=50", t.base_url)).await
+                    t.read(Caller::User, worker, &format!("/v1/orders?customer_id={customer}&limit=50")).await
                 }
             })
             .await

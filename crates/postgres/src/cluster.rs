@@ -886,7 +886,7 @@ fn spawn_server(
         command
             .args([
                 "-c",
-                "max_connections=600",
+                "max_connections=900",
                 "-c",
                 "fsync=off",
                 "-c",

@@ -1,9 +1,12 @@
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
 use diesel_async::AsyncPgConnection;
 use diesel_async::RunQueryDsl;
-use diesel_async::pooled_connection::deadpool::{Object, Pool};
+use diesel_async::pooled_connection::deadpool::{Object, Pool, PoolError};
 use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
 };
@@ -11,8 +14,121 @@ use ordo_domain::{Dependency, Unavailable};
 
 use crate::errors::RETRY_AFTER;
 
-/// A pool of asynchronous PostgreSQL connections.
-pub type PgPool = Pool<AsyncPgConnection>;
+/// A pool of asynchronous PostgreSQL connections: connections shared by every
+/// thread, and connections of its own for each thread that adopted a shard
+/// ([`PgPool::adopt_thread`]), such as the HTTP server's workers.
+///
+/// A connection's I/O runs as a task on the runtime that opened it, and actix-web
+/// serves each worker on a single-threaded runtime of its own. With one pool for
+/// all, a request on one worker would often hold a connection opened by another:
+/// each message to and from PostgreSQL would then wake that other thread and wait
+/// until it is between requests. A worker's own shard keeps a request, its
+/// connection and the connection's I/O on one thread.
+#[derive(Clone)]
+pub struct PgPool {
+    /// Replaced by a smaller pool when the pool is shared out between workers
+    /// (deadpool cannot shrink a pool's bound below the connections it never
+    /// opened).
+    shared: Arc<RwLock<Pool<AsyncPgConnection>>>,
+    shards: Arc<ShardSource>,
+}
+
+/// What a thread needs to open a shard of a [`PgPool`].
+struct ShardSource {
+    /// Tells this pool's shards apart from other pools' on one thread.
+    id: u64,
+    url: String,
+    config: PoolConfig,
+}
+
+thread_local! {
+    /// The shards this thread adopted, by pool id.
+    static THREAD_SHARDS: RefCell<Vec<(u64, Pool<AsyncPgConnection>)>> = const { RefCell::new(Vec::new()) };
+}
+
+impl std::fmt::Debug for PgPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgPool")
+            .field("shared", &self.shared().status())
+            .field("max_size", &self.shards.config.max_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgPool {
+    /// Gives the calling thread up to `size` connections of its own: from now on
+    /// the tasks this thread runs take their connections from them, and they are
+    /// opened (so their I/O is driven) on this thread. Meant for threads that run
+    /// one single-threaded runtime for good, as actix-web's workers do; tasks on
+    /// other threads keep using the shared connections. Adopting twice is a no-op.
+    ///
+    /// # Errors
+    /// When the shard cannot be built (an invalid configuration).
+    pub fn adopt_thread(&self, size: usize) -> anyhow::Result<()> {
+        if self.thread_shard().is_some() {
+            return Ok(());
+        }
+        let shard = build(
+            &self.shards.url,
+            &PoolConfig {
+                max_size: size.max(1),
+                ..self.shards.config.clone()
+            },
+        )?;
+        THREAD_SHARDS.with(|shards| shards.borrow_mut().push((self.shards.id, shard)));
+        Ok(())
+    }
+
+    /// Shares the pool out between `workers` serving threads: answers the size of
+    /// the shard each is to adopt (the configured size ÷ `workers`, rounded up),
+    /// and cuts the shared connections, which other threads (background tasks,
+    /// start-up) keep using, to a quarter of the configured size (at least 2). The
+    /// pool then holds at most 1.25 × its configured size.
+    pub fn share_out(&self, workers: usize) -> usize {
+        let max_size = self.shards.config.max_size;
+        let shared = PoolConfig {
+            max_size: (max_size / 4).max(2),
+            ..self.shards.config.clone()
+        };
+        match build(&self.shards.url, &shared) {
+            Ok(smaller) => *self.shared.write().unwrap_or_else(PoisonError::into_inner) = smaller,
+            Err(e) => tracing::warn!(
+                error = format!("{e:#}"),
+                "the shared connections keep their configured bound"
+            ),
+        }
+        max_size.div_ceil(workers.max(1))
+    }
+
+    /// A connection: from the calling thread's shard when it adopted one, else a
+    /// shared one; waits up to the configured time for one to be free.
+    ///
+    /// # Errors
+    /// When none became free in time, or none could be opened.
+    pub async fn get(&self) -> Result<Object<AsyncPgConnection>, PoolError> {
+        match self.thread_shard() {
+            Some(shard) => shard.get().await,
+            None => self.shared().get().await,
+        }
+    }
+
+    fn shared(&self) -> Pool<AsyncPgConnection> {
+        self.shared
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn thread_shard(&self) -> Option<Pool<AsyncPgConnection>> {
+        THREAD_SHARDS.with(|shards| {
+            shards
+                .borrow()
+                .iter()
+                .find(|(id, _)| *id == self.shards.id)
+                .map(|(_, shard)| shard.clone())
+        })
+    }
+}
 
 /// How Ordo's connections to PostgreSQL behave.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,15 +193,27 @@ impl PoolConfig {
 /// # Errors
 /// When the pool cannot be built (an invalid configuration).
 pub fn connect_pool(database_url: &str, config: &PoolConfig) -> anyhow::Result<PgPool> {
+    static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+    let url = config.session_url(database_url);
+    Ok(PgPool {
+        shared: Arc::new(RwLock::new(build(&url, config)?)),
+        shards: Arc::new(ShardSource {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            url,
+            config: config.clone(),
+        }),
+    })
+}
+
+/// A pool of `config.max_size` connections to `url` (with its session options).
+fn build(url: &str, config: &PoolConfig) -> anyhow::Result<Pool<AsyncPgConnection>> {
     // `Fast` recycling: the default `Verified` sends `SELECT 1` on every checkout, a
     // round trip per request. A closed connection is still discarded on return
     // (diesel-async checks it), and a broken transaction is never handed out.
     let mut manager_config = ManagerConfig::default();
     manager_config.recycling_method = RecyclingMethod::Fast;
-    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
-        config.session_url(database_url),
-        manager_config,
-    );
+    let manager =
+        AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, manager_config);
     Pool::builder(manager)
         .max_size(config.max_size)
         .wait_timeout(Some(config.wait))
@@ -112,9 +240,9 @@ pub async fn ping(pool: &PgPool) -> anyhow::Result<()> {
 /// time, or PostgreSQL refused or could not be reached) is the domain's
 /// [`Unavailable`]: callers answer "try again later", not "bug".
 pub(crate) async fn checkout(pool: &PgPool) -> anyhow::Result<Object<AsyncPgConnection>> {
-    use deadpool::managed::PoolError;
+    use deadpool::managed::PoolError as Failure;
     pool.get().await.map_err(|e| match e {
-        PoolError::Timeout(_) | PoolError::Backend(_) => anyhow::Error::new(Unavailable::new(
+        Failure::Timeout(_) | Failure::Backend(_) => anyhow::Error::new(Unavailable::new(
             Dependency::Database,
             RETRY_AFTER,
             format!("no database connection is available: {e}"),

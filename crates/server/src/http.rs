@@ -36,7 +36,18 @@ pub fn serve(
     let allowed = web::Data::new(AllowedMethods::from_spec(&spec));
     let deadline = web::Data::new(body_deadline::BodyDeadline(settings.request_timeout()));
     let trusted_proxies = web::Data::new(TrustedProxies::parse(&settings.trusted_proxies)?);
+    // The pool's connections, shared out between the workers (see `PgPool`).
+    let workers = settings.workers.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let shard_size = state.pool.share_out(workers);
     let mut server = HttpServer::new(move || {
+        if let Err(e) = state.pool.adopt_thread(shard_size) {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "this worker takes shared database connections"
+            );
+        }
         App::new()
             .wrap(problem_body::middleware())
             .wrap(from_fn(rate_limit::middleware))
