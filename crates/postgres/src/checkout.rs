@@ -31,7 +31,7 @@ use ordo_domain::orders::{Order, OrderId, OrderStatus, SpacingWindow, StockMoves
 use ordo_domain::upstream::{PaymentToken, UpstreamOrderStatus, UpstreamPaymentId};
 use uuid::Uuid;
 
-use crate::baskets::{Read, StoredBasket, load_basket, store_basket};
+use crate::baskets::{Read, StoredBasket, load_basket, store_basket_row};
 use crate::errors::{Doing, TxError};
 use crate::idempotency::link_key_to_order;
 use crate::orders::{
@@ -192,7 +192,7 @@ impl CheckoutStore for PgCheckoutStore {
                     planned = Some(plan.order.clone());
                     let stored =
                         StoredBasket::of(&plan.basket).map_err(|e| TxError::Rule(e.into()))?;
-                    store_basket(conn, &stored).await?;
+                    store_basket_row(conn, &stored).await?;
                     let row = CheckoutRow {
                         order_id: new.order_id.as_uuid(),
                         basket_id: new.basket_id.as_uuid(),
@@ -312,7 +312,7 @@ impl CheckoutStore for PgCheckoutStore {
                             .and_then(|b| b.reopened(update.at, update.basket_ttl));
                         if let Some(reopened) = reopened {
                             let stored = StoredBasket::of(&reopened).map_err(TxError::Rule)?;
-                            store_basket(conn, &stored).await?;
+                            store_basket_row(conn, &stored).await?;
                         }
                     }
                     if let Some(target) = target_status(update.to) {
