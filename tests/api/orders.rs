@@ -1,4 +1,4 @@
-use ordo_api_tests::{Reply, id_of, spawn_app};
+use ordo_api_tests::{Reply, TestApp, id_of, spawn_app};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -466,6 +466,19 @@ async fn lists_are_newest_first_filtered_and_paged_with_cursors() {
     assert_eq!(fields, ["limit", "status"]);
 }
 
+/// `POST /v1/orders` with `body` under the `Idempotency-Key` `key`.
+async fn place_under_key(app: &TestApp, key: &str, body: &serde_json::Value) -> Reply {
+    let response = app
+        .client
+        .post(format!("{}/v1/orders", app.address))
+        .header("idempotency-key", key)
+        .json(body)
+        .send()
+        .await
+        .expect("sent");
+    Reply::read(response).await
+}
+
 #[tokio::test]
 async fn an_order_placed_with_an_idempotency_key_is_placed_once_however_often_it_is_sent() {
     let app = spawn_app().await;
@@ -476,26 +489,12 @@ async fn an_order_placed_with_an_idempotency_key_is_placed_once_however_often_it
         "scheduled_at": "2031-05-01T10:00:00Z",
         "items": [{"product_id": id_of(&product), "quantity": 1}],
     });
-    let send = |body: serde_json::Value| {
-        let app = &app;
-        async move {
-            let response = app
-                .client
-                .post(format!("{}/v1/orders", app.address))
-                .header("idempotency-key", "order-once-1")
-                .json(&body)
-                .send()
-                .await
-                .expect("sent");
-            Reply::read(response).await
-        }
-    };
 
-    let first = send(body.clone()).await;
-    let again = send(body.clone()).await;
+    let first = place_under_key(&app, "order-once-1", &body).await;
+    let again = place_under_key(&app, "order-once-1", &body).await;
     let mut other = body.clone();
     other["scheduled_at"] = json!("2031-06-01T10:00:00Z");
-    let reused = send(other).await;
+    let reused = place_under_key(&app, "order-once-1", &other).await;
 
     assert_eq!(first.status, StatusCode::CREATED, "{first:?}");
     assert_eq!(again.status, StatusCode::CREATED, "{again:?}");
@@ -507,5 +506,84 @@ async fn an_order_placed_with_an_idempotency_key_is_placed_once_however_often_it
         "{reused:?}"
     );
     assert_eq!(reused.problem_code(), "idempotency_key_reused");
+    assert_eq!(app.count("SELECT count(*) AS n FROM orders").await, 1);
+}
+
+#[tokio::test]
+async fn a_key_left_running_by_a_crashed_order_request_is_taken_over_and_answered_with_its_order() {
+    let app = spawn_app().await;
+    let gloves = app.create_product("GD-CRASH", 450, Some(10)).await;
+    let customer = app.create_customer("crash@example.com", "Bergen").await;
+    let body = json!({
+        "customer_id": id_of(&customer),
+        "scheduled_at": "2031-05-01T10:00:00Z",
+        "items": [{"product_id": id_of(&gloves), "quantity": 3}],
+    });
+    let first = place_under_key(&app, "order-crashed", &body).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{first:?}");
+    let id = id_of(&first.body).to_owned();
+    // What a process that died between the order's commit and storing its
+    // answer leaves: the key (linked to the order in the order's transaction)
+    // with no response, its lease run out.
+    let linked = app
+        .count(&format!(
+            "UPDATE idempotency_keys SET response_status = NULL, response_header_names = NULL, \
+             response_header_values = NULL, response_body = NULL, lease_until = now() - interval '1 second' \
+             WHERE key = 'order-crashed' AND order_id = '{id}' RETURNING 1::bigint AS n"
+        ))
+        .await;
+    assert_eq!(linked, 1, "the key names the order it placed");
+
+    let taken_over = place_under_key(&app, "order-crashed", &body).await;
+    let replayed = place_under_key(&app, "order-crashed", &body).await;
+
+    assert_eq!(taken_over.status, StatusCode::CREATED, "{taken_over:?}");
+    assert_eq!(id_of(&taken_over.body), id, "the first order, not a second");
+    assert_eq!(taken_over.header("idempotent-replayed"), None);
+    assert_eq!(
+        taken_over.header("location"),
+        Some(format!("/v1/orders/{id}").as_str())
+    );
+    assert_eq!(replayed.header("idempotent-replayed"), Some("true"));
+    assert_eq!(id_of(&replayed.body), id);
+    assert_eq!(app.count("SELECT count(*) AS n FROM orders").await, 1);
+    assert_eq!(
+        app.count("SELECT stock::bigint AS n FROM products WHERE sku = 'GD-CRASH'")
+            .await,
+        7,
+        "stock reserved once"
+    );
+}
+
+#[tokio::test]
+async fn a_key_whose_request_died_before_placing_anything_places_the_order_on_takeover() {
+    let app = spawn_app().await;
+    let product = app.create_product("SVC-NOTHING", 5_000, None).await;
+    let customer = app.create_customer("nothing@example.com", "Bergen").await;
+    let body = json!({
+        "customer_id": id_of(&customer),
+        "scheduled_at": "2031-05-01T10:00:00Z",
+        "items": [{"product_id": id_of(&product), "quantity": 1}],
+    });
+    let first = place_under_key(&app, "order-died-early", &body).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{first:?}");
+    // A first request that died before its transaction committed left its key
+    // claimed and nothing else.
+    app.count("DELETE FROM orders RETURNING 1::bigint AS n")
+        .await;
+    let unlinked = app
+        .count(
+            "UPDATE idempotency_keys SET response_status = NULL, response_header_names = NULL, \
+             response_header_values = NULL, response_body = NULL, order_id = NULL, \
+             lease_until = now() - interval '1 second' \
+             WHERE key = 'order-died-early' RETURNING 1::bigint AS n",
+        )
+        .await;
+    assert_eq!(unlinked, 1);
+
+    let taken_over = place_under_key(&app, "order-died-early", &body).await;
+
+    assert_eq!(taken_over.status, StatusCode::CREATED, "{taken_over:?}");
+    assert_ne!(id_of(&taken_over.body), id_of(&first.body));
     assert_eq!(app.count("SELECT count(*) AS n FROM orders").await, 1);
 }

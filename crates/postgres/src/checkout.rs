@@ -4,9 +4,11 @@
 //! `begin` is one transaction, taking locks in the documented order: the basket
 //! row (so concurrent checkouts of one basket queue, and all but the first find
 //! it checked out), then the customer's schedule lock, the product rows in id
-//! order, and the day's number counter last. The checkout, outbox and key rows
-//! reference the order, which is written by the last statement; their foreign
-//! keys are checked at commit.
+//! order, and the day's number counter last. The basket, checkout, outbox and
+//! key rows are written before the customer's lock is taken, so the shared
+//! locks are held only by the reservation, the order's insert and the commit.
+//! The checkout, outbox and key rows reference the order, which is written by
+//! the last statement; their foreign keys are checked at commit.
 //!
 //! Reconciliation and the dispatchers claim rows with `FOR UPDATE SKIP LOCKED`
 //! in a short transaction of their own, writing the worker's claim token and
@@ -29,7 +31,7 @@ use ordo_domain::orders::{Order, OrderId, OrderStatus, SpacingWindow, StockMoves
 use ordo_domain::upstream::{PaymentToken, UpstreamOrderStatus, UpstreamPaymentId};
 use uuid::Uuid;
 
-use crate::baskets::{Read, StoredBasket, load_basket, store_basket};
+use crate::baskets::{Read, StoredBasket, load_basket, store_basket_row};
 use crate::errors::{Doing, TxError};
 use crate::idempotency::link_key_to_order;
 use crate::orders::{
@@ -101,6 +103,63 @@ impl CheckoutRow {
     }
 }
 
+/// What recording a step writes on the checkout row (fields left `None` are
+/// kept): the state, the error, when it is due again, the payment once known,
+/// and the claim given up.
+#[derive(AsChangeset)]
+#[diesel(table_name = checkouts, treat_none_as_null = false)]
+struct CheckoutStep<'a> {
+    state: &'a str,
+    last_error: Option<Option<&'a str>>,
+    next_attempt_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    payment_id: Option<&'a str>,
+    claim_token: Option<Option<Uuid>>,
+    claimed_until: Option<Option<DateTime<Utc>>>,
+}
+
+impl<'a> CheckoutStep<'a> {
+    fn of(update: &'a CheckoutUpdate) -> Self {
+        Self {
+            state: update.to.as_str(),
+            last_error: Some(update.error.as_deref()),
+            next_attempt_at: update.next_attempt_at,
+            updated_at: update.at,
+            payment_id: update.payment_id.as_ref().map(UpstreamPaymentId::as_str),
+            claim_token: Some(None),
+            claimed_until: Some(None),
+        }
+    }
+}
+
+/// What recording a step writes on the checkout's order (fields left `None`
+/// are kept): the state's status, the payment once known, and the pending
+/// fulfilment once the upstream order exists (its id is ours).
+#[derive(AsChangeset)]
+#[diesel(table_name = orders, treat_none_as_null = false)]
+struct OrderStep<'a> {
+    status: &'a str,
+    payment_status: Option<&'a str>,
+    payment_reference: Option<Option<&'a str>>,
+    fulfillment_status: Option<&'a str>,
+    fulfillment_reference: Option<String>,
+    updated_at: DateTime<Utc>,
+}
+
+impl<'a> OrderStep<'a> {
+    fn of(update: &'a CheckoutUpdate) -> Self {
+        let placed = update.placed_upstream;
+        Self {
+            status: update.to.order_status().as_str(),
+            payment_status: update.payment.as_ref().map(|p| p.status.as_str()),
+            payment_reference: update.payment.as_ref().map(|p| p.reference.as_deref()),
+            fulfillment_status: placed.then_some("pending"),
+            fulfillment_reference: placed.then(|| update.order_id.as_uuid().to_string()),
+            updated_at: update.at,
+        }
+    }
+}
+
 fn target_status(state: CheckoutState) -> Option<&'static str> {
     match state {
         CheckoutState::Paid => Some("completed"),
@@ -131,10 +190,9 @@ impl CheckoutStore for PgCheckoutStore {
                         .map_err(|e| TxError::Rule(e.into()))?;
                     let plan = new.plan(&basket).map_err(TxError::Rule)?;
                     planned = Some(plan.order.clone());
-                    reserve_for(conn, &plan.order, window).await?;
                     let stored =
                         StoredBasket::of(&plan.basket).map_err(|e| TxError::Rule(e.into()))?;
-                    store_basket(conn, &stored).await?;
+                    store_basket_row(conn, &stored).await?;
                     let row = CheckoutRow {
                         order_id: new.order_id.as_uuid(),
                         basket_id: new.basket_id.as_uuid(),
@@ -166,6 +224,10 @@ impl CheckoutStore for PgCheckoutStore {
                     if let Some((owner, key)) = &new.idempotency {
                         link_key_to_order(conn, owner, key, new.order_id).await?;
                     }
+                    // The locks every checkout and order of the day contend
+                    // for (the product rows, the day's counter) are taken last,
+                    // so they are held for the fewest statements.
+                    reserve_for(conn, &plan.order, window).await?;
                     let order =
                         insert_numbered_order(conn, &plan.order, OrderStatus::PendingPayment)
                             .await?;
@@ -189,109 +251,56 @@ impl CheckoutStore for PgCheckoutStore {
     async fn record(&self, update: CheckoutUpdate) -> anyhow::Result<Option<(Checkout, Order)>> {
         let mut conn = checkout(&self.pool).await?;
         let id = update.order_id;
+        // One statement per row touched: this transaction is on the request's
+        // critical path (after the payment, before the answer).
         let result = conn
             .transaction(
                 async |conn| -> Result<Option<(Checkout, Order)>, TxError<anyhow::Error>> {
-                    let failing =
-                        update.to == CheckoutState::PaymentFailed && update.from != update.to;
-                    // Lock order: the basket first, as in `begin`.
-                    let basket_id: Option<Uuid> = checkouts::table
-                        .find(id.as_uuid())
-                        .select(checkouts::basket_id)
-                        .first(conn)
-                        .await
-                        .optional()?;
-                    let Some(basket_id) = basket_id else {
-                        return Ok(None);
-                    };
+                    let progressed = update.from != update.to;
+                    let failing = update.to == CheckoutState::PaymentFailed && progressed;
+                    // Lock order: the basket first, as in `begin` (only a failing
+                    // step writes it).
                     let basket = if failing {
+                        let basket_id: Option<Uuid> = checkouts::table
+                            .find(id.as_uuid())
+                            .select(checkouts::basket_id)
+                            .first(conn)
+                            .await
+                            .optional()?;
+                        let Some(basket_id) = basket_id else {
+                            return Ok(None);
+                        };
                         load_basket(conn, BasketId::from_uuid(basket_id), Read::ForUpdate).await?
                     } else {
                         None
                     };
-                    let progressed = update.from != update.to;
                     let (keep_count, add_attempt) = if progressed { (0, 0) } else { (1, 1) };
-                    let claim = update.claim.as_uuid();
                     let row: Option<CheckoutRow> = diesel::update(
                         checkouts::table
                             .filter(checkouts::order_id.eq(id.as_uuid()))
                             .filter(checkouts::state.eq(update.from.as_str()))
-                            .filter(checkouts::claim_token.eq(claim)),
+                            .filter(checkouts::claim_token.eq(update.claim.as_uuid())),
                     )
                     .set((
-                        checkouts::state.eq(update.to.as_str()),
+                        CheckoutStep::of(&update),
                         // Progress starts the count of fruitless attempts afresh.
                         checkouts::attempts.eq(checkouts::attempts * keep_count + add_attempt),
-                        checkouts::last_error.eq(update.error.clone()),
-                        checkouts::next_attempt_at.eq(update.next_attempt_at),
-                        checkouts::updated_at.eq(update.at),
                     ))
                     .returning(CheckoutRow::as_returning())
                     .get_result(conn)
                     .await
                     .optional()?;
-                    let Some(mut row) = row else {
+                    let Some(row) = row else {
                         return Ok(None);
                     };
-                    if let Some(payment_id) = &update.payment_id {
-                        row = diesel::update(checkouts::table.find(id.as_uuid()))
-                            .set(checkouts::payment_id.eq(payment_id.as_str()))
-                            .returning(CheckoutRow::as_returning())
-                            .get_result(conn)
-                            .await?;
-                    }
-                    // A worker driving on keeps its claim (and its lease as taken).
-                    if update.release {
-                        row = diesel::update(checkouts::table.find(id.as_uuid()))
-                            .set((
-                                checkouts::claim_token.eq(None::<Uuid>),
-                                checkouts::claimed_until.eq(None::<DateTime<Utc>>),
-                            ))
-                            .returning(CheckoutRow::as_returning())
-                            .get_result(conn)
-                            .await?;
-                    }
-                    let status = update.to.order_status();
-                    let order_row: OrderRow = match &update.payment {
-                        Some(payment) => {
-                            diesel::update(orders::table.find(id.as_uuid()))
-                                .set((
-                                    orders::status.eq(status.as_str()),
-                                    orders::payment_status.eq(payment.status.as_str()),
-                                    orders::payment_reference.eq(payment.reference.as_deref()),
-                                    orders::version.eq(orders::version + 1),
-                                    orders::updated_at.eq(update.at),
-                                ))
-                                .returning(OrderRow::as_returning())
-                                .get_result(conn)
-                                .await?
-                        }
-                        None => {
-                            diesel::update(orders::table.find(id.as_uuid()))
-                                .set((
-                                    orders::status.eq(status.as_str()),
-                                    orders::version.eq(orders::version + 1),
-                                    orders::updated_at.eq(update.at),
-                                ))
-                                .returning(OrderRow::as_returning())
-                                .get_result(conn)
-                                .await?
-                        }
-                    };
-                    let order_row = if progressed && update.to == CheckoutState::OrderPlacedUpstream
-                    {
-                        // The upstream order's id is ours.
-                        diesel::update(orders::table.find(id.as_uuid()))
-                            .set((
-                                orders::fulfillment_status.eq("pending"),
-                                orders::fulfillment_reference.eq(id.as_uuid().to_string()),
-                            ))
-                            .returning(OrderRow::as_returning())
-                            .get_result(conn)
-                            .await?
-                    } else {
-                        order_row
-                    };
+                    let order_row: OrderRow = diesel::update(orders::table.find(id.as_uuid()))
+                        .set((
+                            OrderStep::of(&update),
+                            orders::version.eq(orders::version + 1),
+                        ))
+                        .returning(OrderRow::as_returning())
+                        .get_result(conn)
+                        .await?;
                     let lines = lines_of(conn, id).await?;
                     let order = crate::orders::assemble(order_row, lines).map_err(TxError::Rule)?;
                     if failing {
@@ -303,7 +312,7 @@ impl CheckoutStore for PgCheckoutStore {
                             .and_then(|b| b.reopened(update.at, update.basket_ttl));
                         if let Some(reopened) = reopened {
                             let stored = StoredBasket::of(&reopened).map_err(TxError::Rule)?;
-                            store_basket(conn, &stored).await?;
+                            store_basket_row(conn, &stored).await?;
                         }
                     }
                     if let Some(target) = target_status(update.to) {

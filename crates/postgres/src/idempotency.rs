@@ -106,26 +106,29 @@ impl IdempotencyStore for PgIdempotencyStore {
         let owner = request.owner.as_str();
         let key = request.key.as_str();
         let hash = request.fingerprint.as_str();
+        // A fresh key, the common case, is one statement on the request's
+        // critical path, outside any transaction. A concurrent claim of the same
+        // key waits on the insert for the first to commit, then finds its row:
+        // exactly one claim inserts.
+        let inserted = diesel::insert_into(idempotency_keys::table)
+            .values((
+                idempotency_keys::owner.eq(owner),
+                idempotency_keys::key.eq(key),
+                idempotency_keys::request_hash.eq(hash),
+                idempotency_keys::created_at.eq(now),
+                idempotency_keys::lease_until.eq(lease_until),
+                idempotency_keys::expires_at.eq(expires_at),
+            ))
+            .on_conflict_do_nothing()
+            .execute(&mut conn)
+            .await
+            .doing("claiming an idempotency key")?;
+        if inserted == 1 {
+            return Ok(IdempotencyClaim::Claimed);
+        }
         let result = conn
             .transaction(
                 async |conn| -> Result<IdempotencyClaim, TxError<anyhow::Error>> {
-                    // A concurrent claim of the same key waits here for the first to
-                    // commit, then finds its row: exactly one claim inserts.
-                    let inserted = diesel::insert_into(idempotency_keys::table)
-                        .values((
-                            idempotency_keys::owner.eq(owner),
-                            idempotency_keys::key.eq(key),
-                            idempotency_keys::request_hash.eq(hash),
-                            idempotency_keys::created_at.eq(now),
-                            idempotency_keys::lease_until.eq(lease_until),
-                            idempotency_keys::expires_at.eq(expires_at),
-                        ))
-                        .on_conflict_do_nothing()
-                        .execute(conn)
-                        .await?;
-                    if inserted == 1 {
-                        return Ok(IdempotencyClaim::Claimed);
-                    }
                     let found: KeyRow = idempotency_keys::table
                         .filter(idempotency_keys::owner.eq(owner))
                         .filter(idempotency_keys::key.eq(key))

@@ -17,7 +17,7 @@ use ordo_domain::customers::{City, CustomerName, Email, NewCustomer};
 use ordo_domain::orders::{
     OrderId, OrderStatus, PaymentInfo, PlaceOrderError, Quantity, SpacingWindow,
 };
-use ordo_domain::upstream::PaymentToken;
+use ordo_domain::upstream::{PaymentToken, UpstreamOrderStatus, UpstreamPaymentId};
 use ordo_domain::{Currency, Money};
 use ordo_postgres::testing::fresh_database;
 use ordo_postgres::{PgCheckoutStore, PgPool};
@@ -130,9 +130,9 @@ fn step(checkout: &Checkout, to: CheckoutState, at: DateTime<Utc>) -> CheckoutUp
     CheckoutUpdate {
         order_id: checkout.order_id,
         claim: checkout.claim.expect("held by its request"),
-        release: true,
         from: CheckoutState::Started,
         to,
+        placed_upstream: false,
         payment: None,
         payment_id: None,
         error: None,
@@ -140,6 +140,17 @@ fn step(checkout: &Checkout, to: CheckoutState, at: DateTime<Utc>) -> CheckoutUp
         at,
         basket_ttl: Default::default(),
     }
+}
+
+/// The statuses of the outbox deliveries due at `at`, claimed.
+async fn due_deliveries(f: &Fixture, at: DateTime<Utc>) -> Vec<UpstreamOrderStatus> {
+    f.store
+        .claim_deliveries(at, at + TimeDelta::seconds(60), 10, new_claim())
+        .await
+        .expect("claimed")
+        .into_iter()
+        .map(|d| d.status)
+        .collect()
 }
 
 async fn count(pool: &PgPool, sql: &str) -> i64 {
@@ -296,20 +307,74 @@ async fn a_failed_checkout_gives_the_stock_back_reopens_the_basket_and_readies_t
     let reopened = stored_basket(&f, &basket).await;
     assert_eq!(reopened.status(), BasketStatus::Open);
     assert_eq!(reopened.lines(), basket.lines());
-    let due = f
-        .store
-        .claim_deliveries(at, at + TimeDelta::seconds(60), 10, new_claim())
-        .await
-        .expect("claimed");
-    assert_eq!(due.len(), 1);
-    assert_eq!(
-        due[0].status,
-        ordo_domain::upstream::UpstreamOrderStatus::Failed
-    );
+    assert_eq!(due_deliveries(&f, at).await, [UpstreamOrderStatus::Failed]);
     assert_eq!(
         f.store.backlog().await.expect("backlog").pending,
         1,
         "claimed but not yet delivered"
+    );
+}
+
+#[tokio::test]
+async fn one_write_takes_a_started_checkout_to_paid_with_its_payment_and_pending_fulfilment() {
+    let f = fixture().await;
+    let product = good(&f, 10).await;
+    let basket = basket(&f, &product, 4).await;
+    let checkout = begun(&f, &basket, TimeDelta::seconds(60)).await;
+    let at = ordo_domain::to_micros(Utc::now());
+
+    let (paid, order) = f
+        .store
+        .record(CheckoutUpdate {
+            placed_upstream: true,
+            payment: Some(PaymentInfo {
+                status: "completed".into(),
+                reference: Some("pay_7".into()),
+            }),
+            payment_id: Some(UpstreamPaymentId::parse("pay_7").expect("an id")),
+            ..step(&checkout, CheckoutState::Paid, at)
+        })
+        .await
+        .expect("recorded")
+        .expect("still started");
+
+    assert_eq!(paid.state, CheckoutState::Paid);
+    assert_eq!(
+        paid.payment_id.as_ref().map(UpstreamPaymentId::as_str),
+        Some("pay_7")
+    );
+    assert_eq!(paid.claim, None, "the claim is given up");
+    assert_eq!(order.status(), OrderStatus::Paid);
+    assert_eq!(
+        order.payment().and_then(|p| p.reference.as_deref()),
+        Some("pay_7")
+    );
+    let fulfillment = order.fulfillment().expect("the upstream order exists");
+    assert_eq!(fulfillment.status, "pending");
+    assert_eq!(
+        fulfillment.reference.as_deref(),
+        Some(checkout.order_id.to_string().as_str())
+    );
+    assert_eq!(
+        stock(&f, &product).await,
+        Some(6),
+        "paid: the stock stays sold"
+    );
+    assert_eq!(
+        count(
+            &f.pool,
+            &format!(
+                "SELECT count(*) AS n FROM checkouts WHERE order_id = '{}' \
+                 AND claim_token IS NULL AND claimed_until IS NULL AND last_error IS NULL",
+                checkout.order_id
+            )
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        due_deliveries(&f, at).await,
+        [UpstreamOrderStatus::Completed]
     );
 }
 
@@ -625,7 +690,7 @@ async fn a_checkout_step_is_recorded_only_under_the_claim_that_holds_it() {
         .expect("the checkout");
     let placed = |claim| CheckoutUpdate {
         claim,
-        release: false,
+        placed_upstream: true,
         ..step(&checkout, CheckoutState::OrderPlacedUpstream, later)
     };
     let late = f
@@ -646,5 +711,5 @@ async fn a_checkout_step_is_recorded_only_under_the_claim_that_holds_it() {
     );
     let (moved, _) = newer.expect("the successor's step is recorded");
     assert_eq!(moved.state, CheckoutState::OrderPlacedUpstream);
-    assert_eq!(moved.claim, taken_over.0.claim, "still held: it drives on");
+    assert_eq!(moved.claim, None, "recorded, and the claim given up");
 }

@@ -8,10 +8,11 @@
 //! the upstream order's final status — or, on any refusal, nothing. Only then is
 //! the upstream called: its order (idempotent on our order id), then the payment
 //! (idempotent on a key derived from our order id, the same on every attempt, in
-//! every process, after any restart). The checkout's state machine is
-//! [`CheckoutState`]; every step is recorded, so a checkout interrupted anywhere
-//! (the upstream timed out, the process died) is resumed by
-//! [`CheckoutService::reconcile_due`] with the same keys: never a second charge.
+//! every process, after any restart), and the result of both is recorded in
+//! one write. The checkout's state machine is [`CheckoutState`]; a checkout
+//! interrupted anywhere (the upstream timed out, the process died) is resumed
+//! from its recorded state by [`CheckoutService::reconcile_due`] with the same
+//! keys: never a second order, never a second charge.
 //! A checkout that never reached the payment is given up after a while, its
 //! stock released; one whose payment may have happened is asked about until the
 //! upstream says.

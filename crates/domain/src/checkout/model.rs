@@ -150,15 +150,16 @@ impl Checkout {
 pub struct CheckoutUpdate {
     /// The checkout.
     pub order_id: OrderId,
-    /// The claim the step was taken under.
+    /// The claim the step was taken under; recording the step gives it up (the
+    /// checkout is due again at `next_attempt_at` unless final).
     pub claim: ClaimToken,
-    /// Whether the worker stops driving the checkout after this step: its claim
-    /// is given up, and the checkout is due again at `next_attempt_at`.
-    pub release: bool,
     /// The state it was read in.
     pub from: CheckoutState,
     /// The state it moves to.
     pub to: CheckoutState,
+    /// Whether this step created the upstream order (or found it created): the
+    /// order's fulfilment is pending from now on.
+    pub placed_upstream: bool,
     /// The payment as the order shows it from now on, if this step learned of it.
     pub payment: Option<PaymentInfo>,
     /// The upstream payment, when this step learned it.

@@ -30,10 +30,11 @@ pub trait CheckoutStore: Send + Sync {
     ) -> Result<(Checkout, Order), StartCheckoutError>;
 
     /// Records a step, if the checkout is still in `update.from` and still
-    /// carries `update.claim` (with `update.release`, the claim is given up); in one
-    /// transaction with it, the order takes the state's status and payment, and
-    /// when the step is final: a failed checkout releases the order's stock and
-    /// reopens the basket, and either way the outbox row becomes due. `None` when
+    /// carries `update.claim`, and gives the claim up; in one transaction with
+    /// it, the order takes the state's status and payment (and a pending
+    /// fulfilment with `update.placed_upstream`), and when the step is final: a
+    /// failed checkout releases the order's stock and reopens the basket, and
+    /// either way the outbox row becomes due. `None` when
     /// the checkout was no longer in `update.from` or no longer held under the
     /// claim (its lease ran out and another worker took it up).
     ///

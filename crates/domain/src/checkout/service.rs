@@ -119,6 +119,7 @@ impl std::fmt::Debug for CheckoutService {
 #[derive(Debug)]
 struct Step {
     to: CheckoutState,
+    placed_upstream: bool,
     payment: Option<PaymentInfo>,
     payment_id: Option<UpstreamPaymentId>,
     error: Option<String>,
@@ -129,6 +130,7 @@ impl Step {
     fn to(to: CheckoutState) -> Self {
         Self {
             to,
+            placed_upstream: false,
             payment: None,
             payment_id: None,
             error: None,
@@ -408,55 +410,48 @@ impl CheckoutService {
         ClaimToken::from_uuid(self.ports.ids.new_id())
     }
 
-    /// Runs steps while they make progress towards a payment, within this call:
-    /// at most the upstream order, then the payment. A payment whose outcome is
-    /// unknown is not sent again here (that is reconciliation's, later). A
-    /// checkout this worker does not hold is left to its holder.
-    async fn drive(&self, mut checkout: Checkout, mut order: Order) -> CheckoutOutcome {
+    /// Takes the one step the checkout's state needs — from `started`, the
+    /// upstream order and then at once the payment; later, the payment (or the
+    /// question about it) — and records where it got, giving the claim up. A
+    /// payment whose outcome is unknown is not sent again here (that is
+    /// reconciliation's, later). A checkout this worker does not hold is left to
+    /// its holder.
+    ///
+    /// Nothing is recorded between the upstream order and the payment: the
+    /// critical path is the two upstream calls and one write. A worker that dies
+    /// between them leaves the checkout `started`, and whoever takes it up next
+    /// repeats the upstream order (idempotent on our order id) and the payment
+    /// (under the same key): never a second order or charge.
+    async fn drive(&self, checkout: Checkout, order: Order) -> CheckoutOutcome {
         if checkout.state.is_final() {
             return final_outcome(checkout.state, order, false, String::new());
         }
         if checkout.claim.is_none() {
             return CheckoutOutcome::Pending(order);
         }
-        loop {
-            let from = checkout.state;
-            let step = self.step(&checkout).await;
-            let keep_going = step.to == CheckoutState::OrderPlacedUpstream && from != step.to;
-            let declined = step.declined;
-            let reason = step.error.clone();
-            let (next_checkout, next_order) = match self.record(&checkout, step, !keep_going).await
-            {
-                Some(recorded) => recorded,
-                None => return CheckoutOutcome::Pending(order),
-            };
-            checkout = next_checkout;
-            order = next_order;
-            if checkout.state.is_final() || !keep_going {
-                return final_outcome(checkout.state, order, declined, reason.unwrap_or_default());
-            }
+        let step = self.step(&checkout).await;
+        let declined = step.declined;
+        let reason = step.error.clone().unwrap_or_default();
+        match self.record(&checkout, step).await {
+            Some((checkout, order)) => final_outcome(checkout.state, order, declined, reason),
+            None => CheckoutOutcome::Pending(order),
         }
     }
 
     /// Records a final step decided without asking the upstream.
     async fn settle(&self, checkout: Checkout, order: Order, step: Step) -> CheckoutOutcome {
         let reason = step.error.clone().unwrap_or_default();
-        match self.record(&checkout, step, true).await {
+        match self.record(&checkout, step).await {
             Some((_, order)) => CheckoutOutcome::Refused { order, reason },
             None => CheckoutOutcome::Pending(order),
         }
     }
 
-    /// Stores `step` under the checkout's claim (given up with `release`);
+    /// Stores `step` under the checkout's claim, and gives the claim up;
     /// `None` (logged) when it could not be stored, or another worker took the
     /// checkout over meanwhile. The upstream calls are idempotent, so whoever
     /// takes the checkout up next repeats them harmlessly.
-    async fn record(
-        &self,
-        checkout: &Checkout,
-        step: Step,
-        release: bool,
-    ) -> Option<(Checkout, Order)> {
+    async fn record(&self, checkout: &Checkout, step: Step) -> Option<(Checkout, Order)> {
         let claim = checkout.claim?;
         let at = self.ports.clock.now();
         let progressed = step.to != checkout.state;
@@ -468,9 +463,9 @@ impl CheckoutService {
         let update = CheckoutUpdate {
             order_id: checkout.order_id,
             claim,
-            release,
             from: checkout.state,
             to: step.to,
+            placed_upstream: step.placed_upstream,
             payment: step.payment,
             payment_id: step.payment_id,
             error: step.error,
@@ -506,7 +501,12 @@ impl CheckoutService {
                     })
                     .await;
                 match created {
-                    Ok(_) => Step::to(CheckoutState::OrderPlacedUpstream),
+                    Ok(_) => Step {
+                        placed_upstream: true,
+                        ..self
+                            .charge(checkout, CheckoutState::OrderPlacedUpstream)
+                            .await
+                    },
                     Err(CreateUpstreamOrderError::Rejected(r)) => {
                         Step::failed("failed", r.to_string())
                     }
@@ -516,14 +516,17 @@ impl CheckoutService {
             CheckoutState::OrderPlacedUpstream | CheckoutState::PendingPayment => {
                 match &checkout.payment_id {
                     Some(id) => self.ask_about(checkout, id).await,
-                    None => self.charge(checkout).await,
+                    None => self.charge(checkout, checkout.state).await,
                 }
             }
             CheckoutState::Paid | CheckoutState::PaymentFailed => Step::to(checkout.state),
         }
     }
 
-    async fn charge(&self, checkout: &Checkout) -> Step {
+    /// Sends the payment; `placed` is the state the checkout is in with its
+    /// upstream order known to exist, kept when the payment certainly did not
+    /// reach the upstream.
+    async fn charge(&self, checkout: &Checkout, placed: CheckoutState) -> Step {
         let charged = self
             .ports
             .payments
@@ -539,7 +542,7 @@ impl CheckoutService {
             Err(ChargeError::Declined { reason }) => Step::failed("declined", reason),
             Err(ChargeError::Rejected(r)) => Step::failed("failed", r.to_string()),
             // Nothing reached the upstream: no doubt was added.
-            Err(e @ ChargeError::Unavailable(_)) => Step::stuck(checkout.state, e.to_string()),
+            Err(e @ ChargeError::Unavailable(_)) => Step::stuck(placed, e.to_string()),
             Err(e @ (ChargeError::OutcomeUnknown(_) | ChargeError::Unexpected(_))) => {
                 Step::in_doubt(e.to_string())
             }
@@ -552,7 +555,7 @@ impl CheckoutService {
                 Step::paid(payment.id)
             }
             Ok(_) => Step::failed("failed", format!("payment {id} was refunded")),
-            Err(UpstreamCallError::NotFound(_)) => self.charge(checkout).await,
+            Err(UpstreamCallError::NotFound(_)) => self.charge(checkout, checkout.state).await,
             Err(e) => Step::stuck(checkout.state, e.to_string()),
         }
     }

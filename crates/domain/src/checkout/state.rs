@@ -4,16 +4,22 @@ use crate::value::InvalidValue;
 /// Where a checkout is.
 ///
 /// ```text
-/// started ──► order_placed_upstream ──► paid
-///    │             │        │            ▲
-///    │             │        ▼            │
-///    │             │   pending_payment ──┤
-///    │             ▼        │            │
-///    └──────► payment_failed ◄┘          │
+///    ┌───────────────────────────────────────────┐
+///    │                                           ▼
+/// started ──► order_placed_upstream ──────────► paid
+///  │  │            │         │                   ▲
+///  │  │            │         ▼                   │
+///  │  └────────────┼───► pending_payment ────────┘
+///  │               ▼         │
+///  └──────► payment_failed ◄─┘
 /// ```
 ///
-/// - `started`: the local order is written; the upstream order is not known to
-///   exist (creating it failed or has not happened yet).
+/// - `started`: the local order is written; nothing upstream is known to have
+///   happened. One step from here creates the upstream order and, at once, sends
+///   the payment, and is recorded once with the payment's result: `paid`,
+///   `pending_payment` or `payment_failed`. A worker that died between the two
+///   calls left it `started`; the next one repeats both (idempotent on our order
+///   id and the payment's key).
 /// - `order_placed_upstream`: the upstream order exists; no payment was sent, or
 ///   the last attempt certainly did not reach the upstream.
 /// - `pending_payment`: a payment was sent and its outcome is unknown; only the
@@ -22,7 +28,7 @@ use crate::value::InvalidValue;
 ///   reopened its basket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CheckoutState {
-    /// The local order is written; the upstream order is not confirmed.
+    /// The local order is written; nothing upstream is confirmed.
     Started,
     /// The upstream order exists; nothing was charged.
     OrderPlacedUpstream,
@@ -73,6 +79,8 @@ impl CheckoutState {
         matches!(
             (self, next),
             (Started, OrderPlacedUpstream)
+                | (Started, Paid)
+                | (Started, PendingPayment)
                 | (Started, PaymentFailed)
                 | (OrderPlacedUpstream, Paid)
                 | (OrderPlacedUpstream, PendingPayment)
@@ -128,6 +136,8 @@ mod tests {
     fn the_state_machine_allows_exactly_the_drawn_transitions() {
         let allowed = [
             (Started, OrderPlacedUpstream),
+            (Started, Paid),
+            (Started, PendingPayment),
             (Started, PaymentFailed),
             (OrderPlacedUpstream, Paid),
             (OrderPlacedUpstream, PendingPayment),

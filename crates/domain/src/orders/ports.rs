@@ -5,7 +5,9 @@ use super::{
     NewOrder, Order, OrderFilter, OrderId, OrderRef, OrderRevision, OrderStatus, PlaceOrderError,
     SpacingWindow, UpdateOrderError,
 };
+use crate::idempotency::KeyOwner;
 use crate::page::{Page, PageRequest};
+use crate::upstream::IdempotencyKey;
 use crate::value::Version;
 
 /// Storage of orders.
@@ -18,7 +20,9 @@ use crate::value::Version;
 #[async_trait]
 pub trait OrderRepository: Send + Sync {
     /// Inserts `order`, reserves stock for its stock-tracking lines and assigns the
-    /// next number of the day of `order.created_at`, all in one transaction.
+    /// next number of the day of `order.created_at`, all in one transaction —
+    /// with `idempotency`, in which the request's claimed key is also linked to
+    /// the order, so that the key names the order exactly when the order exists.
     ///
     /// # Errors
     /// `TooClose` when another non-cancelled order of the customer lies within
@@ -29,6 +33,7 @@ pub trait OrderRepository: Send + Sync {
         &self,
         order: NewOrder,
         window: SpacingWindow,
+        idempotency: Option<(KeyOwner, IdempotencyKey)>,
     ) -> Result<Order, PlaceOrderError>;
 
     /// One order with its lines, or `None`.

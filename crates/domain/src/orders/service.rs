@@ -8,6 +8,7 @@ use super::{
 use crate::catalog::ProductRepository;
 use crate::clock::Clock;
 use crate::customers::CustomerRepository;
+use crate::idempotency::IdempotentRequest;
 use crate::ids::IdSource;
 use crate::money::Money;
 use crate::page::{Page, PageRequest};
@@ -72,8 +73,23 @@ impl OrderService {
     ///
     /// # Errors
     /// `CustomerNotFound`, `Pricing`, `TooClose`, `InsufficientStock`.
-    #[tracing::instrument(level = "debug", skip_all, fields(customer_id = %request.customer_id))]
     pub async fn place(&self, request: PlaceOrder) -> Result<Order, PlaceOrderError> {
+        self.place_with_key(request, None).await
+    }
+
+    /// Places an order as [`place`](Self::place) does; with `idempotency`, the
+    /// request's claimed key is linked to the order in the order's own
+    /// transaction, so a repetition that takes the key over from a request that
+    /// died before answering finds the order it placed (and places none).
+    ///
+    /// # Errors
+    /// As [`place`](Self::place).
+    #[tracing::instrument(level = "debug", skip_all, fields(customer_id = %request.customer_id))]
+    pub async fn place_with_key(
+        &self,
+        request: PlaceOrder,
+        idempotency: Option<IdempotentRequest>,
+    ) -> Result<Order, PlaceOrderError> {
         let now = self.clock.now();
         if self.customers.find(request.customer_id).await?.is_none() {
             return Err(PlaceOrderError::CustomerNotFound(request.customer_id));
@@ -88,7 +104,8 @@ impl OrderService {
             note: request.note,
             created_at: now,
         };
-        self.orders.insert(order, self.policy.spacing).await
+        let link = idempotency.map(|r| (r.owner, r.key));
+        self.orders.insert(order, self.policy.spacing, link).await
     }
 
     /// One order by id or number, or `None`.

@@ -23,7 +23,7 @@ use ordo_domain::orders::PricingError;
 
 #[allow(unused_imports)] // the building blocks for a checkout store
 pub(crate) use rows::{
-    Read, StoredBasket, delete_basket, insert_basket, load_basket, store_basket,
+    Read, StoredBasket, delete_basket, insert_basket, load_basket, store_basket, store_basket_row,
 };
 
 use crate::errors::{Doing, TxError, foreign_key_violation, unexpected};

@@ -189,14 +189,25 @@ pub(crate) async fn store_basket(
     conn: &mut AsyncPgConnection,
     basket: &StoredBasket,
 ) -> QueryResult<()> {
-    diesel::update(baskets::table.filter(baskets::id.eq(basket.row.id)))
-        .set(&basket.row)
-        .execute(conn)
-        .await?;
+    store_basket_row(conn, basket).await?;
     diesel::delete(basket_lines::table.filter(basket_lines::basket_id.eq(basket.row.id)))
         .execute(conn)
         .await?;
     insert_lines(conn, &basket.lines).await
+}
+
+/// Overwrites a stored basket's row and keeps its lines: for the changes of
+/// status that leave the lines as they are (checking out, reopening), which
+/// run inside checkout's transactions and so should not rewrite the lines.
+pub(crate) async fn store_basket_row(
+    conn: &mut AsyncPgConnection,
+    basket: &StoredBasket,
+) -> QueryResult<()> {
+    diesel::update(baskets::table.filter(baskets::id.eq(basket.row.id)))
+        .set(&basket.row)
+        .execute(conn)
+        .await
+        .map(drop)
 }
 
 /// Deletes a basket; its lines go with it (`ON DELETE CASCADE`).

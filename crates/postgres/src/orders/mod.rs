@@ -18,11 +18,13 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use ordo_domain::catalog::StockShortage;
+use ordo_domain::idempotency::KeyOwner;
 use ordo_domain::orders::{
     NewOrder, Order, OrderFilter, OrderId, OrderLine, OrderRef, OrderRepository, OrderRevision,
     OrderStatus, PlaceOrderError, PricingError, SpacingConflict, SpacingWindow, StockMoves,
     UpdateOrderError,
 };
+use ordo_domain::upstream::IdempotencyKey;
 use ordo_domain::{Page, PageRequest, Version};
 use uuid::Uuid;
 
@@ -34,6 +36,7 @@ pub(crate) use rows::{
 pub(crate) use schedule::{check_spacing, lock_customer_schedule};
 
 use crate::errors::{Doing, TxError, foreign_key_violation, unexpected};
+use crate::idempotency::link_key_to_order;
 use crate::pool::{PgPool, checkout};
 use crate::prebuilt::{Bind, Prebuilt, statement};
 use crate::schema::orders;
@@ -153,10 +156,15 @@ impl OrderRepository for PgOrderRepository {
         &self,
         order: NewOrder,
         window: SpacingWindow,
+        idempotency: Option<(KeyOwner, IdempotencyKey)>,
     ) -> Result<Order, PlaceOrderError> {
         let mut conn = checkout(&self.pool).await?;
         let result = conn
             .transaction(async |conn| -> Result<Order, TxError<PlaceOrderError>> {
+                // Before the shared locks: the key's row is this request's alone.
+                if let Some((owner, key)) = &idempotency {
+                    link_key_to_order(conn, owner, key, order.id).await?;
+                }
                 reserve_for(conn, &order, window).await?;
                 insert_numbered_order(conn, &order, OrderStatus::Placed).await
             })

@@ -263,11 +263,18 @@ async fn place_order(
         &principal,
         input.key,
         input.fingerprint,
-        // Placing an order is one transaction and links no key: a first request
-        // that died left either nothing, or (if it died between its commit and
-        // storing its answer, a few milliseconds) an order a takeover repeats.
-        async |_, _| {
-            let order = state.orders.place(place).await?;
+        // The key is linked to the order in the order's own transaction: a
+        // first request that died before answering left either nothing (placed
+        // now) or its order linked to the key (answered with, never placed again).
+        async |idempotency, placed_before| {
+            let before = match placed_before {
+                Some(id) => state.orders.get(OrderRef::Id(id)).await?,
+                None => None,
+            };
+            let order = match before {
+                Some(order) => order,
+                None => state.orders.place_with_key(place, idempotency).await?,
+            };
             let mut builder = HttpResponse::Created();
             builder.insert_header((LOCATION, format!("/v1/orders/{}", order.id())));
             Ok(order_response(builder, &order))

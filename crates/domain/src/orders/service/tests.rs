@@ -6,9 +6,11 @@ use super::*;
 use crate::catalog::{MockProductRepository, Product};
 use crate::clock::MockClock;
 use crate::customers::{City, Customer, CustomerId, CustomerName, Email, MockCustomerRepository};
+use crate::idempotency::{KeyOwner, RequestFingerprint};
 use crate::ids::MockIdSource;
 use crate::orders::pricing::tests::{items, product};
 use crate::orders::{MockOrderRepository, OrderNumber, SpacingConflict, StockShortage};
+use crate::upstream::IdempotencyKey;
 use crate::value::Version;
 
 /// The id the service's id source hands out.
@@ -187,6 +189,12 @@ async fn placing_an_inactive_product_writes_nothing() {
     ));
 }
 
+/// What storage answers for `order`: the order, placed.
+fn stored_as_placed(order: &NewOrder) -> Order {
+    let stored = stored_order(OrderStatus::Placed, 1);
+    rebuilt(&stored, order.id, OrderStatus::Placed, stored.version())
+}
+
 #[tokio::test]
 async fn an_order_without_a_schedule_is_due_now_and_priced_from_the_catalog() {
     let customer_id = CustomerId::generate();
@@ -197,7 +205,7 @@ async fn an_order_without_a_schedule_is_due_now_and_priced_from_the_catalog() {
     ports
         .orders
         .expect_insert()
-        .withf(move |order, window| {
+        .withf(move |order, window, idempotency| {
             order.id == OrderId::from_uuid(NEW_ORDER_ID)
                 && order.customer_id == customer_id
                 && order.scheduled_at == noon()
@@ -206,16 +214,9 @@ async fn an_order_without_a_schedule_is_due_now_and_priced_from_the_catalog() {
                 && order.lines.len() == 1
                 && order.lines[0].reserves_stock()
                 && *window == SpacingWindow::default()
+                && idempotency.is_none()
         })
-        .returning(|order, _| {
-            let stored = stored_order(OrderStatus::Placed, 1);
-            Ok(rebuilt(
-                &stored,
-                order.id,
-                OrderStatus::Placed,
-                stored.version(),
-            ))
-        });
+        .returning(|order, _, _| Ok(stored_as_placed(&order)));
 
     let placed = ports
         .service()
@@ -227,6 +228,35 @@ async fn an_order_without_a_schedule_is_due_now_and_priced_from_the_catalog() {
 }
 
 #[tokio::test]
+async fn an_order_placed_under_an_idempotency_key_links_the_key_in_its_own_transaction() {
+    let customer_id = CustomerId::generate();
+    let p = product(250, "EUR", Some(9), true);
+    let mut ports = Ports::new()
+        .with_customer(customer_id)
+        .with_products(vec![p.clone()]);
+    let request = IdempotentRequest {
+        owner: KeyOwner::new("user", uuid::Uuid::from_u128(7)),
+        key: IdempotencyKey::parse("order-key-1").expect("a key"),
+        fingerprint: RequestFingerprint::parse(&"a".repeat(64)).expect("a fingerprint"),
+    };
+    let linked = (request.owner.clone(), request.key.clone());
+    ports
+        .orders
+        .expect_insert()
+        .withf(move |_, _, idempotency| idempotency.as_ref() == Some(&linked))
+        .times(1)
+        .returning(|order, _, _| Ok(stored_as_placed(&order)));
+
+    let placed = ports
+        .service()
+        .place_with_key(place_request(customer_id, &[(&p, 1)]), Some(request))
+        .await
+        .expect("placed");
+
+    assert_eq!(placed.id(), OrderId::from_uuid(NEW_ORDER_ID));
+}
+
+#[tokio::test]
 async fn a_spacing_conflict_from_storage_reaches_the_caller() {
     let customer_id = CustomerId::generate();
     let p = product(100, "EUR", None, true);
@@ -234,7 +264,7 @@ async fn a_spacing_conflict_from_storage_reaches_the_caller() {
     let mut ports = Ports::new()
         .with_customer(customer_id)
         .with_products(vec![p.clone()]);
-    ports.orders.expect_insert().returning(move |_, window| {
+    ports.orders.expect_insert().returning(move |_, window, _| {
         Err(SpacingConflict {
             conflicting,
             window,
@@ -261,7 +291,7 @@ async fn a_stock_shortage_from_storage_reaches_the_caller() {
     let mut ports = Ports::new()
         .with_customer(customer_id)
         .with_products(vec![p.clone()]);
-    ports.orders.expect_insert().returning(move |_, _| {
+    ports.orders.expect_insert().returning(move |_, _, _| {
         Err(StockShortage {
             product_id,
             available: 1,
