@@ -18,6 +18,19 @@ async fn backend_of(pool: &PgPool) -> anyhow::Result<i32> {
     )
 }
 
+/// A pool of `size` whose callers wait 300 ms at most for a connection, so that
+/// a test can see a bound refuse.
+fn impatient_pool(url: &str, size: usize) -> PgPool {
+    connect_pool(
+        url,
+        &PoolConfig {
+            wait: Duration::from_millis(300),
+            ..PoolConfig::with_max_size(size)
+        },
+    )
+    .expect("a pool")
+}
+
 /// Runs `work` on a thread of its own with a single-threaded runtime, as an
 /// actix-web worker runs its requests.
 fn on_worker_thread<T: Send + 'static>(
@@ -35,14 +48,7 @@ fn on_worker_thread<T: Send + 'static>(
 #[tokio::test]
 async fn an_adopted_thread_takes_its_own_connections_within_its_bound() {
     let db = fresh_database().await.expect("a database");
-    let pool = connect_pool(
-        &db.url,
-        &PoolConfig {
-            wait: Duration::from_millis(300),
-            ..PoolConfig::with_max_size(4)
-        },
-    )
-    .expect("a pool");
+    let pool = impatient_pool(&db.url, 4);
     let shared = backend_of(&pool).await.expect("a shared connection");
 
     let worker_pool = pool.clone();
@@ -112,14 +118,7 @@ async fn shards_of_two_pools_on_one_thread_stay_apart() {
 #[tokio::test]
 async fn sharing_out_leaves_the_shared_connections_a_quarter() {
     let db = fresh_database().await.expect("a database");
-    let pool = connect_pool(
-        &db.url,
-        &PoolConfig {
-            wait: Duration::from_millis(300),
-            ..PoolConfig::with_max_size(8)
-        },
-    )
-    .expect("a pool");
+    let pool = impatient_pool(&db.url, 8);
     assert_eq!(
         pool.share_out(3),
         3,
