@@ -19,6 +19,7 @@ use actix_web::{HttpMessage, web};
 use ordo_domain::activity::{Endpoint, Hit, HitMethod, HitPrincipal, HitSource, HitStatus};
 
 use super::client_ip::ClientIp;
+use super::metrics::RouteTemplate;
 use super::principal::Credentials;
 use super::rate_limit::is_limited;
 use crate::state::AppState;
@@ -58,8 +59,7 @@ pub async fn middleware(
     let method = method(req.method());
     let ip = req.extensions().get::<ClientIp>().map(|ip| ip.0);
     let response = next.call(req).await?;
-    let template = response.request().match_pattern();
-    let endpoint = Endpoint::parse(template.as_deref().unwrap_or("unmatched"));
+    let endpoint = Endpoint::parse(RouteTemplate::of(response.request()).0);
     if let Ok(endpoint) = endpoint {
         state.activity.observe(Hit {
             principal: HitPrincipal::from(principal),
