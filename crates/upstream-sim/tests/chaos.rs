@@ -283,3 +283,21 @@ async fn under_chaos_keyed_retries_never_charge_twice() {
     assert!(charged >= ok, "{charged} charged < {ok} succeeded");
     assert!(ok > 200, "only {ok} of 300 succeeded under 30 % chaos");
 }
+
+#[tokio::test]
+async fn a_fixed_latency_is_never_cut_short() {
+    let latency = Duration::from_millis(15);
+    let h = start(SimConfig {
+        latency_ms: 15,
+        ..no_latency(SimConfig::healthy())
+    });
+    for _ in 0..10 {
+        let sent = std::time::Instant::now();
+        assert_eq!(outcome(&h).await, "200");
+        assert!(
+            sent.elapsed() >= latency,
+            "answered after {:?}, before the configured {latency:?}",
+            sent.elapsed()
+        );
+    }
+}

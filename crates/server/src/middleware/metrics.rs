@@ -147,7 +147,10 @@ mod tests {
         let first = intern(Some("/v1/things/{id}".to_owned()));
         let again = intern(Some("/v1/things/{id}".to_owned()));
         assert_eq!(first, "/v1/things/{id}");
-        assert!(std::ptr::eq(first, again), "the second lookup found the kept one");
+        assert!(
+            std::ptr::eq(first, again),
+            "the second lookup found the kept one"
+        );
         assert_eq!(intern(None), "unmatched");
     }
 
