@@ -41,7 +41,7 @@ pub use idempotency::PgIdempotencyStore;
 pub use jobs::PgJobStore;
 pub use migrate::run_migrations;
 pub use orders::{INSERT_NUMBERED_ORDER, PgOrderRepository};
-pub use pool::{PgPool, PoolConfig, connect_pool, ping};
+pub use pool::{MIN_SHARED, PgPool, PoolConfig, Shares, connect_pool, ping};
 pub use products::PgProductRepository;
 pub use reports::{
     MONTHLY_SALES, PgReportQueries, REQUESTS_PER_HOUR, SALES_BY_CITY, STOCK, TOP_CUSTOMERS,

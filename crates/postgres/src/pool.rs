@@ -1,5 +1,5 @@
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -79,15 +79,20 @@ impl PgPool {
         Ok(())
     }
 
-    /// Shares the pool out between `workers` serving threads: answers the size of
-    /// the shard each is to adopt (the configured size ÷ `workers`, rounded up),
-    /// and cuts the shared connections, which other threads (background tasks,
-    /// start-up) keep using, to a quarter of the configured size (at least 2). The
-    /// pool then holds at most 1.25 × its configured size.
-    pub fn share_out(&self, workers: usize) -> usize {
+    /// Shares the pool out between `workers` serving threads, which then each
+    /// [`adopt`](Shares::adopt) a share: the shares together hold the configured
+    /// size (split as evenly as it goes), and the shared connections, which other
+    /// threads (background tasks, start-up) keep using, are cut to a quarter of it,
+    /// at least [`MIN_SHARED`]. The pool then holds at most the configured size
+    /// plus that quarter. `None` (nothing changed, every thread shares) when there
+    /// are fewer connections than workers.
+    pub fn share_out(&self, workers: usize) -> Option<Arc<Shares>> {
         let max_size = self.shards.config.max_size;
+        if workers == 0 || max_size < workers {
+            return None;
+        }
         let shared = PoolConfig {
-            max_size: (max_size / 4).max(2),
+            max_size: (max_size / 4).max(MIN_SHARED).min(max_size),
             ..self.shards.config.clone()
         };
         match build(&self.shards.url, &shared) {
@@ -97,7 +102,14 @@ impl PgPool {
                 "the shared connections keep their configured bound"
             ),
         }
-        max_size.div_ceil(workers.max(1))
+        let sizes = (0..workers)
+            .map(|i| max_size / workers + usize::from(i < max_size % workers))
+            .collect();
+        Some(Arc::new(Shares {
+            pool: self.clone(),
+            sizes,
+            next: AtomicUsize::new(0),
+        }))
     }
 
     /// A connection: from the calling thread's shard when it adopted one, else a
@@ -127,6 +139,40 @@ impl PgPool {
                 .find(|(id, _)| *id == self.shards.id)
                 .map(|(_, shard)| shard.clone())
         })
+    }
+}
+
+/// The fewest shared connections left when a pool is shared out: background
+/// tasks (the scheduler's jobs, the activity writer, the outbox dispatcher,
+/// reconciliation) take theirs from them at the same time.
+pub const MIN_SHARED: usize = 4;
+
+/// A pool's connections shared out between serving threads ([`PgPool::share_out`]).
+#[derive(Debug)]
+pub struct Shares {
+    pool: PgPool,
+    sizes: Vec<usize>,
+    next: AtomicUsize,
+}
+
+impl Shares {
+    /// Gives the calling thread the next share (see [`PgPool::adopt_thread`]);
+    /// once every share is taken (a worker restarted), the thread keeps to the
+    /// shared connections, so the bound holds.
+    ///
+    /// # Errors
+    /// When the shard cannot be built (an invalid configuration).
+    pub fn adopt(&self) -> anyhow::Result<()> {
+        let index = self.next.fetch_add(1, Ordering::Relaxed);
+        match self.sizes.get(index) {
+            Some(&size) => self.pool.adopt_thread(size),
+            None => Ok(()),
+        }
+    }
+
+    /// The size of each share, in the order they are adopted.
+    pub fn sizes(&self) -> &[usize] {
+        &self.sizes
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use diesel::sql_types::Integer;
 use diesel_async::RunQueryDsl;
 use ordo_postgres::testing::fresh_database;
-use ordo_postgres::{PgPool, PoolConfig, connect_pool};
+use ordo_postgres::{MIN_SHARED, PgPool, PoolConfig, connect_pool};
 
 /// The server process behind a connection of `pool`, taken on the calling thread.
 async fn backend_of(pool: &PgPool) -> anyhow::Result<i32> {
@@ -116,19 +116,47 @@ async fn shards_of_two_pools_on_one_thread_stay_apart() {
 }
 
 #[tokio::test]
-async fn sharing_out_leaves_the_shared_connections_a_quarter() {
+async fn sharing_out_splits_the_size_exactly_and_leaves_the_shared_connections_a_quarter() {
     let db = fresh_database().await.expect("a database");
-    let pool = impatient_pool(&db.url, 8);
-    assert_eq!(
-        pool.share_out(3),
-        3,
-        "8 connections over 3 workers, rounded up"
+    let pool = impatient_pool(&db.url, 10);
+    assert!(
+        pool.share_out(11).is_none(),
+        "fewer connections than workers: nothing to split"
     );
-    let first = pool.get().await.expect("a shared connection");
-    let second = pool.get().await.expect("another shared connection");
+    let shares = pool.share_out(4).expect("10 connections over 4 workers");
+    assert_eq!(
+        shares.sizes(),
+        [3, 3, 2, 2],
+        "together exactly the pool's size"
+    );
+
+    let taken = shares.clone();
+    on_worker_thread(async move || {
+        for _ in 0..4 {
+            taken.adopt().expect("a share");
+        }
+    })
+    .join()
+    .expect("the worker thread taking every share");
+
+    let held: Vec<_> = futures::future::join_all((0..MIN_SHARED).map(|_| pool.get()))
+        .await
+        .into_iter()
+        .map(|c| c.expect("a shared connection"))
+        .collect();
     assert!(
         pool.get().await.is_err(),
-        "a quarter of 8 shared connections is 2"
+        "a quarter of 10, at least MIN_SHARED, are shared"
     );
-    drop((first, second));
+    // A worker started once every share is taken (one restarted) gets no shard
+    // of its own: it waits for the shared connections like everyone else.
+    let restarted_pool = pool.clone();
+    let restarted = on_worker_thread(async move || {
+        shares.adopt().expect("no share left is no error");
+        restarted_pool.get().await.map(|_| ())
+    })
+    .join()
+    .expect("the restarted worker");
+    assert!(restarted.is_err(), "it took no connection beyond the bound");
+    drop(held);
 }

@@ -37,12 +37,13 @@ pub fn serve(
     let deadline = web::Data::new(body_deadline::BodyDeadline(settings.request_timeout()));
     let trusted_proxies = web::Data::new(TrustedProxies::parse(&settings.trusted_proxies)?);
     // The pool's connections, shared out between the workers (see `PgPool`).
+    // actix-web's own default: a worker per core, 2 when that is unknown.
     let workers = settings.workers.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
     });
-    let shard_size = state.pool.share_out(workers);
+    let shares = state.pool.share_out(workers);
     let mut server = HttpServer::new(move || {
-        if let Err(e) = state.pool.adopt_thread(shard_size) {
+        if let Some(Err(e)) = shares.as_ref().map(|shares| shares.adopt()) {
             tracing::warn!(
                 error = format!("{e:#}"),
                 "this worker takes shared database connections"
