@@ -7,6 +7,7 @@
 //! credential, and nothing else it would read.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::Context;
 use http_body_util::{BodyExt, Empty};
@@ -15,6 +16,11 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper::header::{HOST, HeaderName, HeaderValue};
 use hyper_util::rt::TokioIo;
 use tokio::sync::Mutex;
+
+/// How long a request may take before it counts as failed (as the reqwest
+/// clients of the other scenarios): a stalled answer must not stall its worker
+/// for the rest of the run.
+const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A header sent with every request, such as the credential.
 pub type FixedHeader = (HeaderName, HeaderValue);
@@ -90,16 +96,16 @@ impl LeanClient {
         if let Some((name, value)) = &self.credential {
             headers.insert(name.clone(), value.clone());
         }
-        match sender.send_request(request).await {
-            Ok(response) => {
-                let success = response.status().is_success();
-                let whole = response.into_body().collect().await.is_ok();
-                if !whole {
-                    *slot = None;
-                }
-                success && whole
-            }
-            Err(_) => {
+        let exchange = async {
+            let response = sender.send_request(request).await.ok()?;
+            let success = response.status().is_success();
+            let whole = response.into_body().collect().await.is_ok();
+            Some((success, whole))
+        };
+        match tokio::time::timeout(TIMEOUT, exchange).await {
+            Ok(Some((success, true))) => success,
+            // Failed, cut short or stalled: the connection is not used again.
+            _ => {
                 *slot = None;
                 false
             }
