@@ -1,6 +1,7 @@
 //! The application's lifecycle through the test harness: a swapped clock seen over
-//! HTTP, background tasks that finish their work on a graceful stop, and a task
-//! that dies making the service not ready.
+//! HTTP, background tasks that finish their work on a graceful stop, a shutting
+//! down instance that is not ready but finishes what it has, and a task that dies
+//! making the service not ready.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,6 +11,8 @@ use chrono::{TimeDelta, TimeZone, Utc};
 use ordo_api_tests::{ManualClock, id_of, spawn_app};
 use reqwest::StatusCode;
 use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 #[tokio::test]
 async fn a_clock_given_to_the_builder_is_the_time_the_api_sees() {
@@ -58,6 +61,99 @@ async fn a_graceful_stop_waits_for_background_tasks_to_finish_their_work() {
     assert!(
         flushed.load(Ordering::SeqCst),
         "stop returned before the task flushed"
+    );
+}
+
+/// A product creation whose head and first half of the body are sent: a request
+/// in flight. The rest of the body, to send later.
+async fn begin_creating_a_product(port: u16, token: &str) -> (TcpStream, String) {
+    let body = r#"{"sku":"SVC-DRAINING","name":"In flight","kind":"service","price_minor":100}"#;
+    let mut stream = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("a connection");
+    let head = format!(
+        "POST /v1/products HTTP/1.1\r\nHost: ordo\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let (first, rest) = body.split_at(body.len() / 2);
+    stream
+        .write_all(format!("{head}{first}").as_bytes())
+        .await
+        .expect("the head and half the body are sent");
+    (stream, rest.to_owned())
+}
+
+#[tokio::test]
+async fn a_shutting_down_instance_is_not_ready_but_serves_and_finishes_what_it_has() {
+    const DRAIN: Duration = Duration::from_millis(1_500);
+    let mut app = spawn_app()
+        .with_settings(|s| s.http.shutdown_drain_ms = 1_500)
+        .await;
+    assert_eq!(app.get("/readyz").await.status, StatusCode::OK);
+    let token = app.access_token().expect("a logged-in harness").to_owned();
+    let (mut in_flight, rest) = begin_creating_a_product(app.port, &token).await;
+    // A fresh connection for every request: what a load balancer's check opens.
+    let fresh = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(2))
+        .build()
+        .expect("a client");
+    let address = app.address.clone();
+
+    let during_shutdown = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let ready = fresh
+            .get(format!("{address}/readyz"))
+            .send()
+            .await
+            .expect("still accepting while draining");
+        let ready_status = ready.status();
+        let ready_body: serde_json::Value = ready.json().await.expect("a problem");
+        let alive = fresh
+            .get(format!("{address}/healthz"))
+            .send()
+            .await
+            .expect("still accepting while draining")
+            .status();
+        // Past the drain period new connections are not served; the request in
+        // flight still is.
+        tokio::time::sleep(DRAIN).await;
+        let not_served = fresh
+            .get(format!("{address}/healthz"))
+            .send()
+            .await
+            .is_err();
+        in_flight
+            .write_all(rest.as_bytes())
+            .await
+            .expect("the rest of the body is sent");
+        let mut answer = vec![0_u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(10), in_flight.read(&mut answer))
+            .await
+            .expect("an answer in time")
+            .expect("the answer is read");
+        let answer = String::from_utf8_lossy(&answer[..n]).into_owned();
+        (ready_status, ready_body, alive, not_served, answer)
+    };
+    let ((ready, ready_body, alive, not_served_after_drain, in_flight_answer), ()) =
+        tokio::join!(during_shutdown, app.shut_down());
+
+    assert_eq!(ready, StatusCode::SERVICE_UNAVAILABLE, "{ready_body}");
+    assert_eq!(ready_body["code"], "not_ready");
+    assert!(
+        ready_body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("shutting down")),
+        "{ready_body}"
+    );
+    assert_eq!(alive, StatusCode::OK);
+    assert!(
+        not_served_after_drain,
+        "new connections are still served after the drain period"
+    );
+    assert!(
+        in_flight_answer.starts_with("HTTP/1.1 201"),
+        "the request in flight was cut off: {in_flight_answer}"
     );
 }
 

@@ -509,7 +509,7 @@ async fn scale_out_mode(
     let decisions = if cli.quick { 2_000 } else { 20_000 };
     let round_trips = store_round_trip::measure(cli.redis_url.as_deref(), decisions).await?;
     println!(
-        "ordo-bench {} · {} cores · concurrency {} · {} s measured after {} s warm-up · pool {} per instance",
+        "ordo-bench {} · {} cores · concurrency {} · {} s measured after {} s warm-up · pool {} and a worker per core, split over the instances",
         chrono::Utc::now().format("%Y-%m-%d"),
         std::thread::available_parallelism()
             .map(usize::from)

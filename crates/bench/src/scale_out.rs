@@ -5,6 +5,12 @@
 //! load balancer spreads it. On one machine the N servers share the cores one had,
 //! so N cannot be faster; the goal is that coordination (Redis, the database's
 //! locks) does not make it slower: N within 10 % of 1.
+//!
+//! So that the comparison is about coordination only, both sides get the same
+//! machine budget: the one server has a worker per core and the whole pool; the
+//! N servers split both between them (workers ÷ N, at least 1; pool ÷ N, at
+//! least 2). N servers each with the one's workers and pool would run N times its
+//! threads and connections on the same cores and measure the overcommitment.
 
 use std::process::Child;
 use std::sync::Arc;
@@ -20,11 +26,15 @@ use crate::seed::Dataset;
 /// The goal: N instances ÷ 1 instance, at least.
 pub const GOAL: f64 = 0.9;
 
-/// One run: how many servers, and what they served together.
+/// One run: how many servers, what each was given, and what they served together.
 #[derive(Debug, Clone, Serialize)]
 pub struct ScaleOutRun {
     /// Servers the load was spread over.
     pub instances: usize,
+    /// HTTP workers of each server (`ORDO_WORKERS`).
+    pub workers_each: usize,
+    /// Database connections of each server's pool.
+    pub pool_each: usize,
     /// What they served.
     pub get_order: Measurement,
 }
@@ -34,7 +44,7 @@ pub struct ScaleOutRun {
 pub struct Setup<'a> {
     /// The seeded database.
     pub database_url: &'a str,
-    /// Each server's pool.
+    /// The one server's pool, which the N servers share out.
     pub pool_size: usize,
     /// The key the seeded data is sealed under.
     pub data_key: &'a str,
@@ -64,20 +74,27 @@ pub async fn compare(setup: &Setup<'_>, instances: usize) -> anyhow::Result<Vec<
     };
     // One signing key for every server: a token issued by one is taken by all.
     let jwt_secret = ordo_server::app::random_secret();
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let mut runs = Vec::new();
     for count in [1, instances] {
-        eprintln!("running get-order on {count} instance(s) with rate limits in Redis …");
+        let budget = Budget::split(cores, setup.pool_size, count);
+        eprintln!(
+            "running get-order on {count} instance(s), {} worker(s) and {} connections each, rate limits in Redis …",
+            budget.workers_each, budget.pool_each
+        );
+        let workers = budget.workers_each.to_string();
         let mut servers: Vec<Child> = Vec::with_capacity(count);
         let mut bases = Vec::with_capacity(count);
         for _ in 0..count {
             let (child, port) = crate::spawn_server(
                 setup.database_url,
-                setup.pool_size,
+                budget.pool_each,
                 setup.data_key,
                 crate::ServerExtras {
                     env: &[
                         ("ORDO_REDIS_URL", redis_url),
                         ("ORDO_JWT_SECRET", jwt_secret.as_str()),
+                        ("ORDO_WORKERS", workers.as_str()),
                     ],
                     ..crate::ServerExtras::default()
                 },
@@ -92,10 +109,32 @@ pub async fn compare(setup: &Setup<'_>, instances: usize) -> anyhow::Result<Vec<
         }
         runs.push(ScaleOutRun {
             instances: count,
+            workers_each: budget.workers_each,
+            pool_each: budget.pool_each,
             get_order: measured?,
         });
     }
     Ok(runs)
+}
+
+/// What each of `instances` servers gets of one server's machine budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Budget {
+    workers_each: usize,
+    pool_each: usize,
+}
+
+impl Budget {
+    /// The one server's share — a worker per core, the whole pool — split over
+    /// `instances`: at least one worker, and at least two connections (a request
+    /// and a background task may each hold one).
+    fn split(cores: usize, pool_size: usize, instances: usize) -> Self {
+        let instances = instances.max(1);
+        Self {
+            workers_each: (cores / instances).max(1),
+            pool_each: (pool_size / instances).max(2),
+        }
+    }
 }
 
 async fn measure(setup: &Setup<'_>, bases: Vec<String>) -> anyhow::Result<Measurement> {
@@ -128,8 +167,8 @@ async fn measure(setup: &Setup<'_>, bases: Vec<String>) -> anyhow::Result<Measur
 pub fn print(runs: &[ScaleOutRun]) {
     println!("scale-out: get-order, rate limits in one Redis, load spread round-robin");
     println!(
-        "{:<10} {:>9} {:>8} {:>8} {:>7} {:>16}",
-        "instances", "req/s", "p50 ms", "p99 ms", "errors", "÷ 1 (goal)"
+        "{:<10} {:>8} {:>6} {:>9} {:>8} {:>8} {:>7} {:>16}",
+        "instances", "workers", "pool", "req/s", "p50 ms", "p99 ms", "errors", "÷ 1 (goal)"
     );
     let single = runs
         .iter()
@@ -145,8 +184,53 @@ pub fn print(runs: &[ScaleOutRun]) {
             _ => "-".to_owned(),
         };
         println!(
-            "{:<10} {:>9.0} {:>8.2} {:>8.2} {:>7} {:>16}",
-            run.instances, m.requests_per_second, m.p50_ms, m.p99_ms, m.errors, ratio
+            "{:<10} {:>8} {:>6} {:>9.0} {:>8.2} {:>8.2} {:>7} {:>16}",
+            run.instances,
+            format!("{}×{}", run.instances, run.workers_each),
+            format!("{}×{}", run.instances, run.pool_each),
+            m.requests_per_second,
+            m.p50_ms,
+            m.p99_ms,
+            m.errors,
+            ratio
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Budget;
+
+    #[test]
+    fn one_server_keeps_the_whole_budget() {
+        assert_eq!(
+            Budget::split(2, 16, 1),
+            Budget {
+                workers_each: 2,
+                pool_each: 16
+            }
+        );
+    }
+
+    #[test]
+    fn three_servers_split_the_pool_and_the_workers() {
+        assert_eq!(
+            Budget::split(6, 16, 3),
+            Budget {
+                workers_each: 2,
+                pool_each: 5
+            }
+        );
+    }
+
+    #[test]
+    fn a_split_never_goes_below_one_worker_and_two_connections() {
+        assert_eq!(
+            Budget::split(2, 4, 3),
+            Budget {
+                workers_each: 1,
+                pool_each: 2
+            }
         );
     }
 }

@@ -54,6 +54,7 @@ use crate::activity_writer::{self, DirectActivitySink, WriterConfig};
 use crate::client_directory::CachedClientDirectory;
 use crate::config::{AuthSettings, RateLimitSettings, SchedulerSettings, Settings};
 use crate::database::{Database, prepare_database};
+use crate::draining::Draining;
 use crate::middleware::metrics;
 use crate::rate_limits::InMemoryRateLimits;
 use crate::recent_users::RecentUsers;
@@ -1017,7 +1018,11 @@ impl std::fmt::Debug for Application {
 
 /// Stops a running application from elsewhere.
 #[derive(Clone)]
-pub struct StopHandle(ServerHandle);
+pub struct StopHandle {
+    server: ServerHandle,
+    draining: Draining,
+    drain: Duration,
+}
 
 impl std::fmt::Debug for StopHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -1026,11 +1031,31 @@ impl std::fmt::Debug for StopHandle {
 }
 
 impl StopHandle {
-    /// Stops accepting connections. Graceful: in-flight requests finish (within the
-    /// shutdown timeout), then background tasks finish their work. Not graceful:
-    /// connections are dropped at once; background tasks still get their grace.
-    pub async fn stop(&self, graceful: bool) {
-        self.0.stop(graceful).await;
+    /// Stops accepting connections. `/readyz` answers 503 from the start. Graceful:
+    /// everything is still served for the drain period (`ORDO_SHUTDOWN_DRAIN_MS`),
+    /// so that a load balancer takes the instance out before it refuses anyone;
+    /// then in-flight requests finish (within the shutdown timeout), then background
+    /// tasks finish their work. Not graceful: connections are dropped at once;
+    /// background tasks still get their grace.
+    ///
+    /// Like actix's own handle, a stop without a drain period is sent at once,
+    /// even when the returned future is dropped unawaited.
+    pub fn stop(&self, graceful: bool) -> impl Future<Output = ()> + use<> {
+        self.draining.begin();
+        let drain = if graceful { self.drain } else { Duration::ZERO };
+        let server = self.server.clone();
+        let stopping_now = drain.is_zero().then(|| server.stop(graceful));
+        async move {
+            if let Some(stopping) = stopping_now {
+                return stopping.await;
+            }
+            tracing::info!(
+                ?drain,
+                "shutting down: not ready any more, still serving until the drain period is over"
+            );
+            tokio::time::sleep(drain).await;
+            server.stop(graceful).await;
+        }
     }
 }
 
@@ -1077,7 +1102,11 @@ impl Application {
 
     /// A handle to stop the application from elsewhere.
     pub fn stop_handle(&self) -> StopHandle {
-        StopHandle(self.server.handle())
+        StopHandle {
+            server: self.server.handle(),
+            draining: self.state.draining.clone(),
+            drain: self.settings.http.shutdown_drain(),
+        }
     }
 
     /// Serves until stopped, then shuts down in order: stop accepting, let in-flight

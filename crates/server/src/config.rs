@@ -71,6 +71,12 @@ pub struct HttpSettings {
     /// Seconds in-flight requests get to finish on shutdown, and background tasks
     /// get to finish their work after that (`ORDO_SHUTDOWN_TIMEOUT_SECS`).
     pub shutdown_timeout_secs: u64,
+    /// Milliseconds between the start of a graceful shutdown and the moment the
+    /// server stops accepting connections, while `/readyz` already answers 503
+    /// and everything else is still served: time for a load balancer's health
+    /// checks to take the instance out (`ORDO_SHUTDOWN_DRAIN_MS`). 0 for a single
+    /// instance with nothing in front of it.
+    pub shutdown_drain_ms: u64,
     /// Seconds a client has to send a request's head, and then its whole body; a
     /// stalled request is answered 408 and its connection closed
     /// (`ORDO_REQUEST_TIMEOUT_SECS`).
@@ -508,6 +514,7 @@ impl Default for HttpSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             workers: None,
             shutdown_timeout_secs: 30,
+            shutdown_drain_ms: 0,
             request_timeout_secs: 10,
             max_connections: 10_000,
             trusted_proxies: Vec::new(),
@@ -566,6 +573,11 @@ impl HttpSettings {
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs(self.shutdown_timeout_secs)
     }
+
+    /// How long a graceful shutdown stays ready to serve but not ready for more.
+    pub fn shutdown_drain(&self) -> Duration {
+        Duration::from_millis(self.shutdown_drain_ms)
+    }
 }
 
 /// The flat environment names of the README, and the setting each one sets.
@@ -573,6 +585,7 @@ const FLAT_ENV_NAMES: &[(&str, &str)] = &[
     ("listen", "http.listen"),
     ("workers", "http.workers"),
     ("shutdown_timeout_secs", "http.shutdown_timeout_secs"),
+    ("shutdown_drain_ms", "http.shutdown_drain_ms"),
     ("request_timeout_secs", "http.request_timeout_secs"),
     ("max_connections", "http.max_connections"),
     ("trusted_proxies", "http.trusted_proxies"),

@@ -8,6 +8,7 @@ pub mod client_directory;
 pub mod config;
 pub mod database;
 pub mod dispatcher;
+pub mod draining;
 pub mod extract;
 pub mod http;
 pub mod idempotency;

@@ -18,6 +18,7 @@ use ordo_domain::scheduling::SchedulingService;
 use ordo_postgres::PgPool;
 
 use crate::app::{Services, UpstreamPorts};
+use crate::draining::Draining;
 use crate::scheduler::RunNow;
 use crate::tasks::TaskHealth;
 
@@ -69,6 +70,8 @@ pub struct AppState {
     /// Whether the embedded PostgreSQL is up (it is being restarted otherwise);
     /// `None` with an external database.
     pub database_health: Option<ordo_postgres::ClusterHealth>,
+    /// Set once shutdown begins; `/readyz` answers 503 from then on.
+    pub draining: Draining,
 }
 
 impl AppState {
@@ -122,6 +125,7 @@ impl AppState {
             metrics,
             tasks,
             database_health: None,
+            draining: Draining::default(),
         }
     }
 }

@@ -11,10 +11,17 @@
 //! - hits reported through all three during a rolling restart (SIGTERM, start
 //!   again, one instance after the other) are counted exactly once.
 //!
+//! Where `haproxy` is installed (`.ci/run` installs it), the repository's own
+//! `docker/haproxy.cfg` runs in front of the three, only its listening address and
+//! its servers rendered for this machine, and part of the load goes through it:
+//! - 50 concurrent creates for one customer through the balancer → one order;
+//! - an instance stopped under load is taken out by the balancer's `/readyz`
+//!   check while it drains, and no request through the balancer fails.
+//!
 //! The scenarios share one fleet, since starting three debug binaries is the
 //! costly part; each is its own function with its own assertions. Skipped, with
 //! the reason printed, only where `redis-server` is missing (`.ci/run` installs
-//! it).
+//! it); the balancer's scenarios alone where `haproxy` is.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -42,6 +49,10 @@ const API_KEY_CACHE_TTL: Duration = Duration::from_millis(1_000);
 /// was processed later still), so a slow answer on a busy machine cannot fail the
 /// test; this only absorbs the timer's granularity.
 const MEASURING_SLACK: Duration = Duration::from_millis(50);
+/// How long a stopping instance stays ready to serve but not ready for more
+/// (`ORDO_SHUTDOWN_DRAIN_MS`): longer than the two failed checks one second apart
+/// that take it out of `docker/haproxy.cfg`'s backend.
+const SHUTDOWN_DRAIN: Duration = Duration::from_millis(3_000);
 
 /// One `ordo serve` process, its port kept across restarts.
 struct Instance {
@@ -130,6 +141,10 @@ impl Instance {
             .env("ORDO_DATABASE_POOL_SIZE", "8")
             .env("ORDO_WORKERS", "2")
             .env("ORDO_SHUTDOWN_TIMEOUT_SECS", "20")
+            .env(
+                "ORDO_SHUTDOWN_DRAIN_MS",
+                SHUTDOWN_DRAIN.as_millis().to_string(),
+            )
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
@@ -224,16 +239,44 @@ impl Fleet {
         }
     }
 
+    /// Starts instance `index` (again) on the fleet's database and Redis.
+    async fn start_instance(&mut self, index: usize) {
+        self.instances[index]
+            .start(&self.database, &self.redis, &self.http)
+            .await;
+    }
+
     /// The base URL of the instance whose turn the `n`-th request is.
     fn base(&self, n: usize) -> String {
         self.instances[n % INSTANCES].base()
     }
 
+    /// Where the `n`-th request of a scenario goes.
+    fn route(&self, route: Route<'_>, n: usize) -> String {
+        match route {
+            Route::RoundRobin => self.base(n),
+            Route::Through(balancer) => balancer.base(),
+        }
+    }
+
     /// An administrator's request, sent to instance `n mod 3`.
     async fn admin(&self, n: usize, method: Method, path: &str, body: Option<&Value>) -> Reply {
+        self.admin_via(Route::RoundRobin, n, method, path, body)
+            .await
+    }
+
+    /// An administrator's request, the `n`-th of a scenario sent by `route`.
+    async fn admin_via(
+        &self,
+        route: Route<'_>,
+        n: usize,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Reply {
         let mut request = self
             .http
-            .request(method, format!("{}{path}", self.base(n)))
+            .request(method, format!("{}{path}", self.route(route, n)))
             .bearer_auth(&self.token);
         if let Some(body) = body {
             request = request.json(body);
@@ -287,6 +330,140 @@ impl Fleet {
     }
 }
 
+/// How a scenario spreads its requests: round-robin over the instances itself, or
+/// through the load balancer.
+#[derive(Clone, Copy)]
+enum Route<'a> {
+    RoundRobin,
+    Through(&'a Balancer),
+}
+
+/// `haproxy` with the repository's `docker/haproxy.cfg`, in front of the fleet.
+struct Balancer {
+    port: u16,
+    log: PathBuf,
+    _process: Child,
+}
+
+impl Balancer {
+    /// Starts `haproxy` in front of `instances`, or says why it cannot and
+    /// returns `None` where it is not installed.
+    async fn start_or_skip(instances: &[Instance], logs: &Path) -> Option<Self> {
+        let Some(haproxy) = find_haproxy() else {
+            eprintln!(
+                "skipping the load-balancer scenarios: haproxy is not installed (apt-get install haproxy)"
+            );
+            return None;
+        };
+        let port = free_port();
+        let ports: Vec<u16> = instances.iter().map(|i| i.port).collect();
+        let source = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docker/haproxy.cfg"),
+        )
+        .expect("docker/haproxy.cfg is readable");
+        let config = logs.join("haproxy.cfg");
+        std::fs::write(&config, render_haproxy_config(&source, port, &ports))
+            .expect("the rendered configuration is written");
+        let log = logs.join("haproxy.log");
+        let output = std::fs::File::create(&log).expect("a log file");
+        let process = Command::new(haproxy)
+            .arg("-db")
+            .arg("-f")
+            .arg(&config)
+            .stdout(Stdio::from(output.try_clone().expect("a second handle")))
+            .stderr(Stdio::from(output))
+            .kill_on_drop(true)
+            .spawn()
+            .expect("haproxy starts");
+        let balancer = Self {
+            port,
+            log,
+            _process: process,
+        };
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let alive = http
+                .get(format!("{}/healthz", balancer.base()))
+                .send()
+                .await;
+            if alive.is_ok_and(|r| r.status() == StatusCode::OK) {
+                return Some(balancer);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "haproxy did not serve; its log:\n{}",
+                balancer.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The first line of the log saying that `server` went `state` (UP, DOWN),
+    /// waiting for it at most `timeout`.
+    async fn await_state(&self, server: &str, state: &str, timeout: Duration) -> Option<String> {
+        let said = format!("Server ordo/{server} is {state}");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.log().lines().find(|l| l.contains(&said)) {
+                return Some(line.to_owned());
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn find_haproxy() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/local/sbin"].map(PathBuf::from))
+        .map(|dir| dir.join("haproxy"))
+        .find(|candidate| candidate.is_file())
+}
+
+/// `docker/haproxy.cfg` for this machine: it listens on `port` of the loopback
+/// interface, and its servers are the instances on `servers` instead of the
+/// replicas Docker's DNS names. Everything else — the `/readyz` check, its
+/// interval, the timeouts, the retries, the balance algorithm — is the file's.
+fn render_haproxy_config(config: &str, port: u16, servers: &[u16]) -> String {
+    let mut rendered = String::new();
+    let (mut bound, mut served) = (false, false);
+    for line in config.lines() {
+        let setting = line.trim_start();
+        if setting.starts_with("bind :8080") {
+            rendered.push_str(&format!("    bind 127.0.0.1:{port}\n"));
+            bound = true;
+        } else if setting.starts_with("server-template ordo ") {
+            for (i, server) in servers.iter().enumerate() {
+                rendered.push_str(&format!(
+                    "    server ordo{} 127.0.0.1:{server} check\n",
+                    i + 1
+                ));
+            }
+            served = true;
+        } else {
+            rendered.push_str(line);
+            rendered.push('\n');
+        }
+    }
+    assert!(
+        bound && served,
+        "docker/haproxy.cfg has changed shape (no `bind :8080` or no `server-template ordo` line): update render_haproxy_config"
+    );
+    rendered
+}
+
 fn id(resource: &Value) -> &str {
     resource["id"].as_str().expect("an id")
 }
@@ -312,10 +489,17 @@ async fn three_instances_on_one_database_and_one_redis_keep_every_guarantee() {
         .await;
     let product = id(&product).to_owned();
 
-    fifty_creates_for_one_customer_make_one_order(&fleet, &product).await;
+    let balancer = Balancer::start_or_skip(&fleet.instances, &fleet.logs).await;
+
+    fifty_creates_for_one_customer_make_one_order(&fleet, &product, Route::RoundRobin).await;
     two_hundred_creates_get_gapless_numbers(&fleet, &product).await;
     a_burst_plus_one_is_refused_once(&fleet).await;
     a_rotated_key_is_refused_everywhere_within_the_bound(&fleet).await;
+    if let Some(balancer) = &balancer {
+        fifty_creates_for_one_customer_make_one_order(&fleet, &product, Route::Through(balancer))
+            .await;
+        a_stopped_instance_is_taken_out_while_requests_keep_succeeding(&mut fleet, balancer).await;
+    }
     each_due_job_run_happens_once(&fleet, jobs_since).await;
     hits_are_counted_once_through_a_rolling_restart(&mut fleet).await;
 
@@ -324,12 +508,20 @@ async fn three_instances_on_one_database_and_one_redis_keep_every_guarantee() {
     drop(fleet.redis);
 }
 
-async fn fifty_creates_for_one_customer_make_one_order(fleet: &Fleet, product: &str) {
+async fn fifty_creates_for_one_customer_make_one_order(
+    fleet: &Fleet,
+    product: &str,
+    route: Route<'_>,
+) {
+    let email = match route {
+        Route::RoundRobin => "spacing@multi-instance.test",
+        Route::Through(_) => "spacing-balanced@multi-instance.test",
+    };
     let customer = fleet
         .created(
             1,
             "/v1/customers",
-            &json!({"name": "Spacing", "email": "spacing@multi-instance.test", "city": "Oslo"}),
+            &json!({"name": "Spacing", "email": email, "city": "Oslo"}),
         )
         .await;
     let customer = id(&customer);
@@ -344,7 +536,8 @@ async fn fifty_creates_for_one_customer_make_one_order(fleet: &Fleet, product: &
         });
         async move {
             fleet
-                .admin(
+                .admin_via(
+                    route,
                     usize::try_from(i).expect("small"),
                     Method::POST,
                     "/v1/orders",
@@ -531,6 +724,80 @@ async fn a_rotated_key_is_refused_everywhere_within_the_bound(fleet: &Fleet) {
 }
 
 /// Makes `expire-baskets` due every second; the moment from which its runs count.
+async fn a_stopped_instance_is_taken_out_while_requests_keep_succeeding(
+    fleet: &mut Fleet,
+    balancer: &Balancer,
+) {
+    const LOADERS: usize = 4;
+    let stopping = INSTANCES - 1;
+    let server = format!("ordo{}", stopping + 1);
+    let (_, key) = fleet.register_client(0, "Balanced", 600_000, 100_000).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    // Requests through the balancer the whole time: each must be answered 200.
+    let loaders: Vec<_> = (0..LOADERS)
+        .map(|_| {
+            let (http, key, stop) = (fleet.http.clone(), key.clone(), stop.clone());
+            let url = format!("{}/v1/auth/me", balancer.base());
+            tokio::spawn(async move {
+                let (mut served, mut failed) = (0_u64, Vec::new());
+                while !stop.load(Ordering::Relaxed) {
+                    let sent = http.get(&url).header("x-api-key", &key).send().await;
+                    match sent {
+                        Ok(response) if response.status() == StatusCode::OK => served += 1,
+                        Ok(response) => failed.push(format!("{:?}", Reply::read(response).await)),
+                        Err(e) => failed.push(format!("{e:#}")),
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                (served, failed)
+            })
+        })
+        .collect();
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let instance = &mut fleet.instances[stopping];
+    let stopping_since = Instant::now();
+    instance.terminate().await;
+    let exited_after = stopping_since.elapsed();
+    // Taken out by its answers to the check while it still served (503 while
+    // draining), not by refusing connections after it stopped.
+    let down = balancer
+        .await_state(&server, "DOWN", Duration::ZERO)
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "the balancer had not taken {server} out when it exited {exited_after:?} after SIGTERM; its log:\n{}",
+                balancer.log()
+            )
+        });
+    assert!(down.contains("503"), "{down}");
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut served = 0;
+    for loader in loaders {
+        let (ok, failed) = loader.await.expect("a loader ran to its end");
+        assert!(
+            failed.is_empty(),
+            "requests through the balancer failed: {failed:?}"
+        );
+        served += ok;
+    }
+    assert!(served > 0, "no request went through the balancer");
+    eprintln!(
+        "{served} requests through the balancer while {server} stopped (exited {exited_after:?} after SIGTERM); haproxy: {down}"
+    );
+
+    fleet.start_instance(stopping).await;
+    let up = balancer
+        .await_state(&server, "UP", Duration::from_secs(10))
+        .await;
+    assert!(
+        up.is_some(),
+        "the balancer did not take {server} back; its log:\n{}",
+        balancer.log()
+    );
+}
+
 async fn start_a_job_every_second(fleet: &Fleet) -> DateTime<Utc> {
     let since = Utc::now();
     let changed = fleet
@@ -693,23 +960,15 @@ async fn hits_are_counted_once_through_a_rolling_restart(fleet: &mut Fleet) {
         .collect();
 
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let Fleet {
-        instances,
-        database,
-        redis,
-        http,
-        ..
-    } = fleet;
-    for instance in instances.iter_mut() {
+    for index in 0..INSTANCES {
         let before = accepted.load(Ordering::Relaxed);
-        instance.terminate().await;
-        instance.start(database, redis, http).await;
+        fleet.instances[index].terminate().await;
+        fleet.start_instance(index).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         let during = accepted.load(Ordering::Relaxed) - before;
         assert!(
             during > 0,
-            "no report was accepted while instance {} restarted",
-            instance.index
+            "no report was accepted while instance {index} restarted"
         );
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -719,7 +978,7 @@ async fn hits_are_counted_once_through_a_rolling_restart(fleet: &mut Fleet) {
     }
     // A graceful stop writes everything accepted: after it, the database holds
     // the final figures.
-    for instance in instances.iter_mut() {
+    for instance in &mut fleet.instances {
         instance.terminate().await;
     }
 

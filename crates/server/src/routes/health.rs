@@ -15,13 +15,19 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// The database answers within two seconds and no background task has died.
+/// The instance takes new requests: it is not shutting down, the database answers
+/// within two seconds and no background task has died.
 #[utoipa::path(tag = "operations", responses(
     (status = 200, description = "Ready", body = crate::openapi::HealthStatus),
-    (status = 503, description = "`not_ready`: the database does not answer, the embedded cluster is restarting or a background task died", body = crate::routes::Problem, content_type = "application/problem+json"),
+    (status = 503, description = "`not_ready`: the instance is shutting down, the database does not answer, the embedded cluster is restarting or a background task died", body = crate::routes::Problem, content_type = "application/problem+json"),
 ))]
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if state.draining.is_draining() {
+        return Err(not_ready(
+            "this instance is shutting down; it finishes what it has",
+        ));
+    }
     if state.database_health.as_ref().is_some_and(|h| !h.is_up()) {
         return Err(not_ready("the embedded PostgreSQL server is restarting"));
     }
