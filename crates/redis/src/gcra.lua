@@ -37,8 +37,11 @@ end
 if reply[1] == 1 then
   for key, tat in pairs(pending) do
     -- Once its theoretical arrival time has passed a key says nothing a missing
-    -- key would not: it expires then.
-    local ttl_ms = math.max(1, math.ceil((tat - now) / 1000))
+    -- key would not, so it may expire then; it is kept a second longer, because
+    -- Redis expires it by its own clock, and a key gone before the deciding
+    -- clock (an instance's, slightly behind Redis's) reaches its time would let a
+    -- request through early. Kept longer, it decides as a missing key would.
+    local ttl_ms = math.max(1, math.ceil((tat - now) / 1000)) + 1000
     redis.call('SET', key, string.format('%.0f', tat), 'PX', string.format('%.0f', ttl_ms))
   end
 end

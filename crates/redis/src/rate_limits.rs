@@ -14,8 +14,9 @@
 //! [`decide`], from the stored values the script reports, so both stores decide
 //! alike by construction.
 //!
-//! Keys (`ordo:ratelimit:<key>`) expire when their theoretical arrival time
-//! passes: an idle caller's key vanishes, and Redis holds only active callers.
+//! Keys (`ordo:ratelimit:<key>`) expire a second after their theoretical arrival
+//! time passes (the second covers clocks of instances a little behind Redis's):
+//! an idle caller's key vanishes, and Redis holds only active callers.
 //! The script names several keys at once, so on a Redis Cluster they would have
 //! to share a hash slot; Ordo expects one Redis (with a replica for failover).
 
