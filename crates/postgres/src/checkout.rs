@@ -78,6 +78,7 @@ struct CheckoutRow {
     updated_at: DateTime<Utc>,
     claim_token: Option<Uuid>,
     claimed_until: Option<DateTime<Utc>>,
+    interrupted: bool,
 }
 
 impl CheckoutRow {
@@ -98,6 +99,7 @@ impl CheckoutRow {
                 .transpose()?,
             attempts: u32::try_from(self.attempts)?,
             created_at: self.created_at,
+            interrupted: self.interrupted,
             claim: held,
         })
     }
@@ -206,6 +208,7 @@ impl CheckoutStore for PgCheckoutStore {
                         updated_at: new.at,
                         claim_token: Some(new.claim.as_uuid()),
                         claimed_until: Some(new.lease_until),
+                        interrupted: false,
                     };
                     diesel::insert_into(checkouts::table)
                         .values(&row)
@@ -368,10 +371,7 @@ impl CheckoutStore for PgCheckoutStore {
                     .load(conn)
                     .await?;
                 diesel::update(checkouts::table.filter(checkouts::order_id.eq_any(&due)))
-                    .set((
-                        checkouts::claim_token.eq(claim.as_uuid()),
-                        checkouts::claimed_until.eq(lease_until),
-                    ))
+                    .set(take_over(claim.as_uuid(), lease_until))
                     .returning(CheckoutRow::as_returning())
                     .get_results(conn)
                     .await
@@ -403,10 +403,7 @@ impl CheckoutStore for PgCheckoutStore {
                                 .or(checkouts::claimed_until.le(now)),
                         ),
                 )
-                .set((
-                    checkouts::claim_token.eq(claim.as_uuid()),
-                    checkouts::claimed_until.eq(lease_until),
-                ))
+                .set(take_over(claim.as_uuid(), lease_until))
                 .returning(CheckoutRow::as_returning())
                 .get_result(conn)
                 .await
@@ -426,6 +423,21 @@ impl CheckoutStore for PgCheckoutStore {
         let found = with_orders(&mut conn, row.into_iter().collect(), Some(claim)).await?;
         Ok(found.into_iter().next())
     }
+}
+
+/// What claiming a free or expired checkout writes: the new claim, and whether
+/// an attempt was interrupted. Recording a step gives its claim up, so a claim
+/// still on the row is an earlier attempt that ended without recording its
+/// outcome, after which the payment may have been sent: the row keeps that
+/// for good (a checkout that may have charged is never given up). The flag is
+/// written by the takeover, off the checkout's critical path.
+#[diesel::dsl::auto_type]
+fn take_over(claim: Uuid, lease_until: DateTime<Utc>) -> _ {
+    (
+        checkouts::claim_token.eq(claim),
+        checkouts::claimed_until.eq(lease_until),
+        checkouts::interrupted.eq(checkouts::interrupted.or(checkouts::claim_token.is_not_null())),
+    )
 }
 
 /// The states of settled checkouts: no worker takes them up.

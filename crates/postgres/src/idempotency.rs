@@ -9,7 +9,7 @@ use ordo_domain::idempotency::{
     IdempotencyClaim, IdempotencyRecord, IdempotencyStore, IdempotentRequest, KeyOwner,
     RequestFingerprint, StoredResponse,
 };
-use ordo_domain::orders::OrderId;
+use ordo_domain::orders::{KeyHeldElsewhere, OrderId};
 use ordo_domain::upstream::IdempotencyKey;
 
 use crate::errors::{Doing, TxError};
@@ -74,22 +74,40 @@ impl KeyRow {
 }
 
 /// Links a claimed key to the order its request created, in the order's
-/// transaction.
-pub(crate) async fn link_key_to_order(
+/// transaction, if the key names no order yet: two requests with one key run
+/// at once when a repetition took the key over after the first one's lease ran
+/// out, and only the first of them to link places its order. The other's
+/// `UPDATE` waits for that one's commit and then finds the key linked, and its
+/// transaction is rolled back with `KeyHeldElsewhere` (the order the key names,
+/// if any).
+pub(crate) async fn link_key_to_order<E: From<KeyHeldElsewhere>>(
     conn: &mut AsyncPgConnection,
     owner: &KeyOwner,
     key: &IdempotencyKey,
     order: OrderId,
-) -> QueryResult<()> {
-    diesel::update(
-        idempotency_keys::table
-            .filter(idempotency_keys::owner.eq(owner.as_str()))
-            .filter(idempotency_keys::key.eq(key.as_str())),
-    )
-    .set(idempotency_keys::order_id.eq(order.as_uuid()))
-    .execute(conn)
-    .await
-    .map(drop)
+) -> Result<(), TxError<E>> {
+    let this_key = idempotency_keys::table
+        .filter(idempotency_keys::owner.eq(owner.as_str()))
+        .filter(idempotency_keys::key.eq(key.as_str()));
+    let linked = diesel::update(this_key.filter(idempotency_keys::order_id.is_null()))
+        .set(idempotency_keys::order_id.eq(order.as_uuid()))
+        .execute(conn)
+        .await?;
+    if linked == 1 {
+        return Ok(());
+    }
+    let linked_order: Option<uuid::Uuid> = this_key
+        .select(idempotency_keys::order_id)
+        .first(conn)
+        .await
+        .optional()?
+        .flatten();
+    Err(TxError::Rule(
+        KeyHeldElsewhere {
+            linked_order: linked_order.map(OrderId::from_uuid),
+        }
+        .into(),
+    ))
 }
 
 #[async_trait]

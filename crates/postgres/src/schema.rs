@@ -234,6 +234,7 @@ diesel::table! {
         updated_at -> Timestamptz,
         claim_token -> Nullable<Uuid>,
         claimed_until -> Nullable<Timestamptz>,
+        interrupted -> Bool,
     }
 }
 

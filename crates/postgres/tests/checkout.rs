@@ -706,10 +706,67 @@ async fn a_checkout_step_is_recorded_only_under_the_claim_that_holds_it() {
 
     assert_eq!(while_held.0.claim, None, "held by the request: read only");
     assert!(
+        taken_over.0.interrupted,
+        "taken over from an attempt that never recorded its outcome"
+    );
+    assert!(
         late.is_none(),
         "the request's lease ran out: its step is refused"
     );
     let (moved, _) = newer.expect("the successor's step is recorded");
     assert_eq!(moved.state, CheckoutState::OrderPlacedUpstream);
     assert_eq!(moved.claim, None, "recorded, and the claim given up");
+}
+
+#[tokio::test]
+async fn a_claim_taken_over_after_its_lease_marks_the_checkout_interrupted_for_good() {
+    let f = fixture().await;
+    let product = good(&f, 10).await;
+    // Both requests' leases have run out; only the second recorded its step.
+    let died = begun(&f, &basket(&f, &product, 1).await, TimeDelta::seconds(-1)).await;
+    let recorded = begun(&f, &basket(&f, &product, 1).await, TimeDelta::seconds(-1)).await;
+    let now = ordo_domain::to_micros(Utc::now());
+    f.store
+        .record(step(&recorded, CheckoutState::Started, now))
+        .await
+        .expect("recorded")
+        .expect("held by its request");
+    let claim_all = async |at: DateTime<Utc>| {
+        let mut claimed = f
+            .store
+            .claim_due(at, at + TimeDelta::seconds(60), 10, new_claim())
+            .await
+            .expect("claimed");
+        claimed.sort_by_key(|(c, _)| c.order_id != died.order_id);
+        claimed
+            .into_iter()
+            .map(|(checkout, _)| checkout)
+            .collect::<Vec<_>>()
+    };
+
+    let first = claim_all(now).await;
+    // Reconciliation records both its steps (the upstream still failing) ...
+    for checkout in &first {
+        f.store
+            .record(CheckoutUpdate {
+                claim: checkout.claim.expect("claimed"),
+                ..step(checkout, CheckoutState::Started, now)
+            })
+            .await
+            .expect("recorded")
+            .expect("held by reconciliation");
+    }
+    // ... and takes them up again: the mark stays, none is added.
+    let again = claim_all(now + TimeDelta::seconds(1)).await;
+
+    let marks = |checkouts: &[Checkout]| {
+        checkouts
+            .iter()
+            .map(|c| (c.order_id, c.interrupted))
+            .collect::<Vec<_>>()
+    };
+    let expected = [(died.order_id, true), (recorded.order_id, false)];
+    assert_eq!(marks(&first), expected);
+    assert_eq!(marks(&again), expected);
+    assert!(!died.interrupted && !recorded.interrupted, "begun unmarked");
 }

@@ -10,13 +10,17 @@ use ordo_domain::catalog::{
 use ordo_domain::customers::{
     City, CreateCustomerError, Customer, CustomerName, CustomerService, Email, NewCustomer,
 };
+use ordo_domain::idempotency::{
+    IdempotencyClaim, IdempotencyStore, IdempotentRequest, KeyOwner, RequestFingerprint,
+};
 use ordo_domain::orders::{
     OrderItem, OrderItems, OrderRef, OrderService, OrderStatus, PlaceOrder, PlaceOrderError,
     Quantity, ReviseOrder, ScheduledAt, UpdateOrderError,
 };
+use ordo_domain::upstream::IdempotencyKey;
 use ordo_domain::{Currency, Money, PageLimit, PageRequest};
-use ordo_postgres::PgPool;
 use ordo_postgres::testing::fresh_database;
+use ordo_postgres::{PgIdempotencyStore, PgPool};
 
 struct Services {
     pool: PgPool,
@@ -596,4 +600,126 @@ async fn a_revision_and_a_create_that_conflict_only_with_each_other_never_both_s
             "round {round}: exactly one may win (revised {revised}, created {created})"
         );
     }
+}
+
+/// A request with `key`, as the orders route claims it.
+fn keyed(key: &str) -> IdempotentRequest {
+    IdempotentRequest {
+        owner: KeyOwner::new("user", uuid::Uuid::nil()),
+        key: IdempotencyKey::parse(key).expect("key"),
+        fingerprint: RequestFingerprint::parse(&"a".repeat(64)).expect("fingerprint"),
+    }
+}
+
+/// `request`'s key claimed at `now` with a minute's lease.
+async fn claim(s: &Services, request: &IdempotentRequest, now: DateTime<Utc>) -> IdempotencyClaim {
+    PgIdempotencyStore::new(s.pool.clone())
+        .claim(
+            request,
+            now,
+            now + TimeDelta::minutes(1),
+            now + TimeDelta::hours(24),
+        )
+        .await
+        .expect("claimed")
+}
+
+#[tokio::test]
+async fn a_first_request_that_links_its_key_after_a_takeover_placed_its_order_gets_that_order() {
+    let s = services().await;
+    let widget = product(&s, "W-1", Some(10)).await;
+    let ada = customer(&s, "ada@example.com").await;
+    let request = keyed("k-1");
+    let start = Utc::now();
+    // A claims the key and is still running past its lease, not linked yet; B
+    // (the client's repetition) takes the key over and places its order.
+    assert_eq!(claim(&s, &request, start).await, IdempotencyClaim::Claimed);
+    assert_eq!(
+        claim(&s, &request, start + TimeDelta::minutes(2)).await,
+        IdempotencyClaim::TakeOver { order_id: None }
+    );
+    let by_b = s
+        .orders
+        .place_with_key(place(&ada, at(9), &[(&widget, 3)]), Some(request.clone()))
+        .await
+        .expect("B placed");
+
+    // A's transaction links second: its order is not written.
+    let by_a = s
+        .orders
+        .place_with_key(place(&ada, at(15), &[(&widget, 4)]), Some(request))
+        .await
+        .expect("A answered");
+    let next = s
+        .orders
+        .place(place(&ada, at(21), &[(&widget, 1)]))
+        .await
+        .expect("placed without a key");
+
+    assert_eq!(by_a.id(), by_b.id(), "A answers with B's order");
+    assert_eq!(count(&s.pool, "SELECT count(*) AS n FROM orders").await, 2);
+    assert_eq!(
+        stock_of(&s, &widget).await,
+        Some(10 - 3 - 1),
+        "A reserved nothing"
+    );
+    assert_eq!(next.number().sequence(), 2, "A used no number");
+}
+
+#[tokio::test]
+async fn concurrent_requests_with_one_key_place_exactly_one_order() {
+    let s = services().await;
+    let widget = product(&s, "W-1", Some(100)).await;
+    let ada = customer(&s, "ada@example.com").await;
+    let request = keyed("k-many");
+    assert_eq!(
+        claim(&s, &request, Utc::now()).await,
+        IdempotencyClaim::Claimed
+    );
+
+    // Schedules far enough apart that, but for the key, every one would be placed.
+    let placed = futures::future::join_all((0..8).map(|i| {
+        s.orders.place_with_key(
+            place(&ada, at(0) + TimeDelta::hours(4 * i), &[(&widget, 1)]),
+            Some(request.clone()),
+        )
+    }))
+    .await;
+
+    let ids: std::collections::HashSet<_> = placed
+        .iter()
+        .map(|r| r.as_ref().expect("answered with an order").id())
+        .collect();
+    assert_eq!(ids.len(), 1, "every request answers with the one order");
+    assert_eq!(count(&s.pool, "SELECT count(*) AS n FROM orders").await, 1);
+    assert_eq!(stock_of(&s, &widget).await, Some(99));
+}
+
+#[tokio::test]
+async fn a_request_whose_key_was_given_up_meanwhile_places_nothing() {
+    let s = services().await;
+    let widget = product(&s, "W-1", Some(10)).await;
+    let ada = customer(&s, "ada@example.com").await;
+    let request = keyed("k-released");
+    assert_eq!(
+        claim(&s, &request, Utc::now()).await,
+        IdempotencyClaim::Claimed
+    );
+    // A repetition took the key over and failed without effect: it released it.
+    PgIdempotencyStore::new(s.pool.clone())
+        .release(&request.owner, &request.key)
+        .await
+        .expect("released");
+
+    let result = s
+        .orders
+        .place_with_key(place(&ada, at(9), &[(&widget, 3)]), Some(request))
+        .await;
+
+    let Err(PlaceOrderError::KeyHeldElsewhere(held)) = result else {
+        panic!("expected the key to be held elsewhere: {result:?}");
+    };
+    assert_eq!(held.linked_order, None, "the key names no order");
+    assert_eq!(count(&s.pool, "SELECT count(*) AS n FROM orders").await, 0);
+    assert_eq!(stock_of(&s, &widget).await, Some(10));
 }

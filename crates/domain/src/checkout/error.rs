@@ -2,7 +2,7 @@ use crate::Unavailable;
 use crate::baskets::{BasketId, BasketStatus};
 use crate::catalog::StockShortage;
 use crate::customers::CustomerId;
-use crate::orders::{PlaceOrderError, SpacingConflict};
+use crate::orders::{KeyHeldElsewhere, PlaceOrderError, SpacingConflict};
 
 /// Why a checkout could not start. Nothing was written in any of these cases:
 /// no order, no stock reserved, the basket untouched, nothing sent upstream.
@@ -49,6 +49,12 @@ pub enum StartCheckoutError {
 impl From<SpacingConflict> for StartCheckoutError {
     fn from(conflict: SpacingConflict) -> Self {
         Self::Order(conflict.into())
+    }
+}
+
+impl From<KeyHeldElsewhere> for StartCheckoutError {
+    fn from(held: KeyHeldElsewhere) -> Self {
+        Self::Order(held.into())
     }
 }
 

@@ -122,6 +122,11 @@ pub struct Checkout {
     pub attempts: u32,
     /// When it started.
     pub created_at: DateTime<Utc>,
+    /// Whether an attempt at driving it ever ended without recording its
+    /// outcome (its worker died, or the write failed) and so may have sent the
+    /// payment, whatever `state` says: set when a worker takes the checkout over
+    /// from a claim whose lease ran out, and kept for good.
+    pub interrupted: bool,
     /// The claim this copy was read under: `Some` when the reader holds the
     /// checkout and may drive it, `None` when another worker holds it (or it
     /// was only read).
@@ -129,6 +134,14 @@ pub struct Checkout {
 }
 
 impl Checkout {
+    /// Whether the customer may have been charged without our knowing: its
+    /// state says a payment is in doubt, or an attempt was interrupted (after
+    /// which the payment may have been sent from any state). Such a checkout is
+    /// never given up, only settled by asking the upstream under the same keys.
+    pub fn may_have_charged(&self) -> bool {
+        self.state.may_have_charged() || self.interrupted
+    }
+
     /// The key of creating the upstream order: derived from our order id, so the
     /// same in every attempt and every process.
     pub fn upstream_order_key(&self) -> IdempotencyKey {

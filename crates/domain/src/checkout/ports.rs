@@ -45,7 +45,10 @@ pub trait CheckoutStore: Send + Sync {
     /// Up to `limit` unsettled checkouts that are due at `now` and held by
     /// nobody (or whose holder's lease ran out), each claimed under `claim` until
     /// `lease_until` so that no other worker takes it up meanwhile (rows another
-    /// claimer is locking are skipped, not waited for).
+    /// claimer is locking are skipped, not waited for). A checkout taken over
+    /// from a holder whose lease ran out is marked
+    /// [`interrupted`](Checkout::interrupted) in the same write: that holder
+    /// never recorded its outcome and may have sent the payment.
     ///
     /// # Errors
     /// When storage fails.
@@ -61,6 +64,8 @@ pub trait CheckoutStore: Send + Sync {
     /// it is unsettled and held by nobody at `now` (due or not: its client asks
     /// again); read without a claim (`Checkout::claim` is `None`) when it is
     /// settled or another worker holds it. `None` when there is no such checkout.
+    /// A takeover marks it [`interrupted`](Checkout::interrupted), as
+    /// [`claim_due`](Self::claim_due) does.
     ///
     /// # Errors
     /// When storage fails.

@@ -40,8 +40,11 @@ pub struct CheckoutPolicy {
     pub retry_base: TimeDelta,
     /// ... up to this.
     pub retry_max: TimeDelta,
-    /// A checkout that never sent its payment is given up (stock released, basket
-    /// reopened) this long after it started.
+    /// A checkout that cannot have sent its payment is given up (stock released,
+    /// basket reopened) this long after it started: one whose state says no
+    /// payment is in doubt and none of whose attempts was interrupted (see
+    /// [`Checkout::may_have_charged`]). Any other is driven on until the
+    /// upstream settles it.
     pub give_up_after: TimeDelta,
     /// `Retry-After` while the upstream's circuit is open.
     pub circuit_retry_after: Duration,
@@ -223,8 +226,11 @@ impl CheckoutService {
     /// as the upstream lets it, with the same idempotency keys as before: a
     /// payment in doubt is sent again under its key, which the upstream answers
     /// with the first outcome (or performs once, if it never arrived). A checkout
-    /// that never sent its payment and is older than the policy's
-    /// `give_up_after` is failed instead: stock released, basket reopened.
+    /// that cannot have sent its payment — no payment in doubt, and no attempt
+    /// interrupted after which one may have been sent
+    /// ([`Checkout::may_have_charged`]) — and is older than the policy's
+    /// `give_up_after` is failed instead: stock released, basket reopened. An
+    /// interrupted one is driven on under the same keys, however old.
     ///
     /// # Errors
     /// When storage fails while claiming.
@@ -269,8 +275,8 @@ impl CheckoutService {
         order: Order,
         now: DateTime<Utc>,
     ) -> CheckoutOutcome {
-        let abandoned = !checkout.state.may_have_charged()
-            && now - checkout.created_at >= self.policy.give_up_after;
+        let abandoned =
+            !checkout.may_have_charged() && now - checkout.created_at >= self.policy.give_up_after;
         if abandoned {
             let step = Step::failed(
                 "failed",
@@ -419,7 +425,8 @@ impl CheckoutService {
     ///
     /// Nothing is recorded between the upstream order and the payment: the
     /// critical path is the two upstream calls and one write. A worker that dies
-    /// between them leaves the checkout `started`, and whoever takes it up next
+    /// between them leaves the checkout `started` with its claim on it, and
+    /// whoever takes it over next marks it interrupted (never given up) and
     /// repeats the upstream order (idempotent on our order id) and the payment
     /// (under the same key): never a second order or charge.
     async fn drive(&self, checkout: Checkout, order: Order) -> CheckoutOutcome {

@@ -19,7 +19,8 @@ use crate::value::InvalidValue;
 ///   the payment, and is recorded once with the payment's result: `paid`,
 ///   `pending_payment` or `payment_failed`. A worker that died between the two
 ///   calls left it `started`; the next one repeats both (idempotent on our order
-///   id and the payment's key).
+///   id and the payment's key), and the checkout is marked interrupted, so it is
+///   never given up as if nothing had been charged.
 /// - `order_placed_upstream`: the upstream order exists; no payment was sent, or
 ///   the last attempt certainly did not reach the upstream.
 /// - `pending_payment`: a payment was sent and its outcome is unknown; only the
@@ -95,8 +96,12 @@ impl CheckoutState {
         matches!(self, Self::Paid | Self::PaymentFailed)
     }
 
-    /// Whether the customer may have been charged without our knowing: such a
-    /// checkout is never given up, only settled by asking the upstream.
+    /// Whether this state says the customer may have been charged without our
+    /// knowing: such a checkout is never given up, only settled by asking the
+    /// upstream. The state alone does not tell: an attempt that sent the payment
+    /// but never recorded its outcome left the state it started from (see
+    /// [`Checkout::may_have_charged`](super::Checkout::may_have_charged), which
+    /// also counts such interrupted attempts).
     pub fn may_have_charged(self) -> bool {
         self == Self::PendingPayment
     }

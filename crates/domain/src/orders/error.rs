@@ -29,6 +29,18 @@ pub struct SpacingConflict {
     pub window: SpacingWindow,
 }
 
+/// The request's idempotency key is no longer its own to link: another request
+/// with the key (a repetition that took it over once this one's lease ran out,
+/// or the first request still running when this one took over) linked its
+/// order to it first, or gave the key up. One key places one order, so this
+/// request's order is not written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("another request with this idempotency key placed {}", linked_order.map_or_else(|| "nothing yet".to_owned(), |id| format!("order {id}")))]
+pub struct KeyHeldElsewhere {
+    /// The order the key is linked to, if any.
+    pub linked_order: Option<OrderId>,
+}
+
 /// Why an order could not be placed. Nothing was written in any of these cases.
 #[derive(Debug, thiserror::Error)]
 pub enum PlaceOrderError {
@@ -44,6 +56,9 @@ pub enum PlaceOrderError {
     /// Stock ran short.
     #[error(transparent)]
     InsufficientStock(#[from] StockShortage),
+    /// The idempotency key was linked by another request with it meanwhile.
+    #[error(transparent)]
+    KeyHeldElsewhere(#[from] KeyHeldElsewhere),
     /// The day's 999 999 order numbers are used up.
     #[error("the order numbers of {0} are used up")]
     NumbersExhausted(chrono::NaiveDate),

@@ -18,8 +18,8 @@ mod stock_moves;
 
 pub use crate::catalog::StockShortage;
 pub use error::{
-    CancelOrderError, DeleteOrderError, PlaceOrderError, PricingError, SpacingConflict,
-    UpdateOrderError,
+    CancelOrderError, DeleteOrderError, KeyHeldElsewhere, PlaceOrderError, PricingError,
+    SpacingConflict, UpdateOrderError,
 };
 pub use model::{
     FulfillmentInfo, InvalidItems, NewOrder, Order, OrderFilter, OrderId, OrderItem, OrderItems,

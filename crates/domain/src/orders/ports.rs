@@ -27,7 +27,10 @@ pub trait OrderRepository: Send + Sync {
     /// # Errors
     /// `TooClose` when another non-cancelled order of the customer lies within
     /// `window`, also when two calls race; `InsufficientStock` when a product has
-    /// fewer units than a line needs; `CustomerNotFound` when the customer vanished.
+    /// fewer units than a line needs; `CustomerNotFound` when the customer vanished;
+    /// `KeyHeldElsewhere` when the key is not linked to this order because
+    /// another request with it linked its own first (or gave the key up): the key
+    /// is linked only while it names no order yet.
     /// On any error nothing is written and no number is used up.
     async fn insert(
         &self,

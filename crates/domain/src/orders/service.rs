@@ -1,9 +1,10 @@
 use std::sync::Arc;
 
 use super::{
-    CancelOrderError, DeleteOrderError, NewOrder, Order, OrderFilter, OrderId, OrderItems,
-    OrderLine, OrderRef, OrderRepository, OrderRevision, OrderStatus, PlaceOrder, PlaceOrderError,
-    PricingError, ReviseOrder, ScheduledAt, SpacingWindow, UpdateOrderError, price_lines,
+    CancelOrderError, DeleteOrderError, KeyHeldElsewhere, NewOrder, Order, OrderFilter, OrderId,
+    OrderItems, OrderLine, OrderRef, OrderRepository, OrderRevision, OrderStatus, PlaceOrder,
+    PlaceOrderError, PricingError, ReviseOrder, ScheduledAt, SpacingWindow, UpdateOrderError,
+    price_lines,
 };
 use crate::catalog::ProductRepository;
 use crate::clock::Clock;
@@ -80,10 +81,14 @@ impl OrderService {
     /// Places an order as [`place`](Self::place) does; with `idempotency`, the
     /// request's claimed key is linked to the order in the order's own
     /// transaction, so a repetition that takes the key over from a request that
-    /// died before answering finds the order it placed (and places none).
+    /// died before answering finds the order it placed (and places none). The
+    /// link is conditional: when another request with the key linked its order
+    /// first (the two overlapped past the first one's lease), this one's order is
+    /// not written and the answer is that order — one key, one order.
     ///
     /// # Errors
-    /// As [`place`](Self::place).
+    /// As [`place`](Self::place), and `KeyHeldElsewhere` when another request
+    /// with the key gave it up or has not linked an order to it.
     #[tracing::instrument(level = "debug", skip_all, fields(customer_id = %request.customer_id))]
     pub async fn place_with_key(
         &self,
@@ -105,7 +110,14 @@ impl OrderService {
             created_at: now,
         };
         let link = idempotency.map(|r| (r.owner, r.key));
-        self.orders.insert(order, self.policy.spacing, link).await
+        match self.orders.insert(order, self.policy.spacing, link).await {
+            Err(PlaceOrderError::KeyHeldElsewhere(KeyHeldElsewhere {
+                linked_order: Some(id),
+            })) => self.orders.find(OrderRef::Id(id)).await?.ok_or_else(|| {
+                anyhow::anyhow!("the idempotency key is linked to order {id}, which is gone").into()
+            }),
+            placed => placed,
+        }
     }
 
     /// One order by id or number, or `None`.

@@ -161,7 +161,9 @@ impl OrderRepository for PgOrderRepository {
         let mut conn = checkout(&self.pool).await?;
         let result = conn
             .transaction(async |conn| -> Result<Order, TxError<PlaceOrderError>> {
-                // Before the shared locks: the key's row is this request's alone.
+                // Before the shared locks (only a repetition of this request
+                // contends for the key's row): of two requests with one key,
+                // the second to link stops here, before any stock or number.
                 if let Some((owner, key)) = &idempotency {
                     link_key_to_order(conn, owner, key, order.id).await?;
                 }

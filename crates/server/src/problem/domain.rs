@@ -203,6 +203,12 @@ impl From<PlaceOrderError> for ApiError {
             PlaceOrderError::Pricing(e) => e.into(),
             PlaceOrderError::TooClose(c) => c.into(),
             PlaceOrderError::InsufficientStock(s) => s.into(),
+            // Only when the key names no order: the order service answers
+            // with the order it names.
+            PlaceOrderError::KeyHeldElsewhere(held) => ApiError::new(
+                ProblemCode::IdempotencyKeyInUse,
+                format!("{held}; repeat the request once it has finished"),
+            ),
             PlaceOrderError::NumbersExhausted(day) => ApiError::new(
                 ProblemCode::OrderNumbersExhausted,
                 format!(

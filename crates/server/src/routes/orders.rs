@@ -265,7 +265,9 @@ async fn place_order(
         input.fingerprint,
         // The key is linked to the order in the order's own transaction: a
         // first request that died before answering left either nothing (placed
-        // now) or its order linked to the key (answered with, never placed again).
+        // now) or its order linked to the key (answered with, never placed
+        // again); of two requests running at once with the key, only the first
+        // to link places its order, and the service answers the other with it.
         async |idempotency, placed_before| {
             let before = match placed_before {
                 Some(id) => state.orders.get(OrderRef::Id(id)).await?,

@@ -61,6 +61,7 @@ fn checkout_in(state: CheckoutState) -> Checkout {
         payment_id: None,
         attempts: 0,
         created_at: noon(),
+        interrupted: false,
         claim: Some(claim()),
     }
 }
@@ -548,6 +549,62 @@ async fn reconciliation_gives_up_only_checkouts_that_cannot_have_charged() {
         states(&updates),
         [(Started, PaymentFailed), (PendingPayment, PendingPayment)]
     );
+}
+
+/// Reconciliation, `age` after noon, claims a checkout `started` at noon whose
+/// earlier attempt ended unrecorded (it may have paid), after `attempts`
+/// fruitless ones.
+fn reconciling_an_interrupted_start(age: TimeDelta, attempts: u32) -> Ports {
+    let mut ports = Ports::new().recording();
+    ports.now = noon() + age;
+    ports.store.expect_claim_due().returning(move |_, _, _, _| {
+        let interrupted = Checkout {
+            interrupted: true,
+            attempts,
+            ..checkout_in(Started)
+        };
+        Ok(vec![(
+            interrupted,
+            order_in(OrderStatus::PendingPayment, None),
+        )])
+    });
+    ports
+}
+
+#[tokio::test]
+async fn an_interrupted_checkout_past_give_up_is_driven_under_the_same_keys_not_failed() {
+    let mut ports = reconciling_an_interrupted_start(TimeDelta::hours(2), 0);
+    ports
+        .orders
+        .expect_create_order()
+        .withf(|o| o.idempotency_key == IdempotencyKey::for_id("order", ORDER))
+        .times(1)
+        .returning(|_| Ok(upstream_order()));
+    // The upstream answers the repeated key with the first attempt's charge.
+    ports.paying_once_under_the_order_s_key();
+    let (service, updates) = ports.service();
+
+    let report = service.reconcile_due(10).await.expect("reconciled");
+
+    assert_eq!((report.paid, report.failed, report.pending), (1, 0, 0));
+    assert_eq!(states(&updates), [(Started, Paid)]);
+}
+
+#[tokio::test]
+async fn an_interrupted_checkout_whose_upstream_still_fails_stays_pending_past_give_up() {
+    let mut ports = reconciling_an_interrupted_start(TimeDelta::days(2), 40);
+    ports
+        .orders
+        .expect_create_order()
+        .times(1)
+        .returning(|_| Err(CreateUpstreamOrderError::OutcomeUnknown(unknown())));
+    ports.payments.expect_create_payment().never();
+    let (service, updates) = ports.service();
+
+    let report = service.reconcile_due(10).await.expect("reconciled");
+
+    assert_eq!((report.paid, report.failed, report.pending), (0, 0, 1));
+    assert_eq!(states(&updates), [(Started, Started)]);
 }
 
 #[tokio::test]

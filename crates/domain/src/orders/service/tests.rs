@@ -234,11 +234,7 @@ async fn an_order_placed_under_an_idempotency_key_links_the_key_in_its_own_trans
     let mut ports = Ports::new()
         .with_customer(customer_id)
         .with_products(vec![p.clone()]);
-    let request = IdempotentRequest {
-        owner: KeyOwner::new("user", uuid::Uuid::from_u128(7)),
-        key: IdempotencyKey::parse("order-key-1").expect("a key"),
-        fingerprint: RequestFingerprint::parse(&"a".repeat(64)).expect("a fingerprint"),
-    };
+    let request = keyed_request();
     let linked = (request.owner.clone(), request.key.clone());
     ports
         .orders
@@ -254,6 +250,81 @@ async fn an_order_placed_under_an_idempotency_key_links_the_key_in_its_own_trans
         .expect("placed");
 
     assert_eq!(placed.id(), OrderId::from_uuid(NEW_ORDER_ID));
+}
+
+fn keyed_request() -> IdempotentRequest {
+    IdempotentRequest {
+        owner: KeyOwner::new("user", uuid::Uuid::from_u128(7)),
+        key: IdempotencyKey::parse("order-key-1").expect("a key"),
+        fingerprint: RequestFingerprint::parse(&"a".repeat(64)).expect("a fingerprint"),
+    }
+}
+
+/// A keyed request for one unit of a product, whose link storage refuses:
+/// another request with the key linked `linked_order` first (or none, having
+/// given the key up).
+fn key_held_elsewhere(linked_order: Option<Order>) -> (Ports, PlaceOrder) {
+    let customer_id = CustomerId::generate();
+    let p = product(250, "EUR", Some(9), true);
+    let request = place_request(customer_id, &[(&p, 1)]);
+    let mut ports = Ports::new()
+        .with_customer(customer_id)
+        .with_products(vec![p]);
+    let linked_id = linked_order.as_ref().map(Order::id);
+    ports
+        .orders
+        .expect_insert()
+        .times(1)
+        .returning(move |_, _, _| {
+            Err(KeyHeldElsewhere {
+                linked_order: linked_id,
+            }
+            .into())
+        });
+    if let Some(order) = linked_order {
+        let id = order.id();
+        ports
+            .orders
+            .expect_find()
+            .withf(move |r| *r == OrderRef::Id(id))
+            .times(1)
+            .returning(move |_| Ok(Some(order.clone())));
+    }
+    (ports, request)
+}
+
+#[tokio::test]
+async fn a_request_whose_key_another_request_linked_first_answers_with_that_order() {
+    let theirs = stored_order(OrderStatus::Placed, 1);
+    let (ports, request) = key_held_elsewhere(Some(theirs.clone()));
+
+    let answered = ports
+        .service()
+        .place_with_key(request, Some(keyed_request()))
+        .await
+        .expect("answered with the key's order");
+
+    assert_eq!(answered, theirs);
+}
+
+#[tokio::test]
+async fn a_request_whose_key_was_given_up_meanwhile_is_refused() {
+    let (ports, request) = key_held_elsewhere(None);
+
+    let result = ports
+        .service()
+        .place_with_key(request, Some(keyed_request()))
+        .await;
+
+    assert!(
+        matches!(
+            result,
+            Err(PlaceOrderError::KeyHeldElsewhere(KeyHeldElsewhere {
+                linked_order: None
+            }))
+        ),
+        "{result:?}"
+    );
 }
 
 #[tokio::test]
