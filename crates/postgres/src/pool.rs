@@ -286,9 +286,8 @@ pub async fn ping(pool: &PgPool) -> anyhow::Result<()> {
 /// time, or PostgreSQL refused or could not be reached) is the domain's
 /// [`Unavailable`]: callers answer "try again later", not "bug".
 pub(crate) async fn checkout(pool: &PgPool) -> anyhow::Result<Object<AsyncPgConnection>> {
-    use deadpool::managed::PoolError as Failure;
     pool.get().await.map_err(|e| match e {
-        Failure::Timeout(_) | Failure::Backend(_) => anyhow::Error::new(Unavailable::new(
+        PoolError::Timeout(_) | PoolError::Backend(_) => anyhow::Error::new(Unavailable::new(
             Dependency::Database,
             RETRY_AFTER,
             format!("no database connection is available: {e}"),

@@ -36,13 +36,14 @@ pub fn serve(
     let allowed = web::Data::new(AllowedMethods::from_spec(&spec));
     let deadline = web::Data::new(body_deadline::BodyDeadline(settings.request_timeout()));
     let trusted_proxies = web::Data::new(TrustedProxies::parse(&settings.trusted_proxies)?);
-    // The pool's connections, shared out between the workers (see `PgPool`).
-    // actix-web's own default: a worker per core, 2 when that is unknown.
+    // The pool's connections are shared out between exactly these workers (see
+    // `PgPool`). Unset: a worker per core, 2 when that is unknown (actix-web's own
+    // default).
     let workers = settings.workers.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
     });
     let shares = state.pool.share_out(workers);
-    let mut server = HttpServer::new(move || {
+    let server = HttpServer::new(move || {
         if let Some(Err(e)) = shares.as_ref().map(|shares| shares.adopt()) {
             tracing::warn!(
                 error = format!("{e:#}"),
@@ -83,10 +84,8 @@ pub fn serve(
     .client_request_timeout(settings.request_timeout())
     .client_disconnect_timeout(settings.request_timeout())
     .max_connections(settings.max_connections)
+    .workers(workers)
     .listen(listener)?;
-    if let Some(workers) = settings.workers {
-        server = server.workers(workers);
-    }
     Ok(server.run())
 }
 
