@@ -25,6 +25,17 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// A header sent with every request, such as the credential.
 pub type FixedHeader = (HeaderName, HeaderValue);
 
+/// `name: value` as a header whose value is marked sensitive (left out of debug
+/// output), as the bench's credentials are sent.
+///
+/// # Errors
+/// When `value` is not a valid header value.
+pub fn credential(name: HeaderName, value: &str) -> anyhow::Result<FixedHeader> {
+    let mut value = HeaderValue::from_str(value)?;
+    value.set_sensitive(true);
+    Ok((name, value))
+}
+
 /// Keep-alive connections to one server, one per worker, each opened on first use
 /// and again after a failure.
 pub struct LeanClient {

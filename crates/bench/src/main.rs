@@ -312,42 +312,38 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     };
     let server_pid = child.as_ref().map(Child::id).or(cli.server_pid);
-    let bearer = |token: String| -> anyhow::Result<reqwest::header::HeaderMap> {
-        let mut headers = reqwest::header::HeaderMap::new();
-        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))?;
-        value.set_sensitive(true);
-        headers.insert(reqwest::header::AUTHORIZATION, value);
-        Ok(headers)
+    let bearer = |token: String| {
+        http1::credential(reqwest::header::AUTHORIZATION, &format!("Bearer {token}"))
     };
-    let token = login(&base_url, BENCH_EMAIL).await?;
-    let headers = bearer(token.clone())?;
-    let admin_headers = bearer(login(&base_url, BENCH_ADMIN_EMAIL).await?)?;
-    let lean = |name: reqwest::header::HeaderName,
-                value: String|
-     -> anyhow::Result<Arc<http1::LeanClient>> {
-        let mut value = reqwest::header::HeaderValue::from_str(&value)?;
-        value.set_sensitive(true);
-        Ok(Arc::new(http1::LeanClient::new(
-            &base_url,
-            Some((name, value)),
-            cli.concurrency,
-        )?))
-    };
-    let lean_bearer = cli
-        .lean_client
-        .then(|| lean(reqwest::header::AUTHORIZATION, format!("Bearer {token}")))
-        .transpose()?;
-    let lean_keys = bench_keys
+    let user = bearer(login(&base_url, BENCH_EMAIL).await?)?;
+    let admin = bearer(login(&base_url, BENCH_ADMIN_EMAIL).await?)?;
+    let keys = bench_keys
         .iter()
-        .filter(|_| cli.lean_client)
         .map(|key| {
-            lean(
+            http1::credential(
                 reqwest::header::HeaderName::from_static("x-api-key"),
-                key.expose(),
+                &key.expose(),
             )
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let keep_alive = |headers| {
+    let lean = |credential: &http1::FixedHeader| -> anyhow::Result<Arc<http1::LeanClient>> {
+        Ok(Arc::new(http1::LeanClient::new(
+            &base_url,
+            Some(credential.clone()),
+            cli.concurrency,
+        )?))
+    };
+    let lean_bearer = cli.lean_client.then(|| lean(&user)).transpose()?;
+    let lean_keys = keys
+        .iter()
+        .filter(|_| cli.lean_client)
+        .map(lean)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let keep_alive = |credential: Option<http1::FixedHeader>| {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some((name, value)) = credential {
+            headers.insert(name, value);
+        }
         reqwest::Client::builder()
             .pool_max_idle_per_host(cli.concurrency * 2)
             .timeout(Duration::from_secs(30))
@@ -358,19 +354,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         lean: lean_bearer,
         lean_keys,
         base_url,
-        client: keep_alive(headers)?,
-        admin: keep_alive(admin_headers)?,
-        key_clients: bench_keys
-            .iter()
-            .map(|key| {
-                let mut value = reqwest::header::HeaderValue::from_str(&key.expose())?;
-                value.set_sensitive(true);
-                let mut headers = reqwest::header::HeaderMap::new();
-                headers.insert("x-api-key", value);
-                Ok(keep_alive(headers)?)
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?,
-        anonymous: keep_alive(reqwest::header::HeaderMap::new())?,
+        client: keep_alive(Some(user))?,
+        admin: keep_alive(Some(admin))?,
+        key_clients: keys
+            .into_iter()
+            .map(|key| keep_alive(Some(key)))
+            .collect::<Result<Vec<_>, _>>()?,
+        anonymous: keep_alive(None)?,
         login: serde_json::json!({"email": BENCH_EMAIL, "password": BENCH_PASSWORD}),
         reference: Arc::new(ReferencePool::connect(&database_url, cli.pool_size).await?),
         data: Arc::new(data),
