@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use ordo_postgres::INSERT_NUMBERED_ORDER;
+use std::sync::LazyLock;
+
+use ordo_postgres::{INSERT_NUMBERED_ORDER, OrderReadSql};
 use tokio::sync::{Mutex, MutexGuard};
 use tokio_postgres::{Client, NoTls, Row, Statement};
 use uuid::Uuid;
@@ -67,12 +69,6 @@ impl Connection {
     }
 }
 
-const ORDER_COLUMNS: &str = "id, number, customer_id, status, scheduled_at, total_minor, currency, note, \
-    payment_status, payment_reference, fulfillment_status, fulfillment_reference, fulfillment_attempts, \
-    version, created_at, updated_at";
-const LINE_COLUMNS: &str =
-    "order_id, line_no, product_id, sku, name, quantity, unit_price_minor, reserves_stock";
-
 /// Decodes an order row column by column, as Ordo's row mapping does.
 fn decode_order(row: &Row) -> Result<Uuid, tokio_postgres::Error> {
     let id: Uuid = row.try_get(0)?;
@@ -106,11 +102,11 @@ fn decode_line(row: &Row) -> Result<(), tokio_postgres::Error> {
     Ok(())
 }
 
+/// The text of each statement Ordo's order reads send, taken from Ordo itself.
+static READS: LazyLock<OrderReadSql> = LazyLock::new(OrderReadSql::get);
+
 async fn lines_of(conn: &mut Connection, ids: &[Uuid]) -> Result<usize, tokio_postgres::Error> {
-    let sql = format!(
-        "SELECT {LINE_COLUMNS} FROM order_lines WHERE order_id = ANY($1) ORDER BY order_id, line_no"
-    );
-    let statement = conn.prepared(&sql).await?;
+    let statement = conn.prepared(&READS.lines_of_orders).await?;
     let rows = conn.client.query(&statement, &[&ids]).await?;
     for row in &rows {
         decode_line(row)?;
@@ -118,40 +114,37 @@ async fn lines_of(conn: &mut Connection, ids: &[Uuid]) -> Result<usize, tokio_po
     Ok(rows.len())
 }
 
-/// `OrderRepository::find` by id: the order, then its lines.
+/// `OrderRepository::find` by id: the order and its lines, asked for at once
+/// (pipelined on the one connection), as Ordo does.
 pub async fn get_order(conn: &mut Connection, id: Uuid) -> Result<bool, tokio_postgres::Error> {
-    let statement = conn
-        .prepared(&format!(
-            "SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1 LIMIT 1"
-        ))
-        .await?;
-    let rows = conn.client.query(&statement, &[&id]).await?;
-    let Some(order) = rows.first().map(decode_order).transpose()? else {
+    let order_statement = conn.prepared(&READS.order_by_id).await?;
+    let lines_statement = conn.prepared(&READS.lines_of_order).await?;
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&id];
+    let (rows, lines) = tokio::join!(
+        conn.client.query(&order_statement, &params),
+        conn.client.query(&lines_statement, &params),
+    );
+    let (rows, lines) = (rows?, lines?);
+    if rows.first().map(decode_order).transpose()?.is_none() {
         return Ok(false);
-    };
-    let statement = conn
-        .prepared(&format!(
-            "SELECT {LINE_COLUMNS} FROM order_lines WHERE order_id = $1 ORDER BY line_no"
-        ))
-        .await?;
-    let lines = conn.client.query(&statement, &[&order]).await?;
+    }
     for line in &lines {
         decode_line(line)?;
     }
     Ok(!lines.is_empty())
 }
 
-/// `OrderRepository::list` for one customer: a page of 50 (plus one), then the lines.
+/// `OrderRepository::list` for one customer: the first page of 50 (plus one, and
+/// below the largest id, as Ordo's first page is), then the lines.
 pub async fn list_orders(
     conn: &mut Connection,
     customer: Uuid,
 ) -> Result<usize, tokio_postgres::Error> {
-    let statement = conn
-        .prepared(&format!(
-            "SELECT {ORDER_COLUMNS} FROM orders WHERE customer_id = $1 ORDER BY id DESC LIMIT $2"
-        ))
+    let statement = conn.prepared(&READS.customer_page).await?;
+    let rows = conn
+        .client
+        .query(&statement, &[&customer, &Uuid::max(), &51_i64])
         .await?;
-    let rows = conn.client.query(&statement, &[&customer, &51_i64]).await?;
     let ids = rows
         .iter()
         .map(decode_order)

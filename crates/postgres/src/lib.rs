@@ -40,7 +40,7 @@ pub use customers::PgCustomerRepository;
 pub use idempotency::PgIdempotencyStore;
 pub use jobs::PgJobStore;
 pub use migrate::run_migrations;
-pub use orders::{INSERT_NUMBERED_ORDER, PgOrderRepository};
+pub use orders::{INSERT_NUMBERED_ORDER, OrderReadSql, PgOrderRepository};
 pub use pool::{MIN_SHARED, PgPool, PoolConfig, Shares, connect_pool, ping};
 pub use products::PgProductRepository;
 pub use reports::{

@@ -39,6 +39,15 @@ impl SqlTemplate {
         Self::split(&builder.finish())
     }
 
+    /// The text with its placeholders `$1 … $n` back in place: what is sent.
+    pub(crate) fn text(&self) -> String {
+        let mut text = self.pieces[0].clone();
+        for (n, piece) in self.pieces[1..].iter().enumerate() {
+            text.push_str(&format!("${}{piece}", n + 1));
+        }
+        text
+    }
+
     fn split(sql: &str) -> Self {
         let mut pieces = Vec::new();
         let mut rest = sql;
@@ -325,6 +334,12 @@ mod tests {
             template.pieces,
             ["SELECT a FROM t WHERE b = ", " AND c < ", " LIMIT ", ""]
         );
+    }
+
+    #[test]
+    fn a_template_gives_back_the_text_it_was_split_from() {
+        let sql = "SELECT a FROM t WHERE b = $1 AND c < $2 LIMIT $3";
+        assert_eq!(SqlTemplate::split(sql).text(), sql);
     }
 
     #[test]
