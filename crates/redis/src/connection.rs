@@ -1,3 +1,7 @@
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -14,12 +18,34 @@ pub struct RedisConfig {
 }
 
 /// A connection to Redis shared by every adapter of one instance: one multiplexed
-/// connection that reconnects in the background when it drops. Cheap to clone.
+/// connection that reconnects in the background when it drops, and one more per
+/// thread that [adopts](Redis::adopt_thread) its own. Cheap to clone.
 #[derive(Clone)]
 pub struct Redis {
+    id: u64,
+    client: redis::Client,
+    manager_config: ConnectionManagerConfig,
     connection: ConnectionManager,
     timeout: Duration,
 }
+
+thread_local! {
+    /// The connections this thread adopted, by the [`Redis`] they belong to.
+    static ADOPTED: RefCell<HashMap<u64, Adopted>> = RefCell::new(HashMap::new());
+}
+
+/// A thread's own connection, used once it has answered: until then (and for
+/// good if it never connects) the thread's commands take the shared connection,
+/// which was connected at start, so no request waits on a connection being made.
+struct Adopted {
+    connection: ConnectionManager,
+    ready: Arc<AtomicBool>,
+}
+
+/// How often a thread's own connection is tried again while Redis does not answer.
+const ADOPT_RETRY: Duration = Duration::from_secs(1);
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
 impl std::fmt::Debug for Redis {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -47,9 +73,13 @@ impl Redis {
             .set_response_timeout(Some(config.timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(200));
-        let connection = ConnectionManager::new_lazy_with_config(client, manager_config)
-            .context("setting up the Redis connection")?;
+        let connection =
+            ConnectionManager::new_lazy_with_config(client.clone(), manager_config.clone())
+                .context("setting up the Redis connection")?;
         let redis = Self {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            client,
+            manager_config,
             connection,
             timeout: config.timeout,
         };
@@ -72,8 +102,70 @@ impl Redis {
             .await
     }
 
+    /// Gives the calling thread a connection of its own, used for every command
+    /// sent from it once it has connected. Its driver runs on the calling thread's
+    /// runtime, so on a single-threaded runtime (an HTTP worker) a command never
+    /// leaves the thread but for the socket; over the shared connection each
+    /// command hops to the thread driving it and its answer hops back. Connecting
+    /// starts at once, as a task on the calling thread's runtime, and is tried
+    /// again every second until Redis answers; until then the shared connection
+    /// serves. Without a runtime on the calling thread, nothing is adopted.
+    ///
+    /// # Errors
+    /// When the connection cannot be set up.
+    pub fn adopt_thread(&self) -> anyhow::Result<()> {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return Ok(());
+        };
+        let connection = ConnectionManager::new_lazy_with_config(
+            self.client.clone(),
+            self.manager_config.clone(),
+        )
+        .context("setting up this thread's Redis connection")?;
+        let ready = Arc::new(AtomicBool::new(false));
+        let mut warming = connection.clone();
+        let timeout = self.timeout;
+        let warmed = ready.clone();
+        runtime.spawn(async move {
+            loop {
+                let ping = redis::cmd("PING");
+                let answered = tokio::time::timeout(timeout, ping.query_async::<()>(&mut warming));
+                if let Ok(Ok(())) = answered.await {
+                    warmed.store(true, Ordering::Release);
+                    return;
+                }
+                tokio::time::sleep(ADOPT_RETRY).await;
+            }
+        });
+        ADOPTED.with(|adopted| {
+            adopted
+                .borrow_mut()
+                .insert(self.id, Adopted { connection, ready })
+        });
+        Ok(())
+    }
+
+    /// Whether commands sent from the calling thread go over a connection of its
+    /// own: it [adopted](Self::adopt_thread) one, and that one has answered.
+    pub fn uses_own_connection(&self) -> bool {
+        ADOPTED.with(|adopted| {
+            adopted
+                .borrow()
+                .get(&self.id)
+                .is_some_and(|own| own.ready.load(Ordering::Acquire))
+        })
+    }
+
     pub(crate) fn connection(&self) -> ConnectionManager {
-        self.connection.clone()
+        ADOPTED
+            .with(|adopted| {
+                adopted
+                    .borrow()
+                    .get(&self.id)
+                    .filter(|own| own.ready.load(Ordering::Acquire))
+                    .map(|own| own.connection.clone())
+            })
+            .unwrap_or_else(|| self.connection.clone())
     }
 
     /// Runs `command`, failing when it takes longer than the timeout.

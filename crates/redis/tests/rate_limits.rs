@@ -286,3 +286,100 @@ async fn a_redis_unreachable_at_start_does_not_keep_the_store_from_being_built()
             .is_err()
     );
 }
+
+/// The ids of the clients connected to the Redis at `url`, besides the one asking.
+async fn client_ids(url: &str) -> Vec<u64> {
+    let mut redis = redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let asking: u64 = redis::cmd("CLIENT")
+        .arg("ID")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    list.lines()
+        .filter_map(|line| line.strip_prefix("id=")?.split(' ').next()?.parse().ok())
+        .filter(|id| *id != asking)
+        .collect()
+}
+
+async fn kill_client(url: &str, id: u64) {
+    let mut redis = redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let () = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(id)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_thread_that_adopts_its_own_connection_decides_over_it() {
+    let Some(server) = RedisServer::start_or_skip("a_thread_that_adopts") else {
+        return;
+    };
+    let url = server.url().to_owned();
+    let redis = redis_at(&url).await;
+    let store = RedisRateLimits::new(redis.clone());
+    let first = store
+        .check(&[check(client(30), 60, 2)], t0())
+        .await
+        .unwrap();
+    assert!(first.is_allowed());
+    let shared = client_ids(&url).await;
+    assert_eq!(shared.len(), 1, "the shared connection");
+    assert!(!redis.uses_own_connection(), "this thread adopted none");
+
+    // A thread of its own with a single-threaded runtime, as an HTTP worker has.
+    let on_worker = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            redis.adopt_thread().unwrap();
+            for _ in 0..500 {
+                if redis.uses_own_connection() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            assert!(redis.uses_own_connection(), "its own connection answered");
+            // Without the shared connection, a decision that took it would
+            // connect it again.
+            kill_client(&url, shared[0]).await;
+            let second = store
+                .check(&[check(client(30), 60, 2)], t0())
+                .await
+                .unwrap();
+            (second, client_ids(&url).await)
+        })
+    });
+    let (second, clients) = tokio::task::spawn_blocking(move || on_worker.join().unwrap())
+        .await
+        .unwrap();
+
+    // The same allowance (burst 2, now used up), decided over the thread's own
+    // connection: the shared one stayed closed.
+    assert!(matches!(
+        second.decisions[0],
+        Decision::Allowed { remaining: 0, .. }
+    ));
+    assert_eq!(
+        clients.len(),
+        1,
+        "only the thread's own connection: {clients:?}"
+    );
+}

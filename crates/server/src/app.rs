@@ -878,6 +878,7 @@ impl ApplicationBuilder {
         let mut state = AppState::new(services, pool, metrics, tasks.health());
         state.run_now = run_now;
         state.database_health = database_health;
+        state.redis = redis;
         if database.cluster.is_some() && settings.sample_data {
             load_sample_data_once(&state).await?;
             if sandbox_started {

@@ -50,6 +50,14 @@ pub fn serve(
                 "this worker takes shared database connections"
             );
         }
+        if let Some(redis) = &state.redis
+            && let Err(e) = redis.adopt_thread()
+        {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "this worker sends its Redis commands over the shared connection"
+            );
+        }
         App::new()
             .wrap(problem_body::middleware())
             .wrap(from_fn(rate_limit::middleware))

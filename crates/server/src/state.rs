@@ -72,6 +72,9 @@ pub struct AppState {
     pub database_health: Option<ordo_postgres::ClusterHealth>,
     /// Set once shutdown begins; `/readyz` answers 503 from then on.
     pub draining: Draining,
+    /// The shared Redis (`ORDO_REDIS_URL`), whose connections each HTTP worker
+    /// adopts; `None` without one.
+    pub redis: Option<ordo_redis::Redis>,
 }
 
 impl AppState {
@@ -126,6 +129,7 @@ impl AppState {
             tasks,
             database_health: None,
             draining: Draining::default(),
+            redis: None,
         }
     }
 }
