@@ -50,3 +50,38 @@ pub async fn settled(url: &str) -> anyhow::Result<(i64, Instant)> {
         at = Instant::now();
     }
 }
+
+/// Every hit stored so far, whatever its source.
+async fn stored(client: &tokio_postgres::Client) -> anyhow::Result<i64> {
+    let row = client
+        .query_one("SELECT count(*) FROM activity_hits", &[])
+        .await?;
+    Ok(row.get(0))
+}
+
+/// Brings the database to rest before a measured run: waits until the hits the
+/// server accepted are written (its activity writer flushes them after the load
+/// stops), then vacuums and analyses. Without it a run pays for the run before
+/// it — the writer's last batches, autovacuum of the rows just inserted, plans
+/// made before the seeded tables were analysed — at random, which swung a
+/// reference by a third between two runs of one binary.
+///
+/// # Errors
+/// When the database fails.
+pub async fn settle(url: &str) -> anyhow::Result<()> {
+    let client = connect(url).await?;
+    let mut last = stored(&client).await?;
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = stored(&client).await?;
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    client
+        .batch_execute("VACUUM (ANALYZE)")
+        .await
+        .context("vacuuming between runs")?;
+    Ok(())
+}

@@ -40,6 +40,12 @@ use crate::load::{LoadShape, Measurement};
 use crate::reference::ReferencePool;
 use crate::scenarios::{Scenario, Target};
 
+// The allocator `ordo` runs with (see its main.rs): this binary is also the
+// server it measures.
+#[cfg(unix)]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Load scenarios against Ordo, each with a reference measured in the same run.
 #[derive(Debug, Parser)]
 #[command(name = "ordo-bench", version)]
@@ -96,8 +102,10 @@ struct Cli {
     redis_url: Option<String>,
     /// Instead of the scenarios: the authenticated get-order load on 1 server,
     /// then on this many servers sharing the database, with the rate limits in
-    /// Redis (--redis-url, or a throw-away redis-server) and the load spread
-    /// round-robin; prints both side by side (goal: within 10 %).
+    /// Redis (--redis-url, or a throw-away redis-server) and the load generator's
+    /// connections dealt round-robin over them; prints both side by side (goal:
+    /// within 10 %), then the same pair with each server's limits in its own
+    /// memory (no coordination).
     #[arg(long, value_parser = clap::value_parser!(u16).range(2..=16))]
     instances: Option<u16>,
     /// Also write the results as JSON to this file.
@@ -369,6 +377,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut results = Vec::new();
     for scenario in scenarios {
         eprintln!("running {} …", scenario.name());
+        hits::settle(&database_url).await?;
         let batch_start = if scenario == Scenario::LogBatch {
             Some((hits::persisted(&database_url).await?, Instant::now()))
         } else {
@@ -396,6 +405,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             None => None,
         };
         let server_peak_rss_mib = server_pid.and_then(peak_rss_mib);
+        hits::settle(&database_url).await?;
         let reference = scenarios::run_reference(scenario, &target, shape).await;
         let ratio = if matches!(
             scenario,
@@ -477,8 +487,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `--instances N`: 1 and N servers side by side, then the rate-limit decision in
-/// each store.
+/// `--instances N`: 1 and N servers side by side, with the rate limits shared
+/// and each server's own, then the rate-limit decision in each store.
 async fn scale_out_mode(
     cli: &Cli,
     instances: u16,
