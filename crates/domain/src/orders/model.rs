@@ -97,7 +97,16 @@ impl OrderNumber {
         if day.len() != 8 || sequence.len() != 6 || !sequence.bytes().all(|b| b.is_ascii_digit()) {
             return Err(invalid());
         }
-        let day = NaiveDate::parse_from_str(day, "%Y%m%d").map_err(|_| invalid())?;
+        // By hand rather than `parse_from_str("%Y%m%d")`: a page of orders parses
+        // one number per order, and chrono's format strings are read anew each time.
+        if !day.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(invalid());
+        }
+        let digits =
+            |range: std::ops::Range<usize>| day[range].parse::<u32>().map_err(|_| invalid());
+        let year = i32::try_from(digits(0..4)?).map_err(|_| invalid())?;
+        let day =
+            NaiveDate::from_ymd_opt(year, digits(4..6)?, digits(6..8)?).ok_or_else(invalid)?;
         let sequence = sequence.parse().map_err(|_| invalid())?;
         Self::new(day, sequence).map_err(|_| invalid())
     }
@@ -115,7 +124,20 @@ impl OrderNumber {
 
 impl fmt::Display for OrderNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ORD-{}-{:06}", self.day.format("%Y%m%d"), self.sequence)
+        // As `%Y%m%d` writes it, without reading a format string per number.
+        let year = self.day.year();
+        if (0..=9999).contains(&year) {
+            write!(f, "ORD-{year:04}")?;
+        } else {
+            write!(f, "ORD-{year:+05}")?;
+        }
+        write!(
+            f,
+            "{:02}{:02}-{:06}",
+            self.day.month(),
+            self.day.day(),
+            self.sequence
+        )
     }
 }
 
@@ -535,6 +557,44 @@ mod tests {
         let number = OrderNumber::new(day, 42).expect("valid number");
         assert_eq!(number.to_string(), "ORD-20261121-000042");
         assert_eq!(OrderNumber::parse("ORD-20261121-000042"), Ok(number));
+    }
+
+    #[test]
+    fn an_order_number_writes_its_day_as_chrono_writes_y_m_d() {
+        for (year, month, day) in [
+            (2026, 1, 2),
+            (1, 12, 31),
+            (0, 2, 29),
+            (9999, 12, 31),
+            (10_000, 1, 1),
+            (-1, 6, 15),
+        ] {
+            let date = NaiveDate::from_ymd_opt(year, month, day).expect("valid date");
+            let number = OrderNumber::new(date, 7).expect("valid number");
+            assert_eq!(
+                number.to_string(),
+                format!("ORD-{}-000007", date.format("%Y%m%d")),
+                "{date}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_order_number_reads_every_valid_day_and_no_invalid_one() {
+        let leap = NaiveDate::from_ymd_opt(2028, 2, 29).expect("valid date");
+        assert_eq!(
+            OrderNumber::parse("ORD-20280229-000001").map(|n| n.day()),
+            Ok(leap)
+        );
+        for bad in [
+            "ORD-20270229-000001",
+            "ORD-20261100-000001",
+            "ORD-20261131-000001",
+            "ORD-2026+121-000001",
+            "ORD-2026 121-000001",
+        ] {
+            assert!(OrderNumber::parse(bad).is_err(), "{bad} should be refused");
+        }
     }
 
     #[test]
