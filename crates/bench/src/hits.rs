@@ -69,14 +69,23 @@ async fn stored(client: &tokio_postgres::Client) -> anyhow::Result<i64> {
 /// # Errors
 /// When the database fails.
 pub async fn settle(url: &str) -> anyhow::Result<()> {
+    // Quiet for two polls in a row (the writer flushes every 100 ms or so), and
+    // never longer than the deadline: against a server others load (`--url`) the
+    // hits may never stop.
+    const POLL: Duration = Duration::from_millis(250);
+    const DEADLINE: Duration = Duration::from_secs(30);
     let client = connect(url).await?;
+    let started = Instant::now();
     let mut last = stored(&client).await?;
-    loop {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        let now = stored(&client).await?;
-        if now == last {
+    let mut quiet = 0;
+    while quiet < 2 {
+        if started.elapsed() > DEADLINE {
+            eprintln!("hits still arriving after {DEADLINE:?}; measuring anyway");
             break;
         }
+        tokio::time::sleep(POLL).await;
+        let now = stored(&client).await?;
+        quiet = if now == last { quiet + 1 } else { 0 };
         last = now;
     }
     client

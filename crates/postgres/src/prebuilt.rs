@@ -41,9 +41,11 @@ impl SqlTemplate {
 
     /// The text with its placeholders `$1 … $n` back in place: what is sent.
     pub(crate) fn text(&self) -> String {
+        use std::fmt::Write as _;
         let mut text = self.pieces[0].clone();
         for (n, piece) in self.pieces[1..].iter().enumerate() {
-            text.push_str(&format!("${}{piece}", n + 1));
+            // Writing to a String cannot fail.
+            let _ = write!(text, "${}{piece}", n + 1);
         }
         text
     }

@@ -109,7 +109,8 @@ impl Redis {
     /// command hops to the thread driving it and its answer hops back. Connecting
     /// starts at once, as a task on the calling thread's runtime, and is tried
     /// again every second until Redis answers; until then the shared connection
-    /// serves. Without a runtime on the calling thread, nothing is adopted.
+    /// serves. Without a runtime on the calling thread, nothing is adopted;
+    /// adopting twice is a no-op.
     ///
     /// # Errors
     /// When the connection cannot be set up.
@@ -117,6 +118,11 @@ impl Redis {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return Ok(());
         };
+        // Adopting twice is a no-op: actix-web builds a worker's app again on the
+        // same thread when its service failed, and the connection it has works.
+        if ADOPTED.with(|adopted| adopted.borrow().contains_key(&self.id)) {
+            return Ok(());
+        }
         let connection = ConnectionManager::new_lazy_with_config(
             self.client.clone(),
             self.manager_config.clone(),

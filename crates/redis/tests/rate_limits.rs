@@ -304,7 +304,10 @@ async fn client_ids(url: &str) -> Vec<u64> {
         .query_async(&mut redis)
         .await
         .unwrap();
+    // A connection whose last command was CLIENT … is one of these helpers (the
+    // one `kill_client` used may not be closed yet), not the store's.
     list.lines()
+        .filter(|line| !line.contains(" cmd=client|"))
         .filter_map(|line| line.strip_prefix("id=")?.split(' ').next()?.parse().ok())
         .filter(|id| *id != asking)
         .collect()

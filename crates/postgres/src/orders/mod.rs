@@ -216,7 +216,8 @@ impl OrderRepository for PgOrderRepository {
                 // (pipelined on the one connection): one exchange with PostgreSQL
                 // instead of two. The lines by `order_id = $1`: a cheaper plan
                 // than `with_lines`'s `= ANY($1)` (the bench reference sends the
-                // same statements, the same way).
+                // same statements, the same way). An id no order has costs the
+                // lines' statement too, which finds nothing.
                 let (mut for_order, mut for_lines): (&AsyncPgConnection, &AsyncPgConnection) =
                     (&conn, &conn);
                 let (row, lines) = futures::join!(
