@@ -102,12 +102,15 @@ struct Cli {
     redis_url: Option<String>,
     /// Instead of the scenarios: the authenticated get-order load on 1 server,
     /// then on this many servers sharing the database, with the rate limits in
-    /// Redis (--redis-url, or a throw-away redis-server) and the load generator's
-    /// connections dealt round-robin over them; prints both side by side (goal:
-    /// within 10 %), then the same pair with each server's limits in its own
-    /// memory (no coordination).
+    /// Redis (--redis-url, or a throw-away redis-server) and the requests spread
+    /// over them (--spread); prints both side by side (goal: within 10 %), then
+    /// the same pair with each server's limits in its own memory (no
+    /// coordination).
     #[arg(long, value_parser = clap::value_parser!(u16).range(2..=16))]
     instances: Option<u16>,
+    /// With --instances: how the requests are spread over the servers.
+    #[arg(long, value_enum, default_value_t = scale_out::Spread::LeastBusy)]
+    spread: scale_out::Spread,
     /// Also write the results as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -502,6 +505,7 @@ async fn scale_out_mode(
         pool_size: cli.pool_size,
         data_key,
         redis_url: cli.redis_url.as_deref(),
+        spread: cli.spread,
         shape,
         data: Arc::new(data),
     };
@@ -519,10 +523,10 @@ async fn scale_out_mode(
         cli.warmup,
         cli.pool_size,
     );
-    scale_out::print(&runs);
+    scale_out::print(&runs, cli.spread);
     print_round_trips(&round_trips);
     if let Some(path) = &cli.json {
-        let report = serde_json::json!({"scale_out": runs, "rate_limit_round_trip": round_trips});
+        let report = serde_json::json!({"scale_out": runs, "spread": cli.spread, "rate_limit_round_trip": round_trips});
         std::fs::write(path, serde_json::to_string_pretty(&report)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }

@@ -1,8 +1,9 @@
 //! `--instances N`: what scaling out costs. The authenticated get-order load runs
 //! against one Ordo server, then against N servers on the same database, with the
 //! rate limits of both runs in one Redis (so each request pays the shared
-//! decision's round trip) and the load generator's connections dealt round-robin
-//! over the servers, as a load balancer spreads client connections. On one machine the N servers share the cores one had,
+//! decision's round trip) and the requests spread over the servers as `--spread`
+//! says: by default each to the server with the fewest in flight, as the
+//! balancer of `docker/haproxy.cfg` (`balance leastconn`) sends them. On one machine the N servers share the cores one had,
 //! so N cannot be faster; the goal is that coordination (Redis, the database's
 //! locks) does not make it slower: N within 10 % of 1.
 //!
@@ -20,6 +21,7 @@
 
 use std::process::Child;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ordo_redis::testing::RedisServer;
@@ -48,6 +50,68 @@ pub struct ScaleOutRun {
     pub get_order: Measurement,
 }
 
+/// How the load generator spreads its requests over the servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Spread {
+    /// Each request to the server with the fewest requests in flight, as a
+    /// balancer's least-connections rule sends it (`docker/haproxy.cfg`).
+    LeastBusy,
+    /// Each request to the next server in turn, whatever their load.
+    RoundRobin,
+    /// Each load worker keeps to one server (the workers dealt round-robin), as
+    /// when every client connection stays on the server it reached.
+    Pinned,
+}
+
+impl Spread {
+    /// How it reads in the table's title.
+    fn describe(self) -> &'static str {
+        match self {
+            Self::LeastBusy => "each request to the server with the fewest in flight",
+            Self::RoundRobin => "requests round-robin over the servers",
+            Self::Pinned => "each load worker pinned to one server",
+        }
+    }
+}
+
+/// Requests in flight per server, for [`Spread::LeastBusy`].
+#[derive(Debug)]
+struct InFlight(Vec<AtomicUsize>);
+
+impl InFlight {
+    /// The least busy server, ties going to the first from `start` on, counted as
+    /// busier by one until the returned guard is dropped.
+    fn take(self: &Arc<Self>, start: usize) -> (usize, InFlightGuard) {
+        let servers = self.0.len();
+        let chosen = (0..servers)
+            .map(|offset| (start + offset) % servers)
+            .min_by_key(|server| self.0[*server].load(Ordering::Relaxed))
+            .unwrap_or(0);
+        self.0[chosen].fetch_add(1, Ordering::Relaxed);
+        (
+            chosen,
+            InFlightGuard {
+                in_flight: self.clone(),
+                server: chosen,
+            },
+        )
+    }
+}
+
+/// One request counted in flight on `server`; dropped when it ends (or is
+/// abandoned at the end of a run).
+struct InFlightGuard {
+    in_flight: Arc<InFlight>,
+    server: usize,
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.in_flight.0[self.server].fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// What the comparison needs of the bench's setup.
 #[derive(Debug, Clone)]
 pub struct Setup<'a> {
@@ -59,6 +123,8 @@ pub struct Setup<'a> {
     pub data_key: &'a str,
     /// A Redis to share; a throw-away `redis-server` when `None`.
     pub redis_url: Option<&'a str>,
+    /// How the requests are spread over the servers.
+    pub spread: Spread,
     /// How hard and how long each run drives.
     pub shape: LoadShape,
     /// The seeded orders.
@@ -170,28 +236,33 @@ async fn measure(setup: &Setup<'_>, bases: Vec<String>) -> anyhow::Result<Measur
         .build()?;
     let bases = Arc::new(bases);
     let data = setup.data.clone();
+    let in_flight = Arc::new(InFlight(
+        bases.iter().map(|_| AtomicUsize::new(0)).collect(),
+    ));
+    let spread = setup.spread;
     Ok(drive(setup.shape, move |worker, n| {
         let (client, bases, data) = (client.clone(), bases.clone(), data.clone());
+        let turn = usize::try_from(n).unwrap_or(0).wrapping_add(worker);
+        let (server, counted) = match spread {
+            Spread::LeastBusy => {
+                let (server, guard) = in_flight.take(turn);
+                (server, Some(guard))
+            }
+            Spread::RoundRobin => (turn % bases.len(), None),
+            Spread::Pinned => (worker % bases.len(), None),
+        };
         async move {
-            // Each worker keeps to one server, the workers dealt round-robin, as a
-            // balancer spreads client connections: the N servers hold between them
-            // the connections the one held. Spread per request instead, every
-            // worker held a connection to each server, N times as many, each 1/N
-            // as busy, and the run measured that fan-out (3 ÷ 1 was 0.77–0.82
-            // where this gives 0.92–0.95).
-            let base = &bases[worker % bases.len()];
+            let _counted = counted;
             let id = pick(&data.orders, worker, n);
-            get_ok(&client, &format!("{base}/v1/orders/{id}")).await
+            get_ok(&client, &format!("{}/v1/orders/{id}", bases[server])).await
         }
     })
     .await)
 }
 
 /// Prints the runs side by side, each against the single server's.
-pub fn print(runs: &[ScaleOutRun]) {
-    println!(
-        "scale-out: get-order, the load generator's connections dealt round-robin over the servers"
-    );
+pub fn print(runs: &[ScaleOutRun], spread: Spread) {
+    println!("scale-out: get-order, {}", spread.describe());
     println!(
         "{:<10} {:>8} {:>6} {:>7} {:>9} {:>8} {:>8} {:>7} {:>16}",
         "instances",
@@ -252,7 +323,25 @@ pub fn print(runs: &[ScaleOutRun]) {
 
 #[cfg(test)]
 mod tests {
-    use super::Budget;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+
+    use super::{Budget, InFlight};
+
+    #[test]
+    fn least_busy_takes_the_server_with_fewest_in_flight_and_gives_it_back() {
+        let in_flight = Arc::new(InFlight((0..3).map(|_| AtomicUsize::new(0)).collect()));
+        // All idle: the tie goes to the server the caller starts at.
+        let (first, first_guard) = in_flight.take(1);
+        assert_eq!(first, 1);
+        let (second, _second_guard) = in_flight.take(1);
+        assert_eq!(second, 2, "server 1 is busier now");
+        let (third, _third_guard) = in_flight.take(1);
+        assert_eq!(third, 0);
+        drop(first_guard);
+        let (fourth, _fourth_guard) = in_flight.take(0);
+        assert_eq!(fourth, 1, "the request on server 1 has ended");
+    }
 
     #[test]
     fn one_server_keeps_the_whole_budget() {
