@@ -106,3 +106,43 @@ async fn with_redis_down_logins_are_refused_other_routes_served_and_both_recover
             .is_some()
     );
 }
+
+/// The clients connected to the Redis at `url`, besides the one asking.
+async fn redis_clients(url: &str) -> usize {
+    let mut redis = redis::Client::open(url)
+        .expect("a Redis URL")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis answers");
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut redis)
+        .await
+        .expect("CLIENT LIST");
+    list.lines().count() - 1
+}
+
+#[tokio::test]
+async fn each_http_worker_decides_over_a_redis_connection_of_its_own() {
+    let Some(redis) = RedisServer::start_or_skip("each_http_worker") else {
+        return;
+    };
+    // The harness runs two HTTP workers: with the shared connection, three.
+    let app = spawn_app().with_redis(&redis).await;
+    let mut clients = 0;
+    for _ in 0..500 {
+        clients = redis_clients(redis.url()).await;
+        if clients == 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(clients, 3, "the shared connection and one per worker");
+
+    let reply = app.get("/v1/auth/me").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(
+        reply.header("ratelimit-remaining").is_some(),
+        "the request was checked against its limit in Redis"
+    );
+}
