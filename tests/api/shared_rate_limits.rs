@@ -2,8 +2,12 @@
 //! grant a caller one allowance between them, and an unreachable Redis refuses
 //! logins while every other route is served.
 
+use std::sync::Arc;
+
 use futures::future::join_all;
-use ordo_api_tests::{RedisServer, Reply, STAFF_EMAIL, TEST_PASSWORD, api_key_client, spawn_app};
+use ordo_api_tests::{
+    ManualClock, RedisServer, Reply, STAFF_EMAIL, TEST_PASSWORD, api_key_client, spawn_app,
+};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -15,10 +19,22 @@ async fn two_instances_on_one_redis_grant_a_client_its_burst_once_between_them()
     let Some(redis) = RedisServer::start_or_skip("two_instances_on_one_redis") else {
         return;
     };
-    let first = spawn_app().as_admin().with_redis(&redis).await;
+    // One frozen instant for both instances. A decision's remaining figure comes
+    // from its own instant, and each HTTP worker sends its decisions over its own
+    // connection, so two taken microseconds apart can reach Redis in the other
+    // order: the later-taken decided first leaves the earlier one a figure one
+    // lower (13, 13 instead of 13, 14). The allowance is exact either way; this
+    // test counts units, so it takes time out.
+    let clock = ManualClock::at(chrono::Utc::now());
+    let first = spawn_app()
+        .as_admin()
+        .with_clock(Arc::new(clock.clone()))
+        .with_redis(&redis)
+        .await;
     let second = spawn_app()
         .sharing_database_of(&first)
         .anonymous()
+        .with_clock(Arc::new(clock))
         .with_redis(&redis)
         .await;
     let registered = first
