@@ -3,9 +3,10 @@
 //! rate limits of both runs in one Redis (so each request pays the shared
 //! decision's round trip) and the requests spread over the servers as `--spread`
 //! says: by default each to the server with the fewest in flight, as the
-//! balancer of `docker/haproxy.cfg` (`balance leastconn`) sends them. On one machine the N servers share the cores one had,
-//! so N cannot be faster; the goal is that coordination (Redis, the database's
-//! locks) does not make it slower: N within 10 % of 1.
+//! balancer of `docker/haproxy.cfg` (`balance leastconn`) sends them. On one
+//! machine the N servers share the cores one had, so N cannot be faster; the goal
+//! is that coordination (Redis, the database's locks) does not make it slower: N
+//! within 10 % of 1.
 //!
 //! The same pair then runs again with each server's rate limits in its own memory
 //! (no coordination, so the limits do not hold across servers: a control, not a
