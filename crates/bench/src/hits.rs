@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio_postgres::NoTls;
+use tokio_postgres::types::ToSql;
 
 /// The endpoint of the hits `log-batch` sends, to count them apart.
 pub const BATCH_ENDPOINT: &str = "/bench/batch";
@@ -17,19 +18,62 @@ async fn connect(url: &str) -> anyhow::Result<tokio_postgres::Client> {
     Ok(client)
 }
 
+/// Counts the `log-batch` hits stored so far.
+const BATCH_HITS: &str =
+    "SELECT count(*) FROM activity_hits WHERE source = 'reported' AND endpoint = $1";
+
+/// Counts every hit stored so far, whatever its source.
+const ALL_HITS: &str = "SELECT count(*) FROM activity_hits";
+
+/// How often a count is read again while waiting for it to stop growing.
+const POLL: Duration = Duration::from_millis(250);
+
+/// A count statement with its parameters.
+type Count<'a> = (&'a str, &'a [&'a (dyn ToSql + Sync)]);
+
+async fn count(client: &tokio_postgres::Client, (sql, params): Count<'_>) -> anyhow::Result<i64> {
+    Ok(client.query_one(sql, params).await?.get(0))
+}
+
+/// Reads the count every [`POLL`] until it has stayed the same for `quiet`
+/// reads in a row, or `deadline` has passed: the last count and when it last
+/// changed.
+async fn until_still(
+    client: &tokio_postgres::Client,
+    counted: Count<'_>,
+    quiet: u32,
+    deadline: Option<Duration>,
+) -> anyhow::Result<(i64, Instant)> {
+    let started = Instant::now();
+    let mut last = count(client, counted).await?;
+    let mut changed_at = started;
+    let mut unchanged = 0;
+    while unchanged < quiet {
+        if let Some(deadline) = deadline
+            && started.elapsed() > deadline
+        {
+            eprintln!("hits still arriving after {deadline:?}; measuring anyway");
+            break;
+        }
+        tokio::time::sleep(POLL).await;
+        let now = count(client, counted).await?;
+        if now == last {
+            unchanged += 1;
+        } else {
+            unchanged = 0;
+            last = now;
+            changed_at = Instant::now();
+        }
+    }
+    Ok((last, changed_at))
+}
+
 /// The `log-batch` hits stored so far.
 ///
 /// # Errors
 /// When the database fails.
 pub async fn persisted(url: &str) -> anyhow::Result<i64> {
-    let client = connect(url).await?;
-    let row = client
-        .query_one(
-            "SELECT count(*) FROM activity_hits WHERE source = 'reported' AND endpoint = $1",
-            &[&BATCH_ENDPOINT],
-        )
-        .await?;
-    Ok(row.get(0))
+    count(&connect(url).await?, (BATCH_HITS, &[&BATCH_ENDPOINT])).await
 }
 
 /// Waits until the `log-batch` hits stop growing (the writer has written what it
@@ -38,25 +82,13 @@ pub async fn persisted(url: &str) -> anyhow::Result<i64> {
 /// # Errors
 /// When the database fails.
 pub async fn settled(url: &str) -> anyhow::Result<(i64, Instant)> {
-    let mut last = persisted(url).await?;
-    let mut at = Instant::now();
-    loop {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        let now = persisted(url).await?;
-        if now == last {
-            return Ok((now, at));
-        }
-        last = now;
-        at = Instant::now();
-    }
-}
-
-/// Every hit stored so far, whatever its source.
-async fn stored(client: &tokio_postgres::Client) -> anyhow::Result<i64> {
-    let row = client
-        .query_one("SELECT count(*) FROM activity_hits", &[])
-        .await?;
-    Ok(row.get(0))
+    until_still(
+        &connect(url).await?,
+        (BATCH_HITS, &[&BATCH_ENDPOINT]),
+        1,
+        None,
+    )
+    .await
 }
 
 /// Brings the database to rest before a measured run: waits until the hits the
@@ -69,25 +101,11 @@ async fn stored(client: &tokio_postgres::Client) -> anyhow::Result<i64> {
 /// # Errors
 /// When the database fails.
 pub async fn settle(url: &str) -> anyhow::Result<()> {
-    // Quiet for two polls in a row (the writer flushes every 100 ms or so), and
+    // Quiet for two reads in a row (the writer flushes every 100 ms or so), and
     // never longer than the deadline: against a server others load (`--url`) the
     // hits may never stop.
-    const POLL: Duration = Duration::from_millis(250);
-    const DEADLINE: Duration = Duration::from_secs(30);
     let client = connect(url).await?;
-    let started = Instant::now();
-    let mut last = stored(&client).await?;
-    let mut quiet = 0;
-    while quiet < 2 {
-        if started.elapsed() > DEADLINE {
-            eprintln!("hits still arriving after {DEADLINE:?}; measuring anyway");
-            break;
-        }
-        tokio::time::sleep(POLL).await;
-        let now = stored(&client).await?;
-        quiet = if now == last { quiet + 1 } else { 0 };
-        last = now;
-    }
+    until_still(&client, (ALL_HITS, &[]), 2, Some(Duration::from_secs(30))).await?;
     client
         .batch_execute("VACUUM (ANALYZE)")
         .await
