@@ -226,10 +226,10 @@ impl Budget {
 
 async fn measure(setup: &Setup<'_>, bases: Vec<String>) -> anyhow::Result<Measurement> {
     let token = crate::login(&bases[0], crate::BENCH_EMAIL).await?;
+    let (name, value) =
+        crate::http1::credential(reqwest::header::AUTHORIZATION, &format!("Bearer {token}"))?;
     let mut headers = reqwest::header::HeaderMap::new();
-    let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))?;
-    value.set_sensitive(true);
-    headers.insert(reqwest::header::AUTHORIZATION, value);
+    headers.insert(name, value);
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(setup.shape.concurrency * 2)
         .timeout(Duration::from_secs(30))
