@@ -97,8 +97,11 @@ impl Redis {
     /// # Errors
     /// When it does not, within the timeout.
     pub async fn ping(&self) -> anyhow::Result<()> {
-        let mut connection = self.connection();
-        self.bounded(redis::cmd("PING").query_async::<()>(&mut connection))
+        self.ping_over(&mut self.connection()).await
+    }
+
+    async fn ping_over(&self, connection: &mut ConnectionManager) -> anyhow::Result<()> {
+        self.bounded(redis::cmd("PING").query_async::<()>(connection))
             .await
     }
 
@@ -129,19 +132,12 @@ impl Redis {
         )
         .context("setting up this thread's Redis connection")?;
         let ready = Arc::new(AtomicBool::new(false));
-        let mut warming = connection.clone();
-        let timeout = self.timeout;
-        let warmed = ready.clone();
+        let (redis, mut warming, warmed) = (self.clone(), connection.clone(), ready.clone());
         runtime.spawn(async move {
-            loop {
-                let ping = redis::cmd("PING");
-                let answered = tokio::time::timeout(timeout, ping.query_async::<()>(&mut warming));
-                if let Ok(Ok(())) = answered.await {
-                    warmed.store(true, Ordering::Release);
-                    return;
-                }
+            while redis.ping_over(&mut warming).await.is_err() {
                 tokio::time::sleep(ADOPT_RETRY).await;
             }
+            warmed.store(true, Ordering::Release);
         });
         ADOPTED.with(|adopted| {
             adopted
@@ -154,24 +150,23 @@ impl Redis {
     /// Whether commands sent from the calling thread go over a connection of its
     /// own: it [adopted](Self::adopt_thread) one, and that one has answered.
     pub fn uses_own_connection(&self) -> bool {
+        self.own_connection().is_some()
+    }
+
+    pub(crate) fn connection(&self) -> ConnectionManager {
+        self.own_connection()
+            .unwrap_or_else(|| self.connection.clone())
+    }
+
+    /// The calling thread's own connection, once it has answered.
+    fn own_connection(&self) -> Option<ConnectionManager> {
         ADOPTED.with(|adopted| {
             adopted
                 .borrow()
                 .get(&self.id)
-                .is_some_and(|own| own.ready.load(Ordering::Acquire))
+                .filter(|own| own.ready.load(Ordering::Acquire))
+                .map(|own| own.connection.clone())
         })
-    }
-
-    pub(crate) fn connection(&self) -> ConnectionManager {
-        ADOPTED
-            .with(|adopted| {
-                adopted
-                    .borrow()
-                    .get(&self.id)
-                    .filter(|own| own.ready.load(Ordering::Acquire))
-                    .map(|own| own.connection.clone())
-            })
-            .unwrap_or_else(|| self.connection.clone())
     }
 
     /// Runs `command`, failing when it takes longer than the timeout.
