@@ -72,7 +72,7 @@ async fn two_instances_on_one_redis_grant_a_client_its_burst_once_between_them()
         .map(|r| {
             r.header("ratelimit-remaining")
                 .and_then(|v| v.parse().ok())
-                .expect("RateLimit-Remaining")
+                .unwrap_or_else(|| panic!("RateLimit-Remaining on {r:?}"))
         })
         .collect();
     remaining.sort_unstable();

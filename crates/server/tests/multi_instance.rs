@@ -126,6 +126,11 @@ impl Instance {
             .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
             .env("DATABASE_URL", &database.url)
             .env("ORDO_REDIS_URL", redis.url())
+            // Production's 250 ms can pass for a decision of a debug build while the
+            // whole workspace's tests share the cores; the request would then be
+            // served unchecked (by design), and the burst test would count one too
+            // many.
+            .env("ORDO_REDIS_TIMEOUT_MS", "2000")
             .env(
                 "ORDO_JWT_SECRET",
                 "multi-instance-test-secret-of-32-bytes-or-more",
