@@ -14,6 +14,11 @@
 //! cost on these cores, and the difference between the two ratios is what the
 //! coordination costs.
 //!
+//! Each pair runs as 1, N, N, 1 and is compared mean against mean: whatever drifts
+//! during the runs (the database's caches warming, background work of the
+//! machine) then weighs on both sides alike, where 1-then-N would give it all to
+//! one side.
+//!
 //! So that the comparison is about coordination only, both sides get the same
 //! machine budget: the one server has a worker per core and the whole pool; the
 //! N servers split both between them (workers ÷ N, at least 1; pool ÷ N, at
@@ -152,7 +157,7 @@ pub async fn compare(setup: &Setup<'_>, instances: usize) -> anyhow::Result<Vec<
     let jwt_secret = ordo_server::app::random_secret();
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let mut runs = Vec::new();
-    for (count, shared_limits) in [(1, true), (instances, true), (1, false), (instances, false)] {
+    for (count, shared_limits) in run_order(instances) {
         let budget = Budget::split(cores, setup.pool_size, count);
         crate::hits::settle(setup.database_url).await?;
         eprintln!(
@@ -202,6 +207,27 @@ pub async fn compare(setup: &Setup<'_>, instances: usize) -> anyhow::Result<Vec<
         });
     }
     Ok(runs)
+}
+
+/// The runs in order: for limits in Redis, then in memory, 1, N, N, 1 servers
+/// (balanced, so that a drift over time favours neither side).
+fn run_order(instances: usize) -> Vec<(usize, bool)> {
+    [true, false]
+        .into_iter()
+        .flat_map(|shared| [1, instances, instances, 1].map(|count| (count, shared)))
+        .collect()
+}
+
+/// The mean req/s of the runs on `instances` servers with limits `shared` or not.
+fn mean_rate(runs: &[ScaleOutRun], instances: usize, shared: bool) -> Option<f64> {
+    let rates: Vec<f64> = runs
+        .iter()
+        .filter(|r| r.instances == instances && r.shared_limits == shared)
+        .map(|r| r.get_order.requests_per_second)
+        .collect();
+    #[allow(clippy::cast_precision_loss)] // a handful of runs
+    let mean = rates.iter().sum::<f64>() / rates.len() as f64;
+    (!rates.is_empty() && mean > 0.0).then_some(mean)
 }
 
 /// What each of `instances` servers gets of one server's machine budget.
@@ -276,15 +302,9 @@ pub fn print(runs: &[ScaleOutRun], spread: Spread) {
         "errors",
         "÷ 1 (goal)"
     );
-    let rate = |instances: usize, shared: bool| {
-        runs.iter()
-            .find(|r| r.instances == instances && r.shared_limits == shared)
-            .map(|r| r.get_order.requests_per_second)
-            .filter(|rps| *rps > 0.0)
-    };
     for run in runs {
         let m = &run.get_order;
-        let single = rate(1, run.shared_limits);
+        let single = mean_rate(runs, 1, run.shared_limits);
         let ratio = match single {
             Some(single) if run.instances > 1 && run.shared_limits => {
                 format!("{:.2} (≥{GOAL})", m.requests_per_second / single)
@@ -308,14 +328,15 @@ pub fn print(runs: &[ScaleOutRun], spread: Spread) {
         );
     }
     let many = runs.iter().map(|r| r.instances).max().unwrap_or(1);
-    let scaled = |shared: bool| match (rate(many, shared), rate(1, shared)) {
+    let scaled = |shared: bool| match (mean_rate(runs, many, shared), mean_rate(runs, 1, shared)) {
         (Some(many), Some(one)) => format!("{:.2}", many / one),
         _ => "-".to_owned(),
     };
     if many > 1 {
         println!(
-            "{many} ÷ 1: {} with the limits shared in Redis, {} with each server's own in memory \
-             (no coordination: what {many} processes instead of one cost on these cores)",
+            "{many} ÷ 1 (mean of two runs each): {} with the limits shared in Redis, {} with each \
+             server's own in memory (no coordination: what {many} processes instead of one cost \
+             on these cores)",
             scaled(true),
             scaled(false),
         );
@@ -327,7 +348,30 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::AtomicUsize;
 
-    use super::{Budget, InFlight};
+    use super::{Budget, InFlight, run_order};
+
+    #[test]
+    fn each_pair_runs_balanced_so_that_a_drift_favours_neither_side() {
+        let order = run_order(3);
+        for shared in [true, false] {
+            let positions = |count: usize| -> Vec<usize> {
+                order
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, run)| **run == (count, shared))
+                    .map(|(position, _)| position)
+                    .collect()
+            };
+            let (one, three) = (positions(1), positions(3));
+            assert_eq!((one.len(), three.len()), (2, 2), "{order:?}");
+            assert_eq!(
+                one.iter().sum::<usize>(),
+                three.iter().sum::<usize>(),
+                "the same mean position: {order:?}"
+            );
+        }
+        assert_eq!(order.len(), 8);
+    }
 
     #[test]
     fn least_busy_takes_the_server_with_fewest_in_flight_and_gives_it_back() {
