@@ -1,7 +1,8 @@
 //! The Redis rate-limit store against a real `redis-server`: it decides exactly as
 //! the in-memory store does, atomically under concurrency, all-or-nothing across
-//! policies, with keys that expire, and it reports an unreachable Redis as the
-//! port's error rather than failing otherwise.
+//! policies, with keys that expire, and it reports an unreachable or silent Redis
+//! as the port's error (a silent one within the timeout) rather than failing
+//! otherwise.
 #![allow(clippy::unwrap_used)] // a panic is the failure report
 
 use std::sync::Arc;
@@ -267,6 +268,68 @@ async fn an_unreachable_redis_is_the_ports_error_and_a_restarted_one_is_used_aga
         outcome.decisions[0],
         Decision::Allowed { remaining: 9, .. }
     ));
+}
+
+#[tokio::test]
+async fn a_redis_that_stops_answering_is_the_ports_error_within_the_timeout_and_then_used_again() {
+    let Some(server) = RedisServer::start_or_skip("a_redis_that_stops_answering") else {
+        return;
+    };
+    let store = store_on(&server).await;
+    let limit = [check(client(45), 60, 10)];
+    assert!(store.check(&limit, t0()).await.unwrap().is_allowed());
+
+    // Connected but silent, as a Redis stuck on a slow command or behind a stalled
+    // network is: it holds every other client's commands for 3 s.
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(3_000)
+        .arg("ALL")
+        .query_async(&mut inspect(&server).await)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let error = store.check(&limit, t0()).await.unwrap_err();
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(400) && waited < Duration::from_millis(2_500),
+        "the store's 500 ms timeout decides, not Redis's pause: {waited:?}"
+    );
+    let chain: Vec<String> =
+        std::iter::successors(Some(&error as &(dyn std::error::Error + 'static)), |e| {
+            e.source()
+        })
+        .map(ToString::to_string)
+        .collect();
+    // The client's response timeout and the store's own bound are the same length;
+    // whichever fires first, the cause is the wait.
+    assert!(
+        chain
+            .iter()
+            .any(|cause| cause.contains("timed out") || cause.contains("did not answer")),
+        "{chain:?}"
+    );
+
+    // Once it answers again, so does the store, and each answer is its own: two
+    // decisions in a row take one unit each (an answer left over from the abandoned
+    // command would shift them).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let first = loop {
+        match store.check(&limit, t0()).await {
+            Ok(outcome) => break outcome,
+            Err(error) if std::time::Instant::now() < deadline => {
+                let _ = error;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(error) => panic!("Redis answers again but the store still fails: {error:#}"),
+        }
+    };
+    let second = store.check(&limit, t0()).await.unwrap();
+    let remaining = |outcome: &RateLimitOutcome| match outcome.decisions[0] {
+        Decision::Allowed { remaining, .. } => remaining,
+        Decision::Denied { .. } => panic!("denied: {outcome:?}"),
+    };
+    assert_eq!(remaining(&first) - 1, remaining(&second));
 }
 
 #[tokio::test]
