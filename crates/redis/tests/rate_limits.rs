@@ -230,6 +230,23 @@ async fn a_key_expires_a_second_after_its_allowance_is_whole_again() {
     );
 }
 
+/// The store's decision once Redis answers again, within five seconds.
+async fn check_once_redis_answers(
+    store: &RedisRateLimits,
+    limit: &[LimitCheck],
+) -> RateLimitOutcome {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match store.check(limit, t0()).await {
+            Ok(outcome) => return outcome,
+            Err(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(error) => panic!("Redis answers again but the store still fails: {error:#}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn an_unreachable_redis_is_the_ports_error_and_a_restarted_one_is_used_again() {
     let Some(mut server) = RedisServer::start_or_skip("an_unreachable_redis") else {
@@ -253,17 +270,7 @@ async fn an_unreachable_redis_is_the_ports_error_and_a_restarted_one_is_used_aga
     // An empty Redis on the same address: the connection comes back by itself,
     // and the script is loaded again where it is unknown.
     server.restart().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    let outcome: RateLimitOutcome = loop {
-        match store.check(&limit, t0()).await {
-            Ok(outcome) => break outcome,
-            Err(error) if std::time::Instant::now() < deadline => {
-                let _ = error;
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(error) => panic!("Redis is back but the store still fails: {error:#}"),
-        }
-    };
+    let outcome = check_once_redis_answers(&store, &limit).await;
     assert!(matches!(
         outcome.decisions[0],
         Decision::Allowed { remaining: 9, .. }
@@ -313,17 +320,7 @@ async fn a_redis_that_stops_answering_is_the_ports_error_within_the_timeout_and_
     // Once it answers again, so does the store, and each answer is its own: two
     // decisions in a row take one unit each (an answer left over from the abandoned
     // command would shift them).
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    let first = loop {
-        match store.check(&limit, t0()).await {
-            Ok(outcome) => break outcome,
-            Err(error) if std::time::Instant::now() < deadline => {
-                let _ = error;
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(error) => panic!("Redis answers again but the store still fails: {error:#}"),
-        }
-    };
+    let first = check_once_redis_answers(&store, &limit).await;
     let second = store.check(&limit, t0()).await.unwrap();
     let remaining = |outcome: &RateLimitOutcome| match outcome.decisions[0] {
         Decision::Allowed { remaining, .. } => remaining,
